@@ -1,0 +1,204 @@
+//! Wiring: config -> store -> one task per mailbox + the outbox; one
+//! shutdown token fanned out to every task (the mini-redis shape).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, MailboxKind};
+use crate::ingest::{self, Action, Incoming, Outcome};
+use crate::render::Renderer;
+use crate::store::Store;
+
+/// What every task shares.
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub renderer: Arc<Renderer>,
+    /// Wakes the outbox when something was queued; repeated wake-ups merge.
+    pub outbox_wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl Ctx {
+    pub fn new(config: Config) -> Result<Ctx> {
+        std::fs::create_dir_all(&config.desk.state_dir).with_context(|| {
+            format!("Creating the state directory {}", config.desk.state_dir.display())
+        })?;
+        let store = Store::open(&config.desk.state_dir.join("supportdesk.db"))?;
+        let renderer = Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
+        Ok(Ctx {
+            config: Arc::new(config),
+            store,
+            renderer: Arc::new(renderer),
+            outbox_wake: Arc::new(Notify::new()),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Prepares (CPU, in the caller's task) and commits (store thread) one message.
+    pub async fn ingest(&self, incoming: Incoming) -> Result<Outcome> {
+        let now = Utc::now();
+        let (mailbox, key) = (incoming.mailbox.clone(), incoming.source_key.clone());
+        let prepared = ingest::prepare(&self.config, incoming, now);
+        let (config, renderer) = (self.config.clone(), self.renderer.clone());
+        let outcome = self
+            .store
+            .call(move |conn| ingest::commit(conn, &config, &renderer, &prepared, now))
+            .await
+            .with_context(|| format!("Ingesting {mailbox} {key}"))?;
+        if outcome.action != Action::AlreadyDone {
+            tracing::info!(
+                mailbox = %mailbox,
+                key = %key,
+                ticket = outcome.ticket.as_deref().unwrap_or("-"),
+                action = outcome.action.as_str(),
+                ack = outcome.queued_ack,
+                "ingested"
+            );
+        }
+        if outcome.queued_ack {
+            self.outbox_wake.notify_one();
+        }
+        fault_point("after_commit");
+        Ok(outcome)
+    }
+}
+
+/// Test hook: `SUPPORTDESK_FAULT=after_commit` aborts the process right
+/// after a commit and before the source is marked, as a kill would.
+pub fn fault_point(name: &str) {
+    if let Ok(f) = std::env::var("SUPPORTDESK_FAULT")
+        && f == name
+    {
+        eprintln!("supportdesk: fault injection: aborting at {name}");
+        std::process::abort();
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PassSummary {
+    pub new_tickets: usize,
+    pub other: usize,
+    pub already_done: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// `run --once`: one pass over every mailbox, then deliver the outbox.
+pub async fn run_once(ctx: &Ctx) -> Result<PassSummary> {
+    let mut summary = PassSummary::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mb in ctx.config.mailboxes.clone() {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let r = match &mb.kind {
+                MailboxKind::Imap(s) => crate::mail::imap::pass_once(&ctx, &mb.name, s).await,
+                MailboxKind::Maildir { path, mark } => {
+                    crate::mail::maildir::pass(&ctx, &mb.name, path, *mark).await
+                }
+            };
+            (mb.name, r)
+        });
+    }
+    let mut first_err = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, r) = joined.context("A mailbox task panicked")?;
+        match r {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o.action {
+                        Action::NewTicket => summary.new_tickets += 1,
+                        Action::AlreadyDone => summary.already_done += 1,
+                        _ => summary.other += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(mailbox = %name, "{e:#}");
+                first_err.get_or_insert(e.context(format!("Mailbox {name}")));
+            }
+        }
+    }
+    let (sent, failed) = crate::mail::outbox::drain(ctx).await?;
+    summary.sent = sent;
+    summary.failed = failed;
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// The daemon: every mailbox in its own task, the outbox in another, until
+/// SIGTERM/SIGINT.
+pub async fn run(ctx: Ctx) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for mb in ctx.config.mailboxes.clone() {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            match &mb.kind {
+                MailboxKind::Imap(s) => crate::mail::imap::run(&ctx, &mb.name, s).await,
+                MailboxKind::Maildir { path, mark } => {
+                    crate::mail::maildir::run(&ctx, &mb.name, path, *mark).await
+                }
+            }
+        });
+    }
+    {
+        let ctx = ctx.clone();
+        tasks.spawn(async move { crate::mail::outbox::run(&ctx).await });
+    }
+    tracing::info!(mailboxes = ctx.config.mailboxes.len(), "supportdesk running");
+
+    let shutdown = ctx.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => tracing::error!("task ended: {e:#}"),
+                Some(Err(e)) => tracing::error!("task panicked: {e}"),
+            },
+            _ = ctx.shutdown.cancelled() => break,
+        }
+    }
+    // Tasks finish the message in hand; give them a bounded time.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+        tracing::warn!("tasks did not stop within 20s; aborting them");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

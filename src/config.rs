@@ -1,0 +1,793 @@
+//! The configuration file: raw TOML in, a checked `Config` out.
+//!
+//! Two phases, as in ripgrep and vector: serde reads the raw shape with
+//! `deny_unknown_fields` (syntax and schema errors carry their span), then
+//! `check` turns raw values into typed ones and reports every problem at
+//! once. Every problem names the file, line, column and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::problem::Problem;
+use crate::core::sla::{RawSla, SlaModel};
+use crate::core::triage::{RawTriage, TriageModel};
+
+pub const DEFAULT_PATH: &str = "/etc/supportdesk/supportdesk.toml";
+
+// ---------------------------------------------------------------- raw shape
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub priorities: Vec<String>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub desk: RawDesk,
+    #[serde(default)]
+    pub mailboxes: Vec<RawMailbox>,
+    pub outbox: RawOutbox,
+    pub sla: RawSla,
+    pub triage: RawTriage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDesk {
+    pub name: String,
+    /// From: of every mail the desk sends, e.g. "Acme Support <support@acme.test>".
+    pub address: String,
+    #[serde(default = "default_prefix")]
+    pub reference_prefix: String,
+    /// Database and attachments; relative paths are relative to the config file.
+    pub state_dir: String,
+    #[serde(default = "default_templates")]
+    pub templates_dir: String,
+    /// Messages larger than this are kept raw but not parsed.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+    /// Log filter, e.g. "info" or "supportdesk=debug"; RUST_LOG wins.
+    #[serde(default)]
+    pub log_level: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "SUP".into()
+}
+fn default_templates() -> String {
+    "templates".into()
+}
+fn default_max_message_bytes() -> u64 {
+    25 * 1024 * 1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailbox {
+    pub name: String,
+    pub kind: String,
+    // imap
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    #[serde(flatten)]
+    pub secret: RawSecret,
+    pub ca_file: Option<String>,
+    pub folder: Option<String>,
+    pub poll_interval: Option<String>,
+    pub idle: Option<bool>,
+    /// Folder to move processed messages into; default: flag them \Seen.
+    pub move_to: Option<String>,
+    // maildir
+    pub path: Option<String>,
+    /// Maildir: move handled files to cur/ with the Seen flag (default true).
+    pub mark: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    /// Name of a systemd credential (LoadCredential=), read from $CREDENTIALS_DIRECTORY.
+    pub password_credential: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    pub kind: String,
+    // smtp
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    #[serde(flatten)]
+    pub secret: RawSecret,
+    pub ca_file: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<String>,
+    // directory
+    pub path: Option<String>,
+}
+
+// ---------------------------------------------------------------- checked
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub priorities: Vec<String>,
+    pub categories: Vec<String>,
+    pub desk: Desk,
+    pub mailboxes: Vec<Mailbox>,
+    pub outbox: Outbox,
+    pub sla: SlaModel,
+    pub triage: TriageModel,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desk {
+    pub name: String,
+    pub address: lettre::message::Mailbox,
+    pub reference_prefix: String,
+    pub state_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub max_message_bytes: u64,
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Implicit,
+    StartTls,
+    /// Plain text; only accepted for loopback hosts.
+    None,
+}
+
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+    pub folder: String,
+    pub poll_interval: Duration,
+    pub idle: bool,
+    pub move_to: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailboxKind {
+    Imap(ImapSettings),
+    Maildir { path: PathBuf, mark: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub name: String,
+    pub kind: MailboxKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutboxKind {
+    Smtp(SmtpSettings),
+    /// Writes each message as an .eml file (demo, tests without SMTP).
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub kind: OutboxKind,
+    pub max_attempts: u32,
+}
+
+// ---------------------------------------------------------------- errors
+
+/// One problem, located in the file.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Located>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {} problem{}",
+            self.file.display(),
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            if p.line > 0 {
+                write!(f, "{}:{}:{}: ", self.file.display(), p.line, p.column)?;
+            } else {
+                write!(f, "{}: ", self.file.display())?;
+            }
+            if !p.key.is_empty() {
+                write!(f, "key `{}`: ", p.key)?;
+            }
+            writeln!(f, "{}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------- loading
+
+/// Reads and checks a config file. Credential files are read here, so a
+/// checked Config holds everything needed to run.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Located {
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
+    })?;
+    parse(path, &src)
+}
+
+pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let raw: RawConfig = match toml::from_str(src) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(src, s.start))
+                .unwrap_or((0, 0));
+            let key = e.span().map(|s| key_at(src, s.start)).unwrap_or_default();
+            return Err(fail(vec![Located {
+                line,
+                column,
+                key,
+                message: e.message().trim().to_string(),
+            }]));
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    check(path, &base, &raw).map_err(|problems| {
+        fail(
+            problems
+                .into_iter()
+                .map(|p| locate(src, p))
+                .collect::<Vec<_>>(),
+        )
+    })
+}
+
+fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut problem = |path: &[&str], message: String| {
+        problems.push(Problem {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            message,
+        })
+    };
+
+    check_ids(&raw.priorities, "priorities", &mut problem);
+    check_ids(&raw.categories, "categories", &mut problem);
+
+    // desk
+    let d = &raw.desk;
+    let address = match d.address.parse::<lettre::message::Mailbox>() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            problem(
+                &["desk", "address"],
+                format!("not an email address ({e}); expected e.g. \"Support <support@example.com>\""),
+            );
+            None
+        }
+    };
+    if d.reference_prefix.is_empty()
+        || !d
+            .reference_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
+    {
+        problem(
+            &["desk", "reference_prefix"],
+            "expected letters and digits only, e.g. \"SUP\"".into(),
+        );
+    }
+    let templates_dir = base.join(&d.templates_dir);
+    if !templates_dir.is_dir() {
+        problem(
+            &["desk", "templates_dir"],
+            format!("{} is not a directory", templates_dir.display()),
+        );
+    }
+    if let Some(level) = &d.log_level
+        && level.parse::<tracing_subscriber::EnvFilter>().is_err()
+    {
+        problem(
+            &["desk", "log_level"],
+            format!("{level:?} is not a log filter; expected e.g. \"info\" or \"supportdesk=debug\""),
+        );
+    }
+
+    // mailboxes
+    let mut mailboxes = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, m) in raw.mailboxes.iter().enumerate() {
+        let idx = i.to_string();
+        let at = |key: &'static str| -> [String; 3] { ["mailboxes".into(), idx.clone(), key.into()] };
+        let mut p = |key: &'static str, msg: String| {
+            let path = at(key);
+            problem(&[&path[0], &path[1], &path[2]], msg)
+        };
+        if m.name.is_empty() || m.name.len() > 64 {
+            p("name", "expected a short non-empty name".into());
+        }
+        if !names.insert(m.name.clone()) {
+            p("name", format!("mailbox name {:?} is used twice", m.name));
+        }
+        match m.kind.as_str() {
+            "imap" => {
+                let host = m.host.clone().unwrap_or_default();
+                if host.is_empty() {
+                    p("host", "an imap mailbox needs a host".into());
+                }
+                let tls = match m.tls.as_deref().unwrap_or("implicit") {
+                    "implicit" => Tls::Implicit,
+                    "starttls" => Tls::StartTls,
+                    other => {
+                        p("tls", format!("unknown tls mode {other:?}; expected \"implicit\" or \"starttls\""));
+                        Tls::Implicit
+                    }
+                };
+                let port = m.port.unwrap_or(if tls == Tls::Implicit { 993 } else { 143 });
+                let username = m.username.clone().unwrap_or_default();
+                if username.is_empty() {
+                    p("username", "an imap mailbox needs a username".into());
+                }
+                let password = match read_secret(base, &m.secret) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => {
+                        p("password_file", "an imap mailbox needs password_file, password_credential or password".into());
+                        Secret(String::new())
+                    }
+                    Err((key, msg)) => {
+                        p(key, msg);
+                        Secret(String::new())
+                    }
+                };
+                let ca_file = m.ca_file.as_ref().map(|f| base.join(f));
+                if let Some(ca) = &ca_file
+                    && !ca.is_file()
+                {
+                    p("ca_file", format!("{} is not a readable file", ca.display()));
+                }
+                let poll_interval = match parse_duration(m.poll_interval.as_deref().unwrap_or("60s")) {
+                    Some(d) if d >= Duration::from_secs(1) => d,
+                    _ => {
+                        p("poll_interval", "expected a duration of at least 1s, e.g. \"30s\", \"5m\"".into());
+                        Duration::from_secs(60)
+                    }
+                };
+                for key in ["path"] {
+                    if m.path.is_some() {
+                        p(key, "`path` is for maildir mailboxes".into());
+                    }
+                }
+                mailboxes.push(Mailbox {
+                    name: m.name.clone(),
+                    kind: MailboxKind::Imap(ImapSettings {
+                        host,
+                        port,
+                        tls,
+                        username,
+                        password,
+                        ca_file,
+                        folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
+                        poll_interval,
+                        idle: m.idle.unwrap_or(true),
+                        move_to: m.move_to.clone(),
+                    }),
+                });
+            }
+            "maildir" => {
+                let Some(path) = &m.path else {
+                    p("path", "a maildir mailbox needs a path".into());
+                    continue;
+                };
+                let path = base.join(path);
+                if !path.join("new").is_dir() || !path.join("cur").is_dir() {
+                    p("path", format!("{} is not a Maildir (no new/ and cur/)", path.display()));
+                }
+                for (key, set) in [("host", m.host.is_some()), ("username", m.username.is_some()), ("move_to", m.move_to.is_some())] {
+                    if set {
+                        p(key, "not used by a maildir mailbox".into());
+                    }
+                }
+                mailboxes.push(Mailbox {
+                    name: m.name.clone(),
+                    kind: MailboxKind::Maildir {
+                        path,
+                        mark: m.mark.unwrap_or(true),
+                    },
+                });
+            }
+            other => p("kind", format!("unknown mailbox kind {other:?}; expected \"imap\" or \"maildir\"")),
+        }
+    }
+
+    // outbox
+    let o = &raw.outbox;
+    let max_attempts = o.max_attempts.unwrap_or(10);
+    if max_attempts == 0 {
+        problem(&["outbox", "max_attempts"], "expected at least 1".into());
+    }
+    let outbox_kind = match o.kind.as_str() {
+        "smtp" => {
+            let host = o.host.clone().unwrap_or_default();
+            if host.is_empty() {
+                problem(&["outbox", "host"], "an smtp outbox needs a host".into());
+            }
+            let tls = match o.tls.as_deref().unwrap_or("starttls") {
+                "implicit" => Tls::Implicit,
+                "starttls" => Tls::StartTls,
+                "none" => {
+                    if !is_loopback(&host) {
+                        problem(&["outbox", "tls"], "tls = \"none\" is only allowed for a loopback host".into());
+                    }
+                    Tls::None
+                }
+                other => {
+                    problem(&["outbox", "tls"], format!("unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""));
+                    Tls::StartTls
+                }
+            };
+            let port = o.port.unwrap_or(match tls {
+                Tls::Implicit => 465,
+                Tls::StartTls => 587,
+                Tls::None => 25,
+            });
+            let password = match read_secret(base, &o.secret) {
+                Ok(s) => s,
+                Err((key, msg)) => {
+                    problem(&["outbox", key], msg);
+                    None
+                }
+            };
+            if o.username.is_some() != password.is_some() {
+                problem(&["outbox", "username"], "username and a password go together".into());
+            }
+            let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
+            if let Some(ca) = &ca_file
+                && !ca.is_file()
+            {
+                problem(&["outbox", "ca_file"], format!("{} is not a readable file", ca.display()));
+            }
+            let timeout = match parse_duration(o.timeout.as_deref().unwrap_or("30s")) {
+                Some(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    problem(&["outbox", "timeout"], "expected a duration of at least 1s".into());
+                    Duration::from_secs(30)
+                }
+            };
+            Some(OutboxKind::Smtp(SmtpSettings {
+                host,
+                port,
+                tls,
+                username: o.username.clone(),
+                password,
+                ca_file,
+                timeout,
+            }))
+        }
+        "directory" => match &o.path {
+            Some(p) => Some(OutboxKind::Directory(base.join(p))),
+            None => {
+                problem(&["outbox", "path"], "a directory outbox needs a path".into());
+                None
+            }
+        },
+        other => {
+            problem(&["outbox", "kind"], format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""));
+            None
+        }
+    };
+
+    let sla = SlaModel::from_raw(&raw.sla, &raw.priorities, &raw.categories)
+        .map_err(|ps| problems.extend(ps))
+        .ok();
+    let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
+        .map_err(|ps| problems.extend(ps))
+        .ok();
+
+    if let Some(triage) = &triage {
+        let lang = triage.default_language();
+        let t = templates_dir.join(format!("ack.{lang}.txt"));
+        if templates_dir.is_dir() && !t.is_file() {
+            problems.push(Problem {
+                path: vec!["desk".into(), "templates_dir".into()],
+                message: format!(
+                    "no acknowledgement template for the default language {lang:?}: {} is missing",
+                    t.display()
+                ),
+            });
+        }
+    }
+
+    match (address, outbox_kind, sla, triage) {
+        (Some(address), Some(kind), Some(sla), Some(triage)) if problems.is_empty() => Ok(Config {
+            file: file.to_path_buf(),
+            priorities: raw.priorities.clone(),
+            categories: raw.categories.clone(),
+            desk: Desk {
+                name: d.name.clone(),
+                address,
+                reference_prefix: d.reference_prefix.clone(),
+                state_dir: base.join(&d.state_dir),
+                templates_dir,
+                max_message_bytes: d.max_message_bytes,
+                log_level: d.log_level.clone(),
+            },
+            mailboxes,
+            outbox: Outbox { kind, max_attempts },
+            sla,
+            triage,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn check_ids(ids: &[String], key: &str, problem: &mut impl FnMut(&[&str], String)) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let idx = i.to_string();
+        if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
+            problem(&[key, &idx], format!("{id:?} is not a valid id (non-empty, no spaces)"));
+        }
+        if !seen.insert(id) {
+            problem(&[key, &idx], format!("{id:?} is listed twice"));
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Reads a secret from, in order: a systemd credential, a file, the inline value.
+fn read_secret(base: &Path, s: &RawSecret) -> Result<Option<Secret>, (&'static str, String)> {
+    if let Some(name) = &s.password_credential {
+        let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+            return Err((
+                "password_credential",
+                "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit, or password_file)".into(),
+            ));
+        };
+        let path = Path::new(&dir).join(name);
+        return read_secret_file(&path)
+            .map(Some)
+            .map_err(|m| ("password_credential", m));
+    }
+    if let Some(file) = &s.password_file {
+        let path = base.join(file);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.permissions().mode() & 0o004 != 0
+            {
+                return Err((
+                    "password_file",
+                    format!("{} is world-readable; chmod o-r it", path.display()),
+                ));
+            }
+        }
+        return read_secret_file(&path)
+            .map(Some)
+            .map_err(|m| ("password_file", m));
+    }
+    Ok(s.password.clone().map(Secret))
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let s = s.trim_end_matches(['\r', '\n']).to_string();
+    if s.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret(s))
+}
+
+/// "30s", "5m", "1h30m", "250ms", "2d".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest[..unit_len].trim();
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "sec" => Duration::from_secs(n),
+            "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(d)?;
+    }
+    Some(total)
+}
+
+// ---------------------------------------------------------------- locating
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// The key written at or before `offset` on its line, for serde errors.
+fn key_at(src: &str, offset: usize) -> String {
+    let offset = offset.min(src.len());
+    let start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let end = src[offset..].find('\n').map(|i| offset + i).unwrap_or(src.len());
+    let line = &src[start..end];
+    match line.split_once('=') {
+        Some((k, _)) => k.trim().to_string(),
+        None => line.trim().trim_matches(['[', ']']).to_string(),
+    }
+}
+
+/// Finds the span of a checked problem's key path in the document.
+fn locate(src: &str, p: Problem) -> Located {
+    let key = p.path.join(".");
+    let (line, column) = span_of(src, &p.path)
+        .map(|off| line_col(src, off))
+        .unwrap_or((0, 0));
+    Located {
+        line,
+        column,
+        key,
+        message: p.message,
+    }
+}
+
+fn span_of(src: &str, path: &[String]) -> Option<usize> {
+    use toml_edit::{ImDocument, Item, TableLike, Value};
+    enum Node<'a> {
+        Table(&'a dyn TableLike),
+        Item(&'a Item),
+        Value(&'a Value),
+    }
+    let doc = ImDocument::parse(src).ok()?;
+    let mut best: Option<usize> = None;
+    let mut node = Node::Table(doc.as_table());
+    for seg in path {
+        let table: Option<&dyn TableLike> = match &node {
+            Node::Table(t) => Some(*t),
+            Node::Item(i) => i.as_table_like(),
+            Node::Value(v) => v.as_inline_table().map(|t| t as &dyn TableLike),
+        };
+        let next = if let Some(t) = table {
+            let Some((k, v)) = t.get_key_value(seg) else { break };
+            if let Some(s) = k.span() {
+                best = Some(s.start);
+            }
+            Node::Item(v)
+        } else {
+            let Ok(i) = seg.parse::<usize>() else { break };
+            match &node {
+                Node::Item(Item::ArrayOfTables(a)) => match a.get(i) {
+                    Some(t) => {
+                        if let Some(s) = t.span() {
+                            best = Some(s.start);
+                        }
+                        Node::Table(t)
+                    }
+                    None => break,
+                },
+                Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)) => match a.get(i) {
+                    Some(v) => {
+                        if let Some(s) = v.span() {
+                            best = Some(s.start);
+                        }
+                        Node::Value(v)
+                    }
+                    None => break,
+                },
+                _ => break,
+            }
+        };
+        node = next;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn line_and_column() {
+        let src = "a = 1\n[desk]\nname = 2\n";
+        assert_eq!(line_col(src, src.find("name").unwrap()), (3, 1));
+        assert_eq!(key_at(src, src.find('2').unwrap()), "name");
+        let off = span_of(src, &["desk".into(), "name".into()]).unwrap();
+        assert_eq!(line_col(src, off), (3, 1));
+    }
+}

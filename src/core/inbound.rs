@@ -1,0 +1,285 @@
+//! Parsing a raw message into supportdesk's own type.
+//!
+//! Owns the boundary with mail-parser: everything downstream (triage,
+//! threading, storage) sees `ParsedMail`, never mail-parser's borrowed tree.
+//! Parsing never panics and never drops bytes: on failure the caller keeps
+//! the raw message and records the error.
+
+use chrono::{DateTime, Utc};
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// Hard limits that keep one hostile message from costing unbounded memory
+/// downstream. The raw bytes are always kept in full by the caller.
+const MAX_ADDRESSES: usize = 500;
+const MAX_SUBJECT_CHARS: usize = 2_000;
+const MAX_TEXT_BYTES: usize = 1_000_000;
+const MAX_HEADER_VALUE_CHARS: usize = 4_000;
+const MAX_REFERENCES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub name: Option<String>,
+    /// Lowercased.
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    /// "type/subtype", lowercased.
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMail {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    pub from: Option<Address>,
+    pub reply_to: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    /// Decoded (RFC 2047); "" when absent.
+    pub subject: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The sender's Date header. Informational only: received time is the
+    /// server's arrival time, never this.
+    pub date: Option<DateTime<Utc>>,
+    /// Text body; HTML converted to text when there is no text part.
+    pub text: String,
+    /// Every top-level header: (name as written, unfolded value).
+    pub headers: Vec<(String, String)>,
+    /// Top-level "type/subtype", lowercased.
+    pub content_type: Option<String>,
+    /// The report-type parameter, lowercased, when present.
+    pub report_type: Option<String>,
+    /// None when the header is absent; Some("") for `<>`.
+    pub return_path: Option<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+impl ParsedMail {
+    /// First value of a header, case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every Message-ID this message points at: In-Reply-To first, then
+    /// References from the newest.
+    pub fn referenced_ids(&self) -> impl Iterator<Item = &str> {
+        self.in_reply_to
+            .iter()
+            .chain(self.references.iter().rev())
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("empty message")]
+    Empty,
+    #[error("not a parsable RFC 5322 message")]
+    Unparsable,
+}
+
+pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::Unparsable)?;
+    if msg.headers().is_empty() {
+        return Err(ParseError::Unparsable);
+    }
+
+    let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(to_address);
+    let all = |a: Option<&mail_parser::Address>| -> Vec<Address> {
+        a.map(|a| a.iter().filter_map(to_address).take(MAX_ADDRESSES).collect())
+            .unwrap_or_default()
+    };
+
+    let headers = msg
+        .headers_raw()
+        .map(|(n, v)| (n.to_string(), unfold(v)))
+        .collect::<Vec<_>>();
+
+    let (content_type, report_type) = match msg.content_type() {
+        Some(ct) => {
+            let full = match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            }
+            .to_ascii_lowercase();
+            (
+                Some(full),
+                ct.attribute("report-type").map(|s| s.to_ascii_lowercase()),
+            )
+        }
+        None => (None, None),
+    };
+
+    let return_path = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Return-Path"))
+        .map(|(_, v)| v.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string());
+
+    let mut text = match msg.body_text(0) {
+        Some(t) => t.into_owned(),
+        None => msg.body_html(0).map(|h| h.into_owned()).unwrap_or_default(),
+    };
+    truncate_bytes(&mut text, MAX_TEXT_BYTES);
+
+    let attachments = msg
+        .attachments()
+        .map(|part| Attachment {
+            filename: part.attachment_name().map(|s| truncate_chars(s, 255)),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase(),
+            content: part.contents().to_vec(),
+        })
+        .collect();
+
+    Ok(ParsedMail {
+        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
+        from: first(msg.from()),
+        reply_to: first(msg.reply_to()),
+        to: all(msg.to()),
+        cc: all(msg.cc()),
+        subject: msg
+            .subject()
+            .map(|s| truncate_chars(s, MAX_SUBJECT_CHARS))
+            .unwrap_or_default(),
+        in_reply_to: id_list(msg.in_reply_to()),
+        references: id_list(msg.references()),
+        date: msg
+            .date()
+            .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0)),
+        text,
+        headers: headers
+            .into_iter()
+            .map(|(n, v)| (n, truncate_chars(&v, MAX_HEADER_VALUE_CHARS)))
+            .collect(),
+        content_type,
+        report_type,
+        return_path,
+        attachments,
+    })
+}
+
+fn to_address(a: &mail_parser::Addr) -> Option<Address> {
+    let email = a.address()?.trim().to_lowercase();
+    if email.is_empty() {
+        return None;
+    }
+    Some(Address {
+        name: a
+            .name()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+        email,
+    })
+}
+
+fn id_list(v: &mail_parser::HeaderValue) -> Vec<String> {
+    v.as_text_list()
+        .map(|l| {
+            l.iter()
+                .map(|s| clean_id(s))
+                .filter(|s| !s.is_empty())
+                .take(MAX_REFERENCES)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn clean_id(s: &str) -> String {
+    truncate_chars(s.trim().trim_start_matches('<').trim_end_matches('>'), 500)
+}
+
+fn unfold(v: &str) -> String {
+    v.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+fn truncate_bytes(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut i = max;
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        s.truncate(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_fields_we_use() {
+        let raw = b"From: =?utf-8?q?Ren=C3=A9?= <Rene@Example.COM>\r\n\
+To: support@desk.test, other@desk.test\r\n\
+Cc: boss@example.com\r\n\
+Subject: =?iso-8859-1?q?Probl=E8me?= de sauvegarde\r\n\
+Message-ID: <abc@example.com>\r\n\
+In-Reply-To: <prev@desk.test>\r\n\
+References: <first@desk.test> <prev@desk.test>\r\n\
+Return-Path: <>\r\n\
+Date: Mon, 2 Nov 2026 10:00:00 +0100\r\n\
+\r\n\
+Bonjour, plus rien ne marche.\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.message_id.as_deref(), Some("abc@example.com"));
+        assert_eq!(m.from.as_ref().unwrap().email, "rene@example.com");
+        assert_eq!(m.from.as_ref().unwrap().name.as_deref(), Some("René"));
+        assert_eq!(m.to.len(), 2);
+        assert_eq!(m.cc[0].email, "boss@example.com");
+        assert_eq!(m.subject, "Problème de sauvegarde");
+        assert_eq!(m.in_reply_to, vec!["prev@desk.test"]);
+        assert_eq!(m.references, vec!["first@desk.test", "prev@desk.test"]);
+        assert_eq!(m.return_path.as_deref(), Some(""));
+        assert!(m.text.contains("plus rien ne marche"));
+        assert_eq!(
+            m.referenced_ids().collect::<Vec<_>>(),
+            vec!["prev@desk.test", "prev@desk.test", "first@desk.test"]
+        );
+    }
+
+    #[test]
+    fn html_only_becomes_text() {
+        let raw = b"From: a@b.c\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>world</b></p>";
+        let m = parse(raw).unwrap();
+        assert!(m.text.contains("Hello"));
+        assert!(!m.text.contains("<b>"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"  \r\n").unwrap_err(), ParseError::Empty);
+        for junk in [&b"\0\0\0\xff\xfe"[..], b"no colon here at all", b"\x00:\x00\r\n\r\n"] {
+            let _ = parse(junk);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! supportdesk: support mailboxes in, tickets with service levels out.
+//!
+//! A pure core (`core`: parsing, SLA calendars, triage, threading) inside
+//! an I/O shell (`mail`, `store`, `app`). The binary in main.rs is a thin
+//! CLI over this library, so integration tests drive the real thing.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod core;
+pub mod ingest;
+pub mod mail;
+pub mod render;
+pub mod store;

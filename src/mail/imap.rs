@@ -1,0 +1,385 @@
+//! IMAP mailbox source (async-imap over tokio-rustls).
+//!
+//! Owns one mailbox's connection: TLS (implicit or STARTTLS), login, the
+//! UIDVALIDITY/UID watermark kept in SQLite, fetching, and marking after
+//! commit. New mail is awaited with IDLE when the server offers it, or by
+//! polling. Connection failures back off exponentially with jitter and are
+//! logged once per state change, not once per retry.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use async_imap::Session;
+use chrono::Utc;
+use futures::TryStreamExt;
+use rand::Rng;
+use rusqlite::{OptionalExtension, params};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::app::Ctx;
+use crate::config::{ImapSettings, Tls};
+use crate::ingest::{Incoming, Outcome};
+use crate::mail::tls;
+
+type ImapSession = Session<TlsStream<TcpStream>>;
+
+const FETCH_BATCH: usize = 100;
+/// RFC 2177: re-issue IDLE at least every 29 minutes.
+const IDLE_MAX: Duration = Duration::from_secs(25 * 60);
+
+pub async fn connect(s: &ImapSettings) -> Result<ImapSession> {
+    let config = tls::client_config(s.ca_file.as_deref())?;
+    let tcp = tls::connect_tcp(&s.host, s.port).await?;
+    let stream = match s.tls {
+        Tls::Implicit => {
+            let stream = tls::handshake(config, &s.host, tcp).await?;
+            let mut client = async_imap::Client::new(stream);
+            read_greeting(&mut client).await?;
+            client
+        }
+        Tls::StartTls | Tls::None => {
+            let mut plain = async_imap::Client::new(tcp);
+            read_greeting(&mut plain).await?;
+            plain
+                .run_command_and_check_ok("STARTTLS", None)
+                .await
+                .context("STARTTLS refused")?;
+            let stream = tls::handshake(config, &s.host, plain.into_inner()).await?;
+            async_imap::Client::new(stream)
+        }
+    };
+    stream
+        .login(&s.username, s.password.expose())
+        .await
+        .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))
+}
+
+async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<()>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    match client.read_response().await.context("Reading the IMAP greeting")? {
+        Some(_) => Ok(()),
+        None => bail!("The IMAP server closed the connection before its greeting"),
+    }
+}
+
+/// `run --once`: connect, one pass, log out.
+pub async fn pass_once(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<Vec<Outcome>> {
+    let mut session = connect(s).await?;
+    let outcomes = poll(ctx, name, s, &mut session).await?;
+    let _ = session.logout().await;
+    Ok(outcomes)
+}
+
+/// The daemon loop for one mailbox.
+pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
+    let mut failures: u32 = 0;
+    let mut last_error: Option<String> = None;
+    while !ctx.shutdown.is_cancelled() {
+        let result = tokio::select! {
+            r = session_loop(ctx, name, s, &mut failures, &mut last_error) => r,
+            _ = ctx.shutdown.cancelled() => Ok(()),
+        };
+        let Err(e) = result else { continue };
+        let msg = format!("{e:#}");
+        if last_error.as_deref() != Some(msg.as_str()) {
+            tracing::warn!(mailbox = name, "IMAP unavailable: {msg}");
+            record_error(ctx, name, Some(msg.clone())).await;
+            last_error = Some(msg);
+        }
+        failures = failures.saturating_add(1);
+        let delay = backoff(failures);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    }
+    Ok(())
+}
+
+fn backoff(failures: u32) -> Duration {
+    let base = 1u64 << failures.min(8); // 2 s .. 256 s
+    let capped = base.min(300) as f64;
+    let jitter = rand::rng().random_range(0.5..1.0);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+async fn session_loop(
+    ctx: &Ctx,
+    name: &str,
+    s: &ImapSettings,
+    failures: &mut u32,
+    last_error: &mut Option<String>,
+) -> Result<()> {
+    let mut session = connect(s).await?;
+    let idle = s.idle
+        && session
+            .capabilities()
+            .await
+            .context("CAPABILITY")?
+            .has_str("IDLE");
+    loop {
+        poll(ctx, name, s, &mut session).await?;
+        if *failures > 0 || last_error.is_some() {
+            tracing::info!(mailbox = name, "IMAP connection restored");
+            *failures = 0;
+            *last_error = None;
+            record_error(ctx, name, None).await;
+        }
+        if ctx.shutdown.is_cancelled() {
+            let _ = session.logout().await;
+            return Ok(());
+        }
+        if idle {
+            let mut handle = session.idle();
+            handle.init().await.context("IDLE")?;
+            let (wait, stop) = handle.wait_with_timeout(IDLE_MAX);
+            let stopped = tokio::select! {
+                r = wait => { r.context("IDLE wait")?; false }
+                _ = ctx.shutdown.cancelled() => true,
+            };
+            drop(stop);
+            session = handle.done().await.context("IDLE DONE")?;
+            if stopped {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(s.poll_interval) => {}
+                _ = ctx.shutdown.cancelled() => {
+                    let _ = session.logout().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn record_error(ctx: &Ctx, name: &str, error: Option<String>) {
+    let name = name.to_string();
+    let _ = ctx
+        .store
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE mailbox_state SET last_error = ?2 WHERE mailbox = ?1",
+                params![name, error],
+            )?;
+            Ok(())
+        })
+        .await;
+}
+
+/// One pass: everything above the watermark, in UID order.
+async fn poll(ctx: &Ctx, name: &str, s: &ImapSettings, session: &mut ImapSession) -> Result<Vec<Outcome>> {
+    let mb = session
+        .select(&s.folder)
+        .await
+        .with_context(|| format!("SELECT {}", s.folder))?;
+    let uidvalidity = mb
+        .uid_validity
+        .ok_or_else(|| anyhow!("The server gave no UIDVALIDITY for {}", s.folder))?;
+
+    let n = name.to_string();
+    let (last_uid, unmarked) = ctx
+        .store
+        .call(move |conn| {
+            let state: Option<(u32, u32)> = conn
+                .query_row(
+                    "SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = ?1",
+                    [&n],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let last_uid = match state {
+                Some((v, last)) if v == uidvalidity => last,
+                Some(_) => {
+                    // A new UIDVALIDITY: every UID is new. Message-ID dedupe in
+                    // ingest keeps the mail already ticketed from being ticketed twice.
+                    tracing::warn!(mailbox = %n, uidvalidity, "UIDVALIDITY changed; rescanning");
+                    conn.execute(
+                        "UPDATE mailbox_state SET uidvalidity = ?2, last_uid = 0 WHERE mailbox = ?1",
+                        params![n, uidvalidity],
+                    )?;
+                    0
+                }
+                None => {
+                    conn.execute(
+                        "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES (?1, ?2, 0)",
+                        params![n, uidvalidity],
+                    )?;
+                    0
+                }
+            };
+            let mut stmt = conn.prepare(
+                "SELECT uid FROM messages WHERE mailbox = ?1 AND marked = 0 AND uidvalidity = ?2 AND uid IS NOT NULL",
+            )?;
+            let unmarked = stmt
+                .query_map(params![n, uidvalidity], |r| r.get::<_, u32>(0))?
+                .collect::<rusqlite::Result<Vec<u32>>>()?;
+            Ok((last_uid, unmarked))
+        })
+        .await?;
+
+    // Committed before a crash but never marked: mark them now.
+    if !unmarked.is_empty() {
+        mark(ctx, name, s, session, uidvalidity, &unmarked).await?;
+    }
+
+    let mut uids: Vec<u32> = session
+        .uid_search(format!("UID {}:*", last_uid.saturating_add(1)))
+        .await
+        .context("UID SEARCH")?
+        .into_iter()
+        .filter(|u| *u > last_uid)
+        .collect();
+    uids.sort_unstable();
+    drain_unsolicited(session);
+
+    let mut outcomes = Vec::with_capacity(uids.len());
+    for batch in uids.chunks(FETCH_BATCH) {
+        let set = uid_set(batch);
+        let fetched: Vec<(u32, Option<chrono::DateTime<Utc>>, Vec<u8>)> = {
+            let stream = session
+                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                .await
+                .context("UID FETCH")?;
+            stream
+                .try_filter_map(|f| async move {
+                    Ok(f.uid.map(|uid| {
+                        (
+                            uid,
+                            f.internal_date().map(|d| d.with_timezone(&Utc)),
+                            f.body().map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    }))
+                })
+                .try_collect()
+                .await
+                .context("Reading the UID FETCH response")?
+        };
+        drain_unsolicited(session);
+        let mut done = Vec::with_capacity(fetched.len());
+        for (uid, internal_date, raw) in fetched {
+            let incoming = Incoming {
+                mailbox: name.to_string(),
+                source_key: format!("{uidvalidity}:{uid}"),
+                uidvalidity: Some(uidvalidity),
+                uid: Some(uid),
+                received_at: internal_date.unwrap_or_else(Utc::now),
+                raw,
+            };
+            outcomes.push(ctx.ingest(incoming).await?);
+            done.push(uid);
+        }
+        if !done.is_empty() {
+            mark(ctx, name, s, session, uidvalidity, &done).await?;
+        }
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+    }
+
+    let n = name.to_string();
+    ctx.store
+        .call(move |conn| {
+            conn.execute(
+                "UPDATE mailbox_state SET last_poll_at = ?2, last_error = NULL WHERE mailbox = ?1",
+                params![n, Utc::now().to_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(outcomes)
+}
+
+/// Tells the server the messages are handled, then records that it did.
+async fn mark(
+    ctx: &Ctx,
+    name: &str,
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uidvalidity: u32,
+    uids: &[u32],
+) -> Result<()> {
+    for chunk in uids.chunks(500) {
+        let set = uid_set(chunk);
+        match &s.move_to {
+            Some(folder) => session
+                .uid_mv(&set, folder)
+                .await
+                .with_context(|| format!("UID MOVE to {folder}"))?,
+            None => {
+                let stream = session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                    .await
+                    .context("UID STORE \\Seen")?;
+                stream
+                    .try_for_each(|_| async { Ok(()) })
+                    .await
+                    .context("Reading the UID STORE response")?;
+            }
+        }
+        drain_unsolicited(session);
+        let n = name.to_string();
+        let chunk = chunk.to_vec();
+        ctx.store
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                {
+                    let mut stmt = tx.prepare(
+                        "UPDATE messages SET marked = 1 WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                    )?;
+                    for uid in chunk {
+                        stmt.execute(params![n, uidvalidity, uid])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Untagged responses we do not use go to a bounded channel; keep it empty
+/// so nothing blocks or gets lost that we might later care about.
+fn drain_unsolicited(session: &mut ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+/// "1,2,3,7" compressed into ranges: "1:3,7".
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_sets() {
+        assert_eq!(super::uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(super::uid_set(&[5]), "5");
+        assert_eq!(super::uid_set(&[]), "");
+    }
+}

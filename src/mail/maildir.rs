@@ -1,0 +1,171 @@
+//! Maildir mailbox source: what a local MTA delivers into.
+//!
+//! A message's identity is its unique file name (the part before `:2,`),
+//! so renames by a mail client never make it look new. Received time is the
+//! file's modification time, i.e. the delivery. After commit the file moves
+//! from new/ to cur/ with the Seen flag, unless `mark = false` (the demo
+//! leaves its shipped Maildir untouched and relies on the database alone).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use crate::app::Ctx;
+use crate::ingest::{Action, Incoming, Outcome};
+
+const POLL: Duration = Duration::from_secs(2);
+
+pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
+    let mut last_error: Option<String> = None;
+    while !ctx.shutdown.is_cancelled() {
+        match pass(ctx, name, path, mark).await {
+            Ok(_) => {
+                if last_error.take().is_some() {
+                    tracing::info!(mailbox = name, "Maildir readable again");
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if last_error.as_deref() != Some(&msg) {
+                    tracing::warn!(mailbox = name, "Maildir pass failed: {msg}");
+                    last_error = Some(msg);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    }
+    Ok(())
+}
+
+struct Candidate {
+    path: PathBuf,
+    key: String,
+    delivered: DateTime<Utc>,
+}
+
+/// One pass over new/ and the unseen part of cur/, oldest delivery first.
+pub async fn pass(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<Vec<Outcome>> {
+    let n = name.to_string();
+    let known: HashSet<String> = ctx
+        .store
+        .call(move |conn| {
+            let mut stmt = conn.prepare("SELECT source_key FROM messages WHERE mailbox = ?1")?;
+            let keys = stmt
+                .query_map([&n], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<HashSet<String>>>()?;
+            Ok(keys)
+        })
+        .await?;
+
+    let dir = path.to_path_buf();
+    let mut candidates = tokio::task::spawn_blocking(move || list(&dir))
+        .await
+        .context("Listing the Maildir")??;
+    candidates.sort_by(|a, b| a.delivered.cmp(&b.delivered).then(a.key.cmp(&b.key)));
+
+    let mut outcomes = Vec::new();
+    let mut skipped = 0usize;
+    for c in candidates {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        if known.contains(&c.key) {
+            skipped += 1;
+            if mark {
+                mark_seen(&c.path)?;
+            }
+            continue;
+        }
+        let raw = match tokio::fs::read(&c.path).await {
+            Ok(raw) => raw,
+            // Moved away by someone else between listing and reading.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("Reading {}", c.path.display())),
+        };
+        let outcome = ctx
+            .ingest(Incoming {
+                mailbox: name.to_string(),
+                source_key: c.key.clone(),
+                uidvalidity: None,
+                uid: None,
+                received_at: c.delivered,
+                raw,
+            })
+            .await?;
+        if mark {
+            mark_seen(&c.path)?;
+        }
+        outcomes.push(outcome);
+    }
+    outcomes.extend((0..skipped).map(|_| Outcome {
+        action: Action::AlreadyDone,
+        ticket: None,
+        queued_ack: false,
+    }));
+    Ok(outcomes)
+}
+
+fn list(dir: &Path) -> Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        let d = dir.join(sub);
+        for entry in std::fs::read_dir(&d).with_context(|| format!("Reading {}", d.display()))? {
+            let entry = entry.with_context(|| format!("Reading {}", d.display()))?;
+            let file_name = entry.file_name();
+            let Some(fname) = file_name.to_str() else { continue };
+            if fname.starts_with('.') {
+                continue;
+            }
+            let (key, flags) = match fname.split_once(":2,") {
+                Some((k, f)) => (k, f),
+                None => (fname, ""),
+            };
+            if sub == "cur" && flags.contains('S') {
+                continue;
+            }
+            let meta = entry.metadata().with_context(|| format!("Stat {}", entry.path().display()))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let delivered = meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|_| Utc::now());
+            out.push(Candidate {
+                path: entry.path(),
+                key: key.to_string(),
+                delivered,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// new/X -> cur/X:2,S ; cur/X:2,FLAGS -> cur/X:2,FLAGSS
+fn mark_seen(path: &Path) -> Result<()> {
+    let (Some(dir), Some(fname)) = (path.parent().and_then(Path::parent), path.file_name().and_then(|f| f.to_str()))
+    else {
+        return Ok(());
+    };
+    let target = match fname.split_once(":2,") {
+        Some((k, flags)) => {
+            let mut f: Vec<char> = flags.chars().chain(['S']).collect();
+            f.sort_unstable();
+            f.dedup();
+            format!("{k}:2,{}", f.into_iter().collect::<String>())
+        }
+        None => format!("{fname}:2,S"),
+    };
+    let to = dir.join("cur").join(target);
+    match std::fs::rename(path, &to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("Moving {} to {}", path.display(), to.display())),
+    }
+}

@@ -1,0 +1,365 @@
+//! Outbox delivery: a state machine over the `outbox` table.
+//!
+//! pending --(claimed: attempts+1, next attempt pushed back)--> sending
+//! sending --250--> sent
+//! sending --4xx / connection error--> pending (backoff) or failed after max_attempts
+//! sending --5xx--> failed
+//!
+//! The attempt is counted and committed before the message is handed to the
+//! server, so a crash mid-send leads to a retry with the same Message-ID
+//! (at least once), never to a message forgotten.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, SecondsFormat, Utc};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use rand::Rng;
+use rusqlite::params;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::app::Ctx;
+use crate::config::{OutboxKind, SmtpSettings, Tls};
+use crate::mail::tls;
+
+const BATCH: i64 = 100;
+
+#[derive(Debug)]
+struct Row {
+    id: i64,
+    message_id: String,
+    sender: String,
+    recipients: Vec<String>,
+    raw: Vec<u8>,
+    attempts: u32,
+}
+
+enum SendError {
+    Transient(String),
+    Permanent(String),
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let secs = (30u64 << attempts.saturating_sub(1).min(7)).min(3600) as f64;
+    Duration::from_secs_f64(secs * rand::rng().random_range(0.8..1.2))
+}
+
+/// Claims up to BATCH due rows: counts the attempt and pushes the next
+/// attempt back by the backoff, so a crash mid-send retries later.
+async fn claim(ctx: &Ctx) -> Result<Vec<Row>> {
+    ctx.store
+        .call(|conn| {
+            let now = Utc::now();
+            let tx = conn.transaction()?;
+            let rows = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, message_id, sender, recipients, raw, attempts FROM outbox
+                     WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+                )?;
+                stmt.query_map(params![ts(now), BATCH], |r| {
+                    Ok(Row {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        sender: r.get(2)?,
+                        recipients: r
+                            .get::<_, String>(3)?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                        raw: r.get(4)?,
+                        attempts: r.get::<_, u32>(5)? + 1,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<Row>>>()?
+            };
+            {
+                let mut up = tx.prepare(
+                    "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                )?;
+                for r in &rows {
+                    up.execute(params![
+                        r.id,
+                        r.attempts,
+                        ts(now + chrono::Duration::from_std(backoff(r.attempts))?)
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(rows)
+        })
+        .await
+}
+
+async fn finish(ctx: &Ctx, id: i64, attempts: u32, result: Result<(), SendError>) -> Result<bool> {
+    let max = ctx.config.outbox.max_attempts;
+    ctx.store
+        .call(move |conn| {
+            let now = ts(Utc::now());
+            match result {
+                Ok(()) => {
+                    conn.execute(
+                        "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+                        params![id, now],
+                    )?;
+                    Ok(true)
+                }
+                Err(SendError::Transient(e)) if attempts < max => {
+                    conn.execute("UPDATE outbox SET last_error = ?2 WHERE id = ?1", params![id, e])?;
+                    Ok(false)
+                }
+                Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+                    tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
+                    conn.execute(
+                        "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1",
+                        params![id, e],
+                    )?;
+                    Ok(false)
+                }
+            }
+        })
+        .await
+}
+
+/// Delivers everything due now; returns (sent, not sent).
+pub async fn drain(ctx: &Ctx) -> Result<(usize, usize)> {
+    let (mut sent, mut failed) = (0, 0);
+    loop {
+        let rows = claim(ctx).await?;
+        if rows.is_empty() {
+            return Ok((sent, failed));
+        }
+        let (s, f) = deliver(ctx, rows).await?;
+        sent += s;
+        failed += f;
+        if ctx.shutdown.is_cancelled() {
+            return Ok((sent, failed));
+        }
+    }
+}
+
+/// The daemon loop: drain, then sleep until woken or the next retry is due.
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    loop {
+        if let Err(e) = drain(ctx).await {
+            tracing::error!("outbox: {e:#}");
+        }
+        if ctx.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let next = next_due_in(ctx).await.unwrap_or(Duration::from_secs(60));
+        tokio::select! {
+            _ = ctx.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(next) => {}
+            _ = ctx.shutdown.cancelled() => {
+                // Bounded final flush of what is due.
+                let _ = tokio::time::timeout(Duration::from_secs(10), drain(ctx)).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn next_due_in(ctx: &Ctx) -> Result<Duration> {
+    let next: Option<String> = ctx
+        .store
+        .call(|conn| {
+            Ok(conn.query_row(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    let Some(next) = next else {
+        return Ok(Duration::from_secs(300));
+    };
+    let at = DateTime::parse_from_rfc3339(&next)?.with_timezone(&Utc);
+    Ok((at - Utc::now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_millis(200)))
+}
+
+async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize)> {
+    let (mut sent, mut failed) = (0, 0);
+    match &ctx.config.outbox.kind {
+        OutboxKind::Directory(dir) => {
+            for r in rows {
+                let res = write_eml(dir, &r).map_err(|e| SendError::Transient(format!("{e:#}")));
+                if finish(ctx, r.id, r.attempts, res).await? {
+                    sent += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+        }
+        OutboxKind::Smtp(s) => {
+            let mut conn = match smtp_connect(s).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::warn!("SMTP unavailable: {msg}");
+                    for r in rows {
+                        let res = Err(classify_connect(&msg));
+                        finish(ctx, r.id, r.attempts, res).await?;
+                        failed += 1;
+                    }
+                    return Ok((sent, failed));
+                }
+            };
+            for r in rows {
+                let res = send_one(&mut conn, &r).await;
+                if let Err(SendError::Transient(e) | SendError::Permanent(e)) = &res {
+                    tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
+                }
+                let broken = conn.has_broken();
+                if finish(ctx, r.id, r.attempts, res).await? {
+                    tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
+                    sent += 1;
+                } else {
+                    failed += 1;
+                }
+                if broken {
+                    match smtp_connect(s).await {
+                        Ok(c) => conn = c,
+                        Err(_) => break, // the rest stay pending, already claimed with backoff
+                    }
+                }
+            }
+            let _ = conn.quit().await;
+        }
+    }
+    Ok((sent, failed))
+}
+
+fn classify_connect(msg: &str) -> SendError {
+    // Authentication refused (535) is permanent until an admin fixes the
+    // config; everything else at connect time is worth retrying.
+    if msg.contains("535") {
+        SendError::Permanent(msg.to_string())
+    } else {
+        SendError::Transient(msg.to_string())
+    }
+}
+
+async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row) -> Result<(), SendError> {
+    let from = r
+        .sender
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("bad sender {}: {e}", r.sender)))?;
+    let to = r
+        .recipients
+        .iter()
+        .map(|a| a.parse())
+        .collect::<Result<Vec<lettre::Address>, _>>()
+        .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
+    let envelope =
+        Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
+    match conn.send(&envelope, &r.raw).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+        Err(e) => Err(SendError::Transient(e.to_string())),
+    }
+}
+
+fn write_eml(dir: &Path, r: &Row) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+    let safe: String = r
+        .message_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' })
+        .collect();
+    let path = dir.join(format!("{safe}.eml"));
+    let tmp = dir.join(format!(".{safe}.tmp"));
+    std::fs::write(&tmp, &r.raw).with_context(|| format!("Writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("Renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// lettre's own connect leaves Nagle on (about 22 messages/s on loopback);
+/// we connect the socket ourselves with TCP_NODELAY and hand it over.
+pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection> {
+    let hello = ClientId::default();
+    let fut = async {
+        let tcp = tls::connect_tcp(&s.host, s.port).await?;
+        let mut conn = match s.tls {
+            Tls::Implicit => {
+                let config = tls::client_config(s.ca_file.as_deref())?;
+                let stream = tls::handshake(config, &s.host, tcp).await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(TlsTokio(stream)), &hello)
+                    .await
+                    .context("SMTP greeting")?
+            }
+            Tls::StartTls => {
+                let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                    .await
+                    .context("SMTP greeting")?;
+                let mut params = TlsParameters::builder(s.host.clone());
+                if let Some(ca) = &s.ca_file {
+                    let pem = std::fs::read(ca).with_context(|| format!("Reading {}", ca.display()))?;
+                    params = params.add_root_certificate(
+                        Certificate::from_pem(&pem).with_context(|| format!("Parsing {}", ca.display()))?,
+                    );
+                }
+                let params = params.build_rustls().context("TLS parameters")?;
+                conn.starttls(params, &hello).await.context("STARTTLS")?;
+                conn
+            }
+            Tls::None => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+                .await
+                .context("SMTP greeting")?,
+        };
+        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
+            conn.auth(
+                &[Mechanism::Plain, Mechanism::Login],
+                &Credentials::new(user.clone(), pass.expose().to_string()),
+            )
+            .await
+            .map_err(|e| anyhow!("SMTP AUTH as {user} failed: {e}"))?;
+        }
+        Ok::<_, anyhow::Error>(conn)
+    };
+    tokio::time::timeout(s.timeout, fut)
+        .await
+        .map_err(|_| anyhow!("SMTP connection to {}:{} timed out", s.host, s.port))?
+}
+
+/// Implicit TLS done by our rustls, wrapped for lettre's stream trait.
+#[derive(Debug)]
+struct TlsTokio(TlsStream<TcpStream>);
+
+impl AsyncRead for TlsTokio {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsTokio {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTokio {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}

@@ -1,0 +1,137 @@
+//! Templates for the mail the desk writes (acknowledgements), with minijinja.
+//!
+//! A template file `ack.<lang>.txt` starts with a `Subject: ...` line, then
+//! a blank line, then the body. A language without a template falls back to
+//! the config's default language.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use minijinja::Environment;
+use serde::Serialize;
+
+pub struct Renderer {
+    env: Environment<'static>,
+    default_language: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AckContext {
+    pub desk_name: String,
+    pub reference: String,
+    pub subject: String,
+    pub customer_name: Option<String>,
+    pub customer_email: String,
+    pub language: String,
+    pub plan: String,
+    pub category: Option<String>,
+    pub priority: Option<String>,
+    /// Local time in the calendar's (or customer's) zone, or None when best effort.
+    pub first_response_due: Option<String>,
+    pub resolution_due: Option<String>,
+    pub received_at: String,
+}
+
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+impl Renderer {
+    /// Loads every `*.txt` template in `dir`, failing on a syntax error.
+    pub fn load(dir: &Path, default_language: &str) -> Result<Renderer> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("Reading templates in {}", dir.display()))?;
+        for entry in entries {
+            let path = entry.context("Listing templates")?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("txt") {
+                continue;
+            }
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let src = std::fs::read_to_string(&path)
+                .with_context(|| format!("Reading template {}", path.display()))?;
+            env.add_template_owned(name.to_string(), src)
+                .with_context(|| format!("Template {} has a syntax error", path.display()))?;
+        }
+        let r = Renderer {
+            env,
+            default_language: default_language.to_string(),
+        };
+        if r.env.get_template(&format!("ack.{default_language}.txt")).is_err() {
+            return Err(anyhow!(
+                "No template ack.{default_language}.txt for the default language in {}",
+                dir.display()
+            ));
+        }
+        Ok(r)
+    }
+
+    /// Renders `kind` (e.g. "ack") in `language`, or in the default language
+    /// when there is no such template. Returns the language used too.
+    pub fn render(&self, kind: &str, language: &str, ctx: &impl Serialize) -> Result<(String, Rendered)> {
+        let (lang, tmpl) = match self.env.get_template(&format!("{kind}.{language}.txt")) {
+            Ok(t) => (language, t),
+            Err(_) => (
+                self.default_language.as_str(),
+                self.env
+                    .get_template(&format!("{kind}.{}.txt", self.default_language))
+                    .with_context(|| format!("No {kind} template for {}", self.default_language))?,
+            ),
+        };
+        let text = tmpl
+            .render(ctx)
+            .with_context(|| format!("Rendering {kind}.{lang}.txt"))?;
+        Ok((lang.to_string(), split_subject(&text)?))
+    }
+}
+
+fn split_subject(text: &str) -> Result<Rendered> {
+    let text = text.trim_start_matches('\u{feff}');
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let subject = first
+        .trim_end_matches('\r')
+        .strip_prefix("Subject:")
+        .ok_or_else(|| anyhow!("A template must start with a `Subject:` line"))?
+        .trim()
+        .to_string();
+    let body = rest.trim_start_matches(['\r', '\n']).to_string();
+    Ok(Rendered { subject, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn falls_back_to_default_language() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ack.en.txt"),
+            "Subject: [{{ reference }}] {{ subject }}\n\nHello {{ customer_email }}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ack.fr.txt"), "Subject: [{{ reference }}] Re\n\nBonjour\n").unwrap();
+        let r = Renderer::load(dir.path(), "en").unwrap();
+        let ctx = serde_json::json!({"reference": "SUP-000001", "subject": "Help", "customer_email": "a@b.c"});
+        let (lang, out) = r.render("ack", "de", &ctx).unwrap();
+        assert_eq!(lang, "en");
+        assert_eq!(out.subject, "[SUP-000001] Help");
+        assert_eq!(out.body, "Hello a@b.c\n");
+        let (lang, out) = r.render("ack", "fr", &ctx).unwrap();
+        assert_eq!(lang, "fr");
+        assert_eq!(out.body, "Bonjour\n");
+    }
+
+    #[test]
+    fn missing_variable_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ack.en.txt"), "Subject: {{ nope }}\n\nx").unwrap();
+        let r = Renderer::load(dir.path(), "en").unwrap();
+        assert!(r.render("ack", "en", &serde_json::json!({})).is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! The SQLite store: one owner thread, migrations, and the queries.
+//!
+//! SQLite allows one writer at a time, and rusqlite's `Connection` is not
+//! `Sync`, so a single thread owns the connection and runs closures sent to
+//! it (the chatmail-core pattern). Async callers `call` and await a oneshot;
+//! no query is ever held across an `.await`, and blocking disk I/O never
+//! runs on the tokio workers.
+
+pub mod schema;
+pub mod tickets;
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result, anyhow};
+use rusqlite::Connection;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, migrates it and starts the owner thread.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn)
+            .with_context(|| format!("Migrating the database {}", path.display()))?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .context("Starting the store thread")?;
+        Ok(Store { tx })
+    }
+
+    /// Runs `f` on the owner thread and awaits its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| anyhow!("The store thread has stopped"))?;
+        wait.await
+            .map_err(|_| anyhow!("The store thread dropped a request"))?
+    }
+
+    /// The same, for synchronous callers (CLI commands).
+    pub fn call_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let (done, wait) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| anyhow!("The store thread has stopped"))?;
+        wait.recv()
+            .map_err(|_| anyhow!("The store thread dropped a request"))?
+    }
+}
+
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("Creating the state directory {}", dir.display()))?;
+    }
+    let conn = Connection::open(path)
+        .with_context(|| format!("Opening the database {}", path.display()))?;
+    // WAL: readers (CLI) never block the daemon. synchronous=FULL: a
+    // committed ticket survives a power cut, which is the promise of ingest.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .context("Setting WAL mode")?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .context("Setting synchronous=FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .context("Enabling foreign keys")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .context("Setting the busy timeout")?;
+    Ok(conn)
+}

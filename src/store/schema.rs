@@ -1,0 +1,113 @@
+//! Database schema: append-only migrations (rusqlite_migration keeps the
+//! version in `user_version`, one transaction per step). Never edit a
+//! released step; add a new one.
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    r#"
+CREATE TABLE tickets (
+    id                   INTEGER PRIMARY KEY,
+    reference            TEXT NOT NULL UNIQUE,
+    status               TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'pending', 'resolved', 'closed')),
+    subject              TEXT NOT NULL DEFAULT '',
+    requester            TEXT NOT NULL,
+    requester_name       TEXT,
+    customer             TEXT,
+    plan                 TEXT NOT NULL,
+    language             TEXT NOT NULL,
+    category             TEXT,
+    priority             TEXT,
+    impact               TEXT,
+    urgency              TEXT,
+    triage_reasons       TEXT NOT NULL DEFAULT '[]',
+    received_at          TEXT NOT NULL,
+    first_response_due   TEXT,
+    resolution_due       TEXT,
+    first_responded_at   TEXT,
+    resolved_at          TEXT,
+    note                 TEXT,
+    created_at           TEXT NOT NULL
+) STRICT;
+CREATE INDEX tickets_open_due ON tickets(status, first_response_due);
+
+CREATE TABLE messages (
+    id             INTEGER PRIMARY KEY,
+    ticket_id      INTEGER REFERENCES tickets(id),
+    direction      TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    -- customer | followup | automated | spam | unparsable | duplicate | oversized | ack
+    kind           TEXT NOT NULL,
+    mailbox        TEXT,
+    source_key     TEXT,
+    uidvalidity    INTEGER,
+    uid            INTEGER,
+    -- 1 once the source was told (IMAP \Seen or MOVE, Maildir rename)
+    marked         INTEGER NOT NULL DEFAULT 0,
+    message_id     TEXT,
+    sender         TEXT,
+    subject        TEXT,
+    received_at    TEXT NOT NULL,
+    body_text      TEXT,
+    raw            BLOB NOT NULL,
+    error          TEXT,
+    created_at     TEXT NOT NULL,
+    UNIQUE (mailbox, source_key)
+) STRICT;
+CREATE INDEX messages_message_id ON messages(message_id);
+CREATE INDEX messages_ticket ON messages(ticket_id);
+CREATE INDEX messages_unmarked ON messages(mailbox, marked) WHERE marked = 0;
+
+CREATE TABLE attachments (
+    id            INTEGER PRIMARY KEY,
+    message_id    INTEGER NOT NULL REFERENCES messages(id),
+    filename      TEXT,
+    content_type  TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE mailbox_state (
+    mailbox      TEXT PRIMARY KEY,
+    uidvalidity  INTEGER NOT NULL,
+    last_uid     INTEGER NOT NULL,
+    last_poll_at TEXT,
+    last_error   TEXT
+) STRICT;
+
+CREATE TABLE outbox (
+    id               INTEGER PRIMARY KEY,
+    ticket_id        INTEGER REFERENCES tickets(id),
+    kind             TEXT NOT NULL,
+    message_id       TEXT NOT NULL UNIQUE,
+    sender           TEXT NOT NULL,
+    recipients       TEXT NOT NULL,
+    raw              BLOB NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT NOT NULL,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    sent_at          TEXT
+) STRICT;
+CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+"#,
+)];
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    Migrations::from_slice(MIGRATIONS)
+        .to_latest(conn)
+        .context("Applying migrations")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        rusqlite_migration::Migrations::from_slice(super::MIGRATIONS)
+            .validate()
+            .unwrap();
+    }
+}
