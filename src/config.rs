@@ -152,6 +152,10 @@ pub enum Tls {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

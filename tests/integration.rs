@@ -1,0 +1,385 @@
+//! End-to-end tests on real servers: a private Dovecot + Postfix pair per
+//! test (tests/mailstack/mailstack.sh), the real `supportdesk` binary, and
+//! the acknowledgements read back over IMAP from the catch-all mailbox.
+//! Each test has its own temp dir and its own ports, so they run in parallel.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use rusqlite::Connection;
+
+const BIN: &str = env!("CARGO_BIN_EXE_supportdesk");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+// ------------------------------------------------------------ the stack
+
+struct Stack {
+    dir: tempfile::TempDir,
+    imap: u16,
+    imaps: u16,
+    submission: u16,
+    smtps: u16,
+    ca: PathBuf,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+            .arg("stop")
+            .arg(self.dir.path().join("stack"))
+            .output();
+    }
+}
+
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// Five consecutive free ports, different for every test of this process
+/// and, by the pid, very likely of any other process.
+fn free_base() -> u16 {
+    loop {
+        let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        let base = 20_000 + ((std::process::id() as u16 % 400) * 80 + n * 10) % 40_000;
+        if (base..base + 5).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+fn start_stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_dir = dir.path().join("stack");
+    for _attempt in 0..3 {
+        let base = free_base();
+        let out = Command::new("bash")
+            .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+            .arg("start")
+            .arg(&stack_dir)
+            .arg(base.to_string())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "mailstack start on {base} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = Command::new("bash")
+                .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+                .arg("stop")
+                .arg(&stack_dir)
+                .output();
+            let _ = std::fs::remove_dir_all(&stack_dir);
+            continue;
+        }
+        let vars = String::from_utf8_lossy(&out.stdout).to_string();
+        let get = |k: &str| -> String {
+            vars.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("mailstack did not print {k}: {vars}"))
+                .trim()
+                .to_string()
+        };
+        return Stack {
+            imap: get("IMAP_PORT").parse().unwrap(),
+            imaps: get("IMAPS_PORT").parse().unwrap(),
+            submission: get("SUBMISSION_PORT").parse().unwrap(),
+            smtps: get("SMTPS_PORT").parse().unwrap(),
+            ca: PathBuf::from(get("CA_FILE")),
+            dir,
+        };
+    }
+    panic!("could not start the mail stack");
+}
+
+// ------------------------------------------------------------ IMAP client for the test side
+
+type Session = async_imap::Session<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
+    let settings = supportdesk::config::ImapSettings {
+        host: "localhost".into(),
+        port: stack.imaps,
+        tls: supportdesk::config::Tls::Implicit,
+        username: user.into(),
+        password: secret(pass),
+        ca_file: Some(stack.ca.clone()),
+        folder: "INBOX".into(),
+        poll_interval: Duration::from_secs(1),
+        idle: false,
+        move_to: None,
+    };
+    supportdesk::mail::imap::connect(&settings).await.unwrap()
+}
+
+fn secret(s: &str) -> supportdesk::config::Secret {
+    supportdesk::config::Secret::new(s.to_string())
+}
+
+async fn append(session: &mut Session, raw: &str) {
+    session
+        .append("INBOX", None, None, raw.replace('\n', "\r\n").as_bytes())
+        .await
+        .unwrap();
+}
+
+/// Every message in sink's INBOX, waiting until there are at least `n`.
+async fn sink_messages(stack: &Stack, n: usize) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut s = imap_login(stack, "sink", "sinkpw").await;
+        let mb = s.select("INBOX").await.unwrap();
+        let mut out = Vec::new();
+        if mb.exists > 0 {
+            let fetches: Vec<_> = s
+                .fetch("1:*", "BODY.PEEK[]")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            out = fetches
+                .iter()
+                .filter_map(|f| f.body().map(<[u8]>::to_vec))
+                .collect();
+        }
+        let _ = s.logout().await;
+        if out.len() >= n || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+// ------------------------------------------------------------ config and binary
+
+fn example_parts(name: &str) -> String {
+    let sla = std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.sla.toml")).unwrap();
+    let triage =
+        std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.triage.toml")).unwrap();
+    format!("{sla}\n{triage}\n")
+}
+
+/// A desk on the stack: IMAP mailbox `support` (STARTTLS or implicit TLS),
+/// SMTP submission (STARTTLS + AUTH) or SMTPS.
+fn write_config(stack: &Stack, implicit: bool) -> PathBuf {
+    let dir = stack.dir.path();
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    for (f, v) in [("imap", "supportpw"), ("smtp", "supportpw")] {
+        let p = dir.join("secrets").join(f);
+        std::fs::write(&p, v).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&p).unwrap().permissions(), 0o600);
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let (imap_port, imap_tls, smtp_port, smtp_tls) = if implicit {
+        (stack.imaps, "implicit", stack.smtps, "implicit")
+    } else {
+        (stack.imap, "starttls", stack.submission, "starttls")
+    };
+    let cfg = format!(
+        r#"{parts}
+[desk]
+name = "Test Desk"
+address = "Test Desk <support@desk.test>"
+reference_prefix = "SUP"
+state_dir = "state"
+templates_dir = "{root}/templates"
+
+[[mailboxes]]
+name = "support"
+kind = "imap"
+host = "localhost"
+port = {imap_port}
+tls = "{imap_tls}"
+username = "support"
+password_file = "secrets/imap"
+ca_file = "{ca}"
+poll_interval = "1s"
+
+[outbox]
+kind = "smtp"
+host = "localhost"
+port = {smtp_port}
+tls = "{smtp_tls}"
+username = "support"
+password_file = "secrets/smtp"
+ca_file = "{ca}"
+"#,
+        parts = example_parts("zmanda"),
+        root = ROOT,
+        ca = stack.ca.display(),
+    );
+    let path = dir.join("supportdesk.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn db(config: &Path) -> Connection {
+    Connection::open(config.parent().unwrap().join("state/supportdesk.db")).unwrap()
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn customer_mail(n: usize, from: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Customer {n} <{from}>\nTo: support@desk.test\nSubject: {subject}\nMessage-ID: <cust-{n}@example.com>\nDate: Mon, 16 Nov 2026 10:00:00 +0100\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
+    )
+}
+
+// ------------------------------------------------------------ tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_customers_three_tickets_three_acks_over_starttls() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail since 48 hours, nothing works.")).await;
+    append(&mut s, &customer_mail(2, "bob@example.org", "Question about retention", "How do I configure retention? Not urgent.")).await;
+    append(&mut s, &customer_mail(3, "rene@example.fr", "Rapports en panne", "Bonjour, la génération des rapports ne fonctionne plus, mais les sauvegardes passent.")).await;
+    append(
+        &mut s,
+        "From: Alice <alice@example.com>\nTo: support@desk.test\nSubject: Out of office\nAuto-Submitted: auto-replied\nMessage-ID: <ooo-1@example.com>\n\nI am away.\n",
+    )
+    .await;
+    let _ = s.logout().await;
+
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 new tickets"), "{stdout}");
+
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE kind = 'automated' AND ticket_id IS NULL"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"), 3);
+    // Received time is the server's INTERNALDATE (today), not the Date header (16 Nov).
+    let received: String = conn
+        .query_row("SELECT received_at FROM tickets WHERE requester = 'alice@example.com'", [], |r| r.get(0))
+        .unwrap();
+    assert!(!received.starts_with("2026-11-16T09"), "{received}");
+    let lang: String = conn
+        .query_row("SELECT language FROM tickets WHERE requester = 'rene@example.fr'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(lang, "fr");
+
+    let acks = sink_messages(&stack, 3).await;
+    assert_eq!(acks.len(), 3, "expected three acknowledgements at the SMTP server");
+    let mut answered = Vec::new();
+    for raw in &acks {
+        let m = supportdesk::core::inbound::parse(raw).unwrap();
+        assert_eq!(m.header("Auto-Submitted"), Some("auto-replied"));
+        assert!(m.subject.starts_with("[SUP-00000"), "{}", m.subject);
+        assert_eq!(m.in_reply_to.len(), 1);
+        answered.push(m.in_reply_to[0].clone());
+        if m.in_reply_to[0] == "cust-3@example.com" {
+            assert!(m.text.contains("Bonjour"), "French ack expected: {}", m.text);
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, vec!["cust-1@example.com", "cust-2@example.com", "cust-3@example.com"]);
+
+    // A second pass processes nothing again.
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 new tickets"));
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 0);
+
+    // The customer's reply threads into its ticket and is not acknowledged.
+    let ack_id = {
+        let m = acks
+            .iter()
+            .map(|r| supportdesk::core::inbound::parse(r).unwrap())
+            .find(|m| m.in_reply_to[0] == "cust-1@example.com")
+            .unwrap();
+        m.message_id.unwrap()
+    };
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &format!("From: alice@example.com\nTo: support@desk.test\nSubject: Re: more logs\nMessage-ID: <cust-1b@example.com>\nIn-Reply-To: <{ack_id}>\n\nHere are the logs.\n"),
+    )
+    .await;
+    let _ = s.logout().await;
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.kind = 'followup' AND t.requester = 'alice@example.com'"),
+        1
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() {
+    let stack = start_stack();
+    let config = write_config(&stack, true);
+
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail.")).await;
+    append(&mut s, &customer_mail(2, "bob@example.org", "Report broken", "The report page is broken.")).await;
+    let _ = s.logout().await;
+
+    // Abort right after the first ticket is committed, before the IMAP flag.
+    let out = run(&config, &["run", "--once"], &[("SUPPORTDESK_FAULT", "after_commit")]);
+    assert!(!out.status.success(), "the fault should have killed the process");
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 1);
+
+    // Its \Seen flag was never set.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.select("INBOX").await.unwrap();
+    let unseen = s.uid_search("UNSEEN").await.unwrap();
+    assert_eq!(unseen.len(), 2);
+    let _ = s.logout().await;
+
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 0);
+
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.select("INBOX").await.unwrap();
+    assert!(s.uid_search("UNSEEN").await.unwrap().is_empty());
+    let _ = s.logout().await;
+
+    let acks = sink_messages(&stack, 2).await;
+    assert_eq!(acks.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_auth_failure_is_permanent_and_nothing_is_lost() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    std::fs::write(stack.dir.path().join("secrets/smtp"), "wrong-password").unwrap();
+
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail.")).await;
+    let _ = s.logout().await;
+
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%535%'"), 1);
+}
