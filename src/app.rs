@@ -28,10 +28,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(config: Config) -> Result<Ctx> {
         std::fs::create_dir_all(&config.desk.state_dir).with_context(|| {
-            format!("Creating the state directory {}", config.desk.state_dir.display())
+            format!(
+                "Creating the state directory {}",
+                config.desk.state_dir.display()
+            )
         })?;
         let store = Store::open(&config.desk.state_dir.join("supportdesk.db"))?;
-        let renderer = Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
+        let renderer =
+            Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
         Ok(Ctx {
             config: Arc::new(config),
             store,
@@ -153,7 +157,10 @@ pub async fn run(ctx: Ctx) -> Result<()> {
         let ctx = ctx.clone();
         tasks.spawn(async move { crate::mail::outbox::run(&ctx).await });
     }
-    tracing::info!(mailboxes = ctx.config.mailboxes.len(), "supportdesk running");
+    tracing::info!(
+        mailboxes = ctx.config.mailboxes.len(),
+        "supportdesk running"
+    );
 
     let shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {
@@ -175,7 +182,10 @@ pub async fn run(ctx: Ctx) -> Result<()> {
     }
     // Tasks finish the message in hand; give them a bounded time.
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(20), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("tasks did not stop within 20s; aborting them");
     }
     Ok(())
@@ -185,7 +195,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -286,10 +286,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = match toml::from_str(src) {
         Ok(raw) => raw,
         Err(e) => {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(src, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
             let key = e.span().map(|s| key_at(src, s.start)).unwrap_or_default();
             return Err(fail(vec![Located {
                 line,
@@ -329,7 +326,9 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
         Err(e) => {
             problem(
                 &["desk", "address"],
-                format!("not an email address ({e}); expected e.g. \"Support <support@example.com>\""),
+                format!(
+                    "not an email address ({e}); expected e.g. \"Support <support@example.com>\""
+                ),
             );
             None
         }
@@ -357,7 +356,9 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
     {
         problem(
             &["desk", "log_level"],
-            format!("{level:?} is not a log filter; expected e.g. \"info\" or \"supportdesk=debug\""),
+            format!(
+                "{level:?} is not a log filter; expected e.g. \"info\" or \"supportdesk=debug\""
+            ),
         );
     }
 
@@ -366,7 +367,8 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
     let mut names = std::collections::HashSet::new();
     for (i, m) in raw.mailboxes.iter().enumerate() {
         let idx = i.to_string();
-        let at = |key: &'static str| -> [String; 3] { ["mailboxes".into(), idx.clone(), key.into()] };
+        let at =
+            |key: &'static str| -> [String; 3] { ["mailboxes".into(), idx.clone(), key.into()] };
         let mut p = |key: &'static str, msg: String| {
             let path = at(key);
             problem(&[&path[0], &path[1], &path[2]], msg)
@@ -387,11 +389,18 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                     "implicit" => Tls::Implicit,
                     "starttls" => Tls::StartTls,
                     other => {
-                        p("tls", format!("unknown tls mode {other:?}; expected \"implicit\" or \"starttls\""));
+                        p(
+                            "tls",
+                            format!(
+                                "unknown tls mode {other:?}; expected \"implicit\" or \"starttls\""
+                            ),
+                        );
                         Tls::Implicit
                     }
                 };
-                let port = m.port.unwrap_or(if tls == Tls::Implicit { 993 } else { 143 });
+                let port = m
+                    .port
+                    .unwrap_or(if tls == Tls::Implicit { 993 } else { 143 });
                 let username = m.username.clone().unwrap_or_default();
                 if username.is_empty() {
                     p("username", "an imap mailbox needs a username".into());
@@ -399,7 +408,11 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 let password = match read_secret(base, &m.secret) {
                     Ok(Some(s)) => s,
                     Ok(None) => {
-                        p("password_file", "an imap mailbox needs password_file, password_credential or password".into());
+                        p(
+                            "password_file",
+                            "an imap mailbox needs password_file, password_credential or password"
+                                .into(),
+                        );
                         Secret(String::new())
                     }
                     Err((key, msg)) => {
@@ -411,15 +424,22 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 if let Some(ca) = &ca_file
                     && !ca.is_file()
                 {
-                    p("ca_file", format!("{} is not a readable file", ca.display()));
+                    p(
+                        "ca_file",
+                        format!("{} is not a readable file", ca.display()),
+                    );
                 }
-                let poll_interval = match parse_duration(m.poll_interval.as_deref().unwrap_or("60s")) {
-                    Some(d) if d >= Duration::from_secs(1) => d,
-                    _ => {
-                        p("poll_interval", "expected a duration of at least 1s, e.g. \"30s\", \"5m\"".into());
-                        Duration::from_secs(60)
-                    }
-                };
+                let poll_interval =
+                    match parse_duration(m.poll_interval.as_deref().unwrap_or("60s")) {
+                        Some(d) if d >= Duration::from_secs(1) => d,
+                        _ => {
+                            p(
+                                "poll_interval",
+                                "expected a duration of at least 1s, e.g. \"30s\", \"5m\"".into(),
+                            );
+                            Duration::from_secs(60)
+                        }
+                    };
                 for key in ["path"] {
                     if m.path.is_some() {
                         p(key, "`path` is for maildir mailboxes".into());
@@ -448,9 +468,16 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 };
                 let path = base.join(path);
                 if !path.join("new").is_dir() || !path.join("cur").is_dir() {
-                    p("path", format!("{} is not a Maildir (no new/ and cur/)", path.display()));
+                    p(
+                        "path",
+                        format!("{} is not a Maildir (no new/ and cur/)", path.display()),
+                    );
                 }
-                for (key, set) in [("host", m.host.is_some()), ("username", m.username.is_some()), ("move_to", m.move_to.is_some())] {
+                for (key, set) in [
+                    ("host", m.host.is_some()),
+                    ("username", m.username.is_some()),
+                    ("move_to", m.move_to.is_some()),
+                ] {
                     if set {
                         p(key, "not used by a maildir mailbox".into());
                     }
@@ -463,7 +490,10 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                     },
                 });
             }
-            other => p("kind", format!("unknown mailbox kind {other:?}; expected \"imap\" or \"maildir\"")),
+            other => p(
+                "kind",
+                format!("unknown mailbox kind {other:?}; expected \"imap\" or \"maildir\""),
+            ),
         }
     }
 
@@ -484,12 +514,20 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 "starttls" => Tls::StartTls,
                 "none" => {
                     if !is_loopback(&host) {
-                        problem(&["outbox", "tls"], "tls = \"none\" is only allowed for a loopback host".into());
+                        problem(
+                            &["outbox", "tls"],
+                            "tls = \"none\" is only allowed for a loopback host".into(),
+                        );
                     }
                     Tls::None
                 }
                 other => {
-                    problem(&["outbox", "tls"], format!("unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""));
+                    problem(
+                        &["outbox", "tls"],
+                        format!(
+                            "unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""
+                        ),
+                    );
                     Tls::StartTls
                 }
             };
@@ -506,18 +544,27 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 }
             };
             if o.username.is_some() != password.is_some() {
-                problem(&["outbox", "username"], "username and a password go together".into());
+                problem(
+                    &["outbox", "username"],
+                    "username and a password go together".into(),
+                );
             }
             let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
             if let Some(ca) = &ca_file
                 && !ca.is_file()
             {
-                problem(&["outbox", "ca_file"], format!("{} is not a readable file", ca.display()));
+                problem(
+                    &["outbox", "ca_file"],
+                    format!("{} is not a readable file", ca.display()),
+                );
             }
             let timeout = match parse_duration(o.timeout.as_deref().unwrap_or("30s")) {
                 Some(d) if d >= Duration::from_secs(1) => d,
                 _ => {
-                    problem(&["outbox", "timeout"], "expected a duration of at least 1s".into());
+                    problem(
+                        &["outbox", "timeout"],
+                        "expected a duration of at least 1s".into(),
+                    );
                     Duration::from_secs(30)
                 }
             };
@@ -534,12 +581,18 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
         "directory" => match &o.path {
             Some(p) => Some(OutboxKind::Directory(base.join(p))),
             None => {
-                problem(&["outbox", "path"], "a directory outbox needs a path".into());
+                problem(
+                    &["outbox", "path"],
+                    "a directory outbox needs a path".into(),
+                );
                 None
             }
         },
         other => {
-            problem(&["outbox", "kind"], format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""));
+            problem(
+                &["outbox", "kind"],
+                format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""),
+            );
             None
         }
     };
@@ -593,7 +646,10 @@ fn check_ids(ids: &[String], key: &str, problem: &mut impl FnMut(&[&str], String
     for (i, id) in ids.iter().enumerate() {
         let idx = i.to_string();
         if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
-            problem(&[key, &idx], format!("{id:?} is not a valid id (non-empty, no spaces)"));
+            problem(
+                &[key, &idx],
+                format!("{id:?} is not a valid id (non-empty, no spaces)"),
+            );
         }
         if !seen.insert(id) {
             problem(&[key, &idx], format!("{id:?} is listed twice"));
@@ -669,7 +725,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         }
         let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         rest = &rest[unit_len..];
         let d = match unit {
@@ -691,7 +749,12 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -699,7 +762,10 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 fn key_at(src: &str, offset: usize) -> String {
     let offset = offset.min(src.len());
     let start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = src[offset..].find('\n').map(|i| offset + i).unwrap_or(src.len());
+    let end = src[offset..]
+        .find('\n')
+        .map(|i| offset + i)
+        .unwrap_or(src.len());
     let line = &src[start..end];
     match line.split_once('=') {
         Some((k, _)) => k.trim().to_string(),
@@ -738,7 +804,9 @@ fn span_of(src: &str, path: &[String]) -> Option<usize> {
             Node::Value(v) => v.as_inline_table().map(|t| t as &dyn TableLike),
         };
         let next = if let Some(t) = table {
-            let Some((k, v)) = t.get_key_value(seg) else { break };
+            let Some((k, v)) = t.get_key_value(seg) else {
+                break;
+            };
             if let Some(s) = k.span() {
                 best = Some(s.start);
             }
@@ -755,15 +823,17 @@ fn span_of(src: &str, path: &[String]) -> Option<usize> {
                     }
                     None => break,
                 },
-                Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)) => match a.get(i) {
-                    Some(v) => {
-                        if let Some(s) = v.span() {
-                            best = Some(s.start);
+                Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)) => {
+                    match a.get(i) {
+                        Some(v) => {
+                            if let Some(s) = v.span() {
+                                best = Some(s.start);
+                            }
+                            Node::Value(v)
                         }
-                        Node::Value(v)
+                        None => break,
                     }
-                    None => break,
-                },
+                }
                 _ => break,
             }
         };

@@ -171,7 +171,9 @@ pub fn commit(
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
     let inc = &p.incoming;
-    let tx = conn.transaction().context("Starting the ingest transaction")?;
+    let tx = conn
+        .transaction()
+        .context("Starting the ingest transaction")?;
 
     let seen: Option<i64> = tx
         .query_row(
@@ -224,7 +226,11 @@ fn commit_parsed(
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
     let mail = &a.mail;
-    let sender = mail.from.as_ref().map(|a| a.email.clone()).unwrap_or_default();
+    let sender = mail
+        .from
+        .as_ref()
+        .map(|a| a.email.clone())
+        .unwrap_or_default();
 
     // The same message reached us before (cross-posted to two desk
     // addresses, or the mailbox's UIDVALIDITY changed): keep it, no new ticket.
@@ -238,7 +244,16 @@ fn commit_parsed(
             .optional()
             .context("Looking up the Message-ID")?;
         if let Some(ticket_id) = earlier {
-            let msg_id = insert_message(tx, inc, ticket_id, "duplicate", Some(mail), Some(&sender), None, now)?;
+            let msg_id = insert_message(
+                tx,
+                inc,
+                ticket_id,
+                "duplicate",
+                Some(mail),
+                Some(&sender),
+                None,
+                now,
+            )?;
             store_attachments(tx, cfg, msg_id, mail)?;
             return Ok(Outcome {
                 action: Action::Duplicate,
@@ -260,7 +275,16 @@ fn commit_parsed(
     let thread = find_thread(tx, cfg, mail, &sender)?;
 
     if let Some(auto) = &a.automated {
-        let msg_id = insert_message(tx, inc, thread, "automated", Some(mail), Some(&sender), Some(&auto.reason), now)?;
+        let msg_id = insert_message(
+            tx,
+            inc,
+            thread,
+            "automated",
+            Some(mail),
+            Some(&sender),
+            Some(&auto.reason),
+            now,
+        )?;
         store_attachments(tx, cfg, msg_id, mail)?;
         return Ok(Outcome {
             action: Action::Automated,
@@ -270,7 +294,16 @@ fn commit_parsed(
     }
 
     if let Some(ticket_id) = thread {
-        let msg_id = insert_message(tx, inc, Some(ticket_id), "followup", Some(mail), Some(&sender), None, now)?;
+        let msg_id = insert_message(
+            tx,
+            inc,
+            Some(ticket_id),
+            "followup",
+            Some(mail),
+            Some(&sender),
+            None,
+            now,
+        )?;
         store_attachments(tx, cfg, msg_id, mail)?;
         return Ok(Outcome {
             action: Action::Followup,
@@ -281,7 +314,16 @@ fn commit_parsed(
 
     if sender.is_empty() {
         // Nobody to acknowledge and nobody to answer: keep it for an admin.
-        insert_message(tx, inc, None, "automated", Some(mail), None, Some("no From address"), now)?;
+        insert_message(
+            tx,
+            inc,
+            None,
+            "automated",
+            Some(mail),
+            None,
+            Some("no From address"),
+            now,
+        )?;
         return Ok(Outcome {
             action: Action::Automated,
             ticket: None,
@@ -292,7 +334,9 @@ fn commit_parsed(
     // A new ticket. One writer owns the database, so the next id is stable
     // inside this transaction.
     let next_id: i64 = tx
-        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| r.get(0))
+        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| {
+            r.get(0)
+        })
         .context("Choosing the ticket id")?;
     let reference = threading::reference(&cfg.desk.reference_prefix, next_id);
     let v = &a.verdict;
@@ -334,12 +378,23 @@ fn commit_parsed(
         ],
     )
     .context("Inserting the ticket")?;
-    let msg_id = insert_message(tx, inc, Some(next_id), "customer", Some(mail), Some(&sender), None, now)?;
+    let msg_id = insert_message(
+        tx,
+        inc,
+        Some(next_id),
+        "customer",
+        Some(mail),
+        Some(&sender),
+        None,
+        now,
+    )?;
     store_attachments(tx, cfg, msg_id, mail)?;
 
     // The acknowledgement, queued in the same transaction as the ticket.
     let tz = a.customer.timezone.unwrap_or(chrono_tz::UTC);
-    let local = |t: Option<DateTime<Utc>>| t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string());
+    let local = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+    };
     let ctx = AckContext {
         desk_name: cfg.desk.name.clone(),
         reference: reference.clone(),
@@ -362,7 +417,10 @@ fn commit_parsed(
             // An address lettre cannot send to: the ticket stands, the ack cannot.
             tx.execute(
                 "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
-                params!["sender address cannot receive mail: no acknowledgement", next_id],
+                params![
+                    "sender address cannot receive mail: no acknowledgement",
+                    next_id
+                ],
             )
             .context("Noting the missing acknowledgement")?;
             return Ok(Outcome {
@@ -394,10 +452,17 @@ fn commit_parsed(
 /// Subject tag first (accepted only from the requester or someone of the
 /// same domain, so a stranger cannot attach mail to another customer's
 /// ticket), then In-Reply-To/References against every stored Message-ID.
-fn find_thread(tx: &rusqlite::Transaction<'_>, cfg: &Config, mail: &ParsedMail, sender: &str) -> Result<Option<i64>> {
+fn find_thread(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &Config,
+    mail: &ParsedMail,
+    sender: &str,
+) -> Result<Option<i64>> {
     if let Some(id) = threading::find_tag(&cfg.desk.reference_prefix, &mail.subject) {
         let requester: Option<String> = tx
-            .query_row("SELECT requester FROM tickets WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT requester FROM tickets WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
             .context("Looking up the tagged ticket")?;
         if let Some(req) = requester {
@@ -426,9 +491,11 @@ fn find_thread(tx: &rusqlite::Transaction<'_>, cfg: &Config, mail: &ParsedMail, 
 
 fn ticket_ref(tx: &rusqlite::Transaction<'_>, id: Option<i64>) -> Result<Option<String>> {
     let Some(id) = id else { return Ok(None) };
-    tx.query_row("SELECT reference FROM tickets WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
-        .context("Reading the ticket reference")
+    tx.query_row("SELECT reference FROM tickets WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()
+    .context("Reading the ticket reference")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -469,7 +536,12 @@ fn insert_message(
 
 /// Attachments go to disk under the state directory, content-addressed
 /// (so a repeated ingest rewrites the same file), metadata in SQLite.
-fn store_attachments(tx: &rusqlite::Transaction<'_>, cfg: &Config, msg_id: i64, mail: &ParsedMail) -> Result<()> {
+fn store_attachments(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &Config,
+    msg_id: i64,
+    mail: &ParsedMail,
+) -> Result<()> {
     for att in &mail.attachments {
         let hash = format!("{:x}", Sha256::digest(&att.content));
         let rel = Path::new("attachments").join(&hash[..2]).join(&hash);
@@ -478,7 +550,8 @@ fn store_attachments(tx: &rusqlite::Transaction<'_>, cfg: &Config, msg_id: i64, 
             let dir = path.parent().context("Attachment path has no parent")?;
             std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &att.content).with_context(|| format!("Writing {}", tmp.display()))?;
+            std::fs::write(&tmp, &att.content)
+                .with_context(|| format!("Writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("Renaming {}", tmp.display()))?;
         }
         tx.execute(

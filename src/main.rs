@@ -14,7 +14,11 @@ use supportdesk::config::{self, Config};
 use supportdesk::core::{inbound, sla, triage};
 
 #[derive(Parser)]
-#[command(name = "supportdesk", version, about = "Support mailboxes in, tickets with service levels out.")]
+#[command(
+    name = "supportdesk",
+    version,
+    about = "Support mailboxes in, tickets with service levels out."
+)]
 struct Cli {
     /// Config file.
     #[arg(long, global = true, env = "SUPPORTDESK_CONFIG", default_value = config::DEFAULT_PATH)]
@@ -191,7 +195,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let tz = match timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
                 None => None,
                 Some(Ok(tz)) => Some(tz),
-                Some(Err(_)) => return usage(format!("unknown time zone {:?}", timezone.unwrap_or_default())),
+                Some(Err(_)) => {
+                    return usage(format!(
+                        "unknown time zone {:?}",
+                        timezone.unwrap_or_default()
+                    ));
+                }
             };
             let mut instants = Vec::new();
             for r in &received {
@@ -212,7 +221,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     Ok(d) => d,
                     Err(e) => return usage(e.to_string()),
                 };
-                let fmt = |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
+                let fmt = |d: Option<DateTime<Utc>>| {
+                    d.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
+                };
                 out.push_str(&serde_json::to_string(&serde_json::json!({
                     "received": raw,
                     "plan": plan,
@@ -273,8 +284,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let store = supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
-            let rows = store.call_blocking(move |conn| supportdesk::store::tickets::list(conn, status.as_deref()))?;
+            let store =
+                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let rows = store.call_blocking(move |conn| {
+                supportdesk::store::tickets::list(conn, status.as_deref())
+            })?;
             for t in rows {
                 if json {
                     println!("{}", serde_json::to_string(&t)?);

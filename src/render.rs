@@ -43,8 +43,8 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("Reading templates in {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("Reading templates in {}", dir.display()))?;
         for entry in entries {
             let path = entry.context("Listing templates")?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("txt") {
@@ -62,7 +62,10 @@ impl Renderer {
             env,
             default_language: default_language.to_string(),
         };
-        if r.env.get_template(&format!("ack.{default_language}.txt")).is_err() {
+        if r.env
+            .get_template(&format!("ack.{default_language}.txt"))
+            .is_err()
+        {
             return Err(anyhow!(
                 "No template ack.{default_language}.txt for the default language in {}",
                 dir.display()
@@ -73,7 +76,12 @@ impl Renderer {
 
     /// Renders `kind` (e.g. "ack") in `language`, or in the default language
     /// when there is no such template. Returns the language used too.
-    pub fn render(&self, kind: &str, language: &str, ctx: &impl Serialize) -> Result<(String, Rendered)> {
+    pub fn render(
+        &self,
+        kind: &str,
+        language: &str,
+        ctx: &impl Serialize,
+    ) -> Result<(String, Rendered)> {
         let (lang, tmpl) = match self.env.get_template(&format!("{kind}.{language}.txt")) {
             Ok(t) => (language, t),
             Err(_) => (
@@ -115,7 +123,11 @@ mod tests {
             "Subject: [{{ reference }}] {{ subject }}\n\nHello {{ customer_email }}\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("ack.fr.txt"), "Subject: [{{ reference }}] Re\n\nBonjour\n").unwrap();
+        std::fs::write(
+            dir.path().join("ack.fr.txt"),
+            "Subject: [{{ reference }}] Re\n\nBonjour\n",
+        )
+        .unwrap();
         let r = Renderer::load(dir.path(), "en").unwrap();
         let ctx = serde_json::json!({"reference": "SUP-000001", "subject": "Help", "customer_email": "a@b.c"});
         let (lang, out) = r.render("ack", "de", &ctx).unwrap();

@@ -157,9 +157,11 @@ async fn sink_messages(stack: &Stack, n: usize) -> Vec<Vec<u8>> {
 // ------------------------------------------------------------ config and binary
 
 fn example_parts(name: &str) -> String {
-    let sla = std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.sla.toml")).unwrap();
+    let sla =
+        std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.sla.toml")).unwrap();
     let triage =
-        std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.triage.toml")).unwrap();
+        std::fs::read_to_string(format!("{ROOT}/config/examples/parts/{name}.triage.toml"))
+            .unwrap();
     format!("{sla}\n{triage}\n")
 }
 
@@ -171,7 +173,10 @@ fn write_config(stack: &Stack, implicit: bool) -> PathBuf {
     for (f, v) in [("imap", "supportpw"), ("smtp", "supportpw")] {
         let p = dir.join("secrets").join(f);
         std::fs::write(&p, v).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&p).unwrap().permissions(), 0o600);
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&p).unwrap().permissions(),
+            0o600,
+        );
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
     let (imap_port, imap_tls, smtp_port, smtp_tls) = if implicit {
@@ -248,9 +253,36 @@ async fn three_customers_three_tickets_three_acks_over_starttls() {
     let config = write_config(&stack, false);
 
     let mut s = imap_login(&stack, "support", "supportpw").await;
-    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail since 48 hours, nothing works.")).await;
-    append(&mut s, &customer_mail(2, "bob@example.org", "Question about retention", "How do I configure retention? Not urgent.")).await;
-    append(&mut s, &customer_mail(3, "rene@example.fr", "Rapports en panne", "Bonjour, la génération des rapports ne fonctionne plus, mais les sauvegardes passent.")).await;
+    append(
+        &mut s,
+        &customer_mail(
+            1,
+            "alice@example.com",
+            "Backups failing",
+            "All backups fail since 48 hours, nothing works.",
+        ),
+    )
+    .await;
+    append(
+        &mut s,
+        &customer_mail(
+            2,
+            "bob@example.org",
+            "Question about retention",
+            "How do I configure retention? Not urgent.",
+        ),
+    )
+    .await;
+    append(
+        &mut s,
+        &customer_mail(
+            3,
+            "rene@example.fr",
+            "Rapports en panne",
+            "Bonjour, la génération des rapports ne fonctionne plus, mais les sauvegardes passent.",
+        ),
+    )
+    .await;
     append(
         &mut s,
         "From: Alice <alice@example.com>\nTo: support@desk.test\nSubject: Out of office\nAuto-Submitted: auto-replied\nMessage-ID: <ooo-1@example.com>\n\nI am away.\n",
@@ -259,26 +291,51 @@ async fn three_customers_three_tickets_three_acks_over_starttls() {
     let _ = s.logout().await;
 
     let out = run(&config, &["run", "--once"], &[]);
-    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 new tickets"), "{stdout}");
 
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
-    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE kind = 'automated' AND ticket_id IS NULL"), 1);
-    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"), 3);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM messages WHERE kind = 'automated' AND ticket_id IS NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        3
+    );
     // Received time is the server's INTERNALDATE (today), not the Date header (16 Nov).
     let received: String = conn
-        .query_row("SELECT received_at FROM tickets WHERE requester = 'alice@example.com'", [], |r| r.get(0))
+        .query_row(
+            "SELECT received_at FROM tickets WHERE requester = 'alice@example.com'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(!received.starts_with("2026-11-16T09"), "{received}");
     let lang: String = conn
-        .query_row("SELECT language FROM tickets WHERE requester = 'rene@example.fr'", [], |r| r.get(0))
+        .query_row(
+            "SELECT language FROM tickets WHERE requester = 'rene@example.fr'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(lang, "fr");
 
     let acks = sink_messages(&stack, 3).await;
-    assert_eq!(acks.len(), 3, "expected three acknowledgements at the SMTP server");
+    assert_eq!(
+        acks.len(),
+        3,
+        "expected three acknowledgements at the SMTP server"
+    );
     let mut answered = Vec::new();
     for raw in &acks {
         let m = supportdesk::core::inbound::parse(raw).unwrap();
@@ -287,11 +344,22 @@ async fn three_customers_three_tickets_three_acks_over_starttls() {
         assert_eq!(m.in_reply_to.len(), 1);
         answered.push(m.in_reply_to[0].clone());
         if m.in_reply_to[0] == "cust-3@example.com" {
-            assert!(m.text.contains("Bonjour"), "French ack expected: {}", m.text);
+            assert!(
+                m.text.contains("Bonjour"),
+                "French ack expected: {}",
+                m.text
+            );
         }
     }
     answered.sort();
-    assert_eq!(answered, vec!["cust-1@example.com", "cust-2@example.com", "cust-3@example.com"]);
+    assert_eq!(
+        answered,
+        vec![
+            "cust-1@example.com",
+            "cust-2@example.com",
+            "cust-3@example.com"
+        ]
+    );
 
     // A second pass processes nothing again.
     let out = run(&config, &["run", "--once"], &[]);
@@ -299,7 +367,10 @@ async fn three_customers_three_tickets_three_acks_over_starttls() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 new tickets"));
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
-    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 0);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
+        0
+    );
 
     // The customer's reply threads into its ticket and is not acknowledged.
     let ack_id = {
@@ -321,7 +392,10 @@ async fn three_customers_three_tickets_three_acks_over_starttls() {
     assert!(out.status.success());
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
     assert_eq!(
-        count(&conn, "SELECT count(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.kind = 'followup' AND t.requester = 'alice@example.com'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.kind = 'followup' AND t.requester = 'alice@example.com'"
+        ),
         1
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
@@ -333,16 +407,44 @@ async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() 
     let config = write_config(&stack, true);
 
     let mut s = imap_login(&stack, "support", "supportpw").await;
-    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail.")).await;
-    append(&mut s, &customer_mail(2, "bob@example.org", "Report broken", "The report page is broken.")).await;
+    append(
+        &mut s,
+        &customer_mail(
+            1,
+            "alice@example.com",
+            "Backups failing",
+            "All backups fail.",
+        ),
+    )
+    .await;
+    append(
+        &mut s,
+        &customer_mail(
+            2,
+            "bob@example.org",
+            "Report broken",
+            "The report page is broken.",
+        ),
+    )
+    .await;
     let _ = s.logout().await;
 
     // Abort right after the first ticket is committed, before the IMAP flag.
-    let out = run(&config, &["run", "--once"], &[("SUPPORTDESK_FAULT", "after_commit")]);
-    assert!(!out.status.success(), "the fault should have killed the process");
+    let out = run(
+        &config,
+        &["run", "--once"],
+        &[("SUPPORTDESK_FAULT", "after_commit")],
+    );
+    assert!(
+        !out.status.success(),
+        "the fault should have killed the process"
+    );
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
-    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 1);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
+        1
+    );
 
     // Its \Seen flag was never set.
     let mut s = imap_login(&stack, "support", "supportpw").await;
@@ -352,11 +454,21 @@ async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() 
     let _ = s.logout().await;
 
     let out = run(&config, &["run", "--once"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 2);
-    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"), 2);
-    assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"), 0);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        2
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
+        0
+    );
 
     let mut s = imap_login(&stack, "support", "supportpw").await;
     s.select("INBOX").await.unwrap();
@@ -374,12 +486,80 @@ async fn smtp_auth_failure_is_permanent_and_nothing_is_lost() {
     std::fs::write(stack.dir.path().join("secrets/smtp"), "wrong-password").unwrap();
 
     let mut s = imap_login(&stack, "support", "supportpw").await;
-    append(&mut s, &customer_mail(1, "alice@example.com", "Backups failing", "All backups fail.")).await;
+    append(
+        &mut s,
+        &customer_mail(
+            1,
+            "alice@example.com",
+            "Backups failing",
+            "All backups fail.",
+        ),
+    )
+    .await;
     let _ = s.logout().await;
 
     let out = run(&config, &["run", "--once"], &[]);
     assert!(out.status.success());
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
-    assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%535%'"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE status = 'failed' AND last_error LIKE '%535%'"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_with_idle_acknowledges_new_mail_and_stops_on_sigterm() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    // Poll interval of an hour: only IDLE can bring the message in quickly.
+    let cfg = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
+    std::fs::write(&config, cfg).unwrap();
+
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .spawn()
+        .unwrap();
+    // Let it connect and enter IDLE.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &customer_mail(
+            1,
+            "alice@example.com",
+            "Backups failing",
+            "All backups fail.",
+        ),
+    )
+    .await;
+    let _ = s.logout().await;
+
+    let acks = sink_messages(&stack, 1).await;
+    assert_eq!(
+        acks.len(),
+        1,
+        "no acknowledgement arrived while the daemon was idling"
+    );
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "daemon exit status {status}");
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
 }

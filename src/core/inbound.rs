@@ -99,8 +99,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
 
     let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(to_address);
     let all = |a: Option<&mail_parser::Address>| -> Vec<Address> {
-        a.map(|a| a.iter().filter_map(to_address).take(MAX_ADDRESSES).collect())
-            .unwrap_or_default()
+        a.map(|a| {
+            a.iter()
+                .filter_map(to_address)
+                .take(MAX_ADDRESSES)
+                .collect()
+        })
+        .unwrap_or_default()
     };
 
     let headers = msg
@@ -126,7 +131,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     let return_path = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("Return-Path"))
-        .map(|(_, v)| v.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string());
+        .map(|(_, v)| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        });
 
     let mut text = match msg.body_text(0) {
         Some(t) => t.into_owned(),
@@ -278,7 +289,11 @@ Bonjour, plus rien ne marche.\r\n";
     fn garbage_is_an_error_not_a_panic() {
         assert_eq!(parse(b"").unwrap_err(), ParseError::Empty);
         assert_eq!(parse(b"  \r\n").unwrap_err(), ParseError::Empty);
-        for junk in [&b"\0\0\0\xff\xfe"[..], b"no colon here at all", b"\x00:\x00\r\n\r\n"] {
+        for junk in [
+            &b"\0\0\0\xff\xfe"[..],
+            b"no colon here at all",
+            b"\x00:\x00\r\n\r\n",
+        ] {
             let _ = parse(junk);
         }
     }

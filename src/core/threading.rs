@@ -10,9 +10,7 @@ pub fn find_tag(prefix: &str, subject: &str) -> Option<i64> {
     let mut rest = subject;
     while let Some(open) = rest.find('[') {
         rest = &rest[open + 1..];
-        let Some(close) = rest.find(']') else {
-            return None;
-        };
+        let close = rest.find(']')?;
         let inner = rest[..close].trim();
         if let Some((p, digits)) = inner.split_once('-')
             && p.eq_ignore_ascii_case(prefix)

@@ -57,7 +57,11 @@ pub fn compose(r: &Reply<'_>) -> Result<Outgoing> {
             chain.truncate(1);
             chain.extend(keep_tail);
         }
-        let refs = chain.iter().map(|id| format!("<{id}>")).collect::<Vec<_>>().join(" ");
+        let refs = chain
+            .iter()
+            .map(|id| format!("<{id}>"))
+            .collect::<Vec<_>>()
+            .join(" ");
         b = b.references(refs);
     }
     let mut msg = b
@@ -99,7 +103,10 @@ mod tests {
         .unwrap();
         let parsed = crate::core::inbound::parse(&out.raw).unwrap();
         assert_eq!(parsed.in_reply_to, vec!["abc@example.com"]);
-        assert_eq!(parsed.references, vec!["root@example.com", "abc@example.com"]);
+        assert_eq!(
+            parsed.references,
+            vec!["root@example.com", "abc@example.com"]
+        );
         assert_eq!(parsed.subject, "[SUP-000001] Sauvegarde échouée");
         assert_eq!(parsed.header("Auto-Submitted"), Some("auto-replied"));
         assert_eq!(parsed.message_id.as_deref(), Some(out.message_id.as_str()));

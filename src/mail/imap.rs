@@ -59,7 +59,11 @@ async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<()>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
-    match client.read_response().await.context("Reading the IMAP greeting")? {
+    match client
+        .read_response()
+        .await
+        .context("Reading the IMAP greeting")?
+    {
         Some(_) => Ok(()),
         None => bail!("The IMAP server closed the connection before its greeting"),
     }
@@ -173,7 +177,12 @@ async fn record_error(ctx: &Ctx, name: &str, error: Option<String>) {
 }
 
 /// One pass: everything above the watermark, in UID order.
-async fn poll(ctx: &Ctx, name: &str, s: &ImapSettings, session: &mut ImapSession) -> Result<Vec<Outcome>> {
+async fn poll(
+    ctx: &Ctx,
+    name: &str,
+    s: &ImapSettings,
+    session: &mut ImapSession,
+) -> Result<Vec<Outcome>> {
     let mb = session
         .select(&s.folder)
         .await

@@ -118,7 +118,9 @@ fn list(dir: &Path) -> Result<Vec<Candidate>> {
         for entry in std::fs::read_dir(&d).with_context(|| format!("Reading {}", d.display()))? {
             let entry = entry.with_context(|| format!("Reading {}", d.display()))?;
             let file_name = entry.file_name();
-            let Some(fname) = file_name.to_str() else { continue };
+            let Some(fname) = file_name.to_str() else {
+                continue;
+            };
             if fname.starts_with('.') {
                 continue;
             }
@@ -129,7 +131,9 @@ fn list(dir: &Path) -> Result<Vec<Candidate>> {
             if sub == "cur" && flags.contains('S') {
                 continue;
             }
-            let meta = entry.metadata().with_context(|| format!("Stat {}", entry.path().display()))?;
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("Stat {}", entry.path().display()))?;
             if !meta.is_file() {
                 continue;
             }
@@ -149,8 +153,10 @@ fn list(dir: &Path) -> Result<Vec<Candidate>> {
 
 /// new/X -> cur/X:2,S ; cur/X:2,FLAGS -> cur/X:2,FLAGSS
 fn mark_seen(path: &Path) -> Result<()> {
-    let (Some(dir), Some(fname)) = (path.parent().and_then(Path::parent), path.file_name().and_then(|f| f.to_str()))
-    else {
+    let (Some(dir), Some(fname)) = (
+        path.parent().and_then(Path::parent),
+        path.file_name().and_then(|f| f.to_str()),
+    ) else {
         return Ok(());
     };
     let target = match fname.split_once(":2,") {

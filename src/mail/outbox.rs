@@ -189,7 +189,10 @@ async fn next_due_in(ctx: &Ctx) -> Result<Duration> {
         return Ok(Duration::from_secs(300));
     };
     let at = DateTime::parse_from_rfc3339(&next)?.with_timezone(&Utc);
-    Ok((at - Utc::now()).to_std().unwrap_or(Duration::ZERO).max(Duration::from_millis(200)))
+    Ok((at - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .max(Duration::from_millis(200)))
 }
 
 async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize)> {
@@ -265,8 +268,8 @@ async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row) -> Result<(), SendErr
         .map(|a| a.parse())
         .collect::<Result<Vec<lettre::Address>, _>>()
         .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
-    let envelope =
-        Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
+    let envelope = Envelope::new(Some(from), to)
+        .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
     match conn.send(&envelope, &r.raw).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
@@ -279,7 +282,13 @@ fn write_eml(dir: &Path, r: &Row) -> Result<()> {
     let safe: String = r
         .message_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("{safe}.eml"));
     let tmp = dir.join(format!(".{safe}.tmp"));
@@ -308,9 +317,11 @@ pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection> {
                     .context("SMTP greeting")?;
                 let mut params = TlsParameters::builder(s.host.clone());
                 if let Some(ca) = &s.ca_file {
-                    let pem = std::fs::read(ca).with_context(|| format!("Reading {}", ca.display()))?;
+                    let pem =
+                        std::fs::read(ca).with_context(|| format!("Reading {}", ca.display()))?;
                     params = params.add_root_certificate(
-                        Certificate::from_pem(&pem).with_context(|| format!("Parsing {}", ca.display()))?,
+                        Certificate::from_pem(&pem)
+                            .with_context(|| format!("Parsing {}", ca.display()))?,
                     );
                 }
                 let params = params.build_rustls().context("TLS parameters")?;
@@ -341,19 +352,30 @@ pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection> {
 struct TlsTokio(TlsStream<TcpStream>);
 
 impl AsyncRead for TlsTokio {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsTokio {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)
     }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
