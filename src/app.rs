@@ -23,6 +23,9 @@ pub struct Ctx {
     /// Wakes the outbox when something was queued; repeated wake-ups merge.
     pub outbox_wake: Arc<Notify>,
     pub shutdown: CancellationToken,
+    /// Mailboxes that finished their first attempt (ok or not): readiness.
+    first_pass: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    first_pass_wake: Arc<Notify>,
 }
 
 impl Ctx {
@@ -42,20 +45,52 @@ impl Ctx {
             renderer: Arc::new(renderer),
             outbox_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
+            first_pass: Arc::default(),
+            first_pass_wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Called by a mailbox task after its first connection attempt and pass.
+    pub fn first_pass_done(&self, mailbox: &str) {
+        let mut done = self.first_pass.lock().unwrap_or_else(|e| e.into_inner());
+        if done.insert(mailbox.to_string()) {
+            self.first_pass_wake.notify_one();
+        }
+    }
+
+    fn first_pass_count(&self) -> usize {
+        self.first_pass
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Prepares (CPU, in the caller's task) and commits (store thread) one message.
     pub async fn ingest(&self, incoming: Incoming) -> Result<Outcome> {
         let now = Utc::now();
         let (mailbox, key) = (incoming.mailbox.clone(), incoming.source_key.clone());
-        let prepared = ingest::prepare(&self.config, incoming, now);
+        let prepared = Arc::new(ingest::prepare_guarded(&self.config, incoming, now));
         let (config, renderer) = (self.config.clone(), self.renderer.clone());
-        let outcome = self
+        let p = prepared.clone();
+        let outcome = match self
             .store
-            .call(move |conn| ingest::commit(conn, &config, &renderer, &prepared, now))
+            .call(move |conn| ingest::commit(conn, &config, &renderer, &p, now))
             .await
-            .with_context(|| format!("Ingesting {mailbox} {key}"))?;
+        {
+            Ok(o) => o,
+            Err(e) => {
+                // A poison message (one whose storing fails) is set aside with
+                // its raw bytes and the error, so the mailbox keeps flowing. If
+                // even that fails (disk full, database locked), give up on this
+                // pass: nothing was committed and the message is fetched again.
+                let err = format!("{e:#}");
+                tracing::error!(mailbox = %mailbox, key = %key, "storing failed, setting the message aside: {err}");
+                self.store
+                    .call(move |conn| ingest::commit_poison(conn, &prepared.incoming, &err, now))
+                    .await
+                    .with_context(|| format!("Ingesting {mailbox} {key}"))?
+            }
+        };
         if outcome.action != Action::AlreadyDone {
             tracing::info!(
                 mailbox = %mailbox,
@@ -157,17 +192,53 @@ pub async fn run(ctx: Ctx) -> Result<()> {
         let ctx = ctx.clone();
         tasks.spawn(async move { crate::mail::outbox::run(&ctx).await });
     }
-    tracing::info!(
-        mailboxes = ctx.config.mailboxes.len(),
-        "supportdesk running"
-    );
-
     let shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         shutdown.cancel();
     });
+
+    // READY=1 once every mailbox made its first attempt (bounded wait), so
+    // `systemctl start` returns when the desk is really working.
+    let wait_ready = async {
+        while ctx.first_pass_count() < ctx.config.mailboxes.len() {
+            ctx.first_pass_wake.notified().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(60), wait_ready) => {}
+        _ = ctx.shutdown.cancelled() => {}
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        mailboxes = ctx.config.mailboxes.len(),
+        "supportdesk running"
+    );
+    let mut watchdog_usec = 0;
+    if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
+        let ctx = ctx.clone();
+        let period = Duration::from_micros(watchdog_usec / 2);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = ctx.shutdown.cancelled() => return,
+                }
+                // Ping only when the store thread answers: a stuck database
+                // owner gets the daemon restarted by systemd.
+                let alive = tokio::time::timeout(period, ctx.store.call(|_| Ok(()))).await;
+                if matches!(alive, Ok(Ok(()))) {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!(
+                        "store did not answer within {period:?}; withholding the watchdog ping"
+                    );
+                }
+            }
+        });
+    }
 
     loop {
         tokio::select! {

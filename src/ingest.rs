@@ -149,6 +149,71 @@ pub fn prepare(cfg: &Config, incoming: Incoming, now: DateTime<Utc>) -> Prepared
     }
 }
 
+/// `prepare`, with a panic anywhere in the analysis turned into an
+/// unparsable message rather than a dead mailbox task.
+pub fn prepare_guarded(cfg: &Config, incoming: Incoming, now: DateTime<Utc>) -> Prepared {
+    let copy = incoming.clone();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(cfg, incoming, now))) {
+        Ok(p) => p,
+        Err(_) => Prepared {
+            incoming: copy,
+            analysis: Analysis::Unparsable(
+                "internal error while analysing the message (panic)".into(),
+            ),
+        },
+    }
+}
+
+/// Records a message whose normal commit failed: raw bytes and error, no
+/// ticket, watermark advanced.
+pub fn commit_poison(
+    conn: &mut Connection,
+    inc: &Incoming,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let tx = conn
+        .transaction()
+        .context("Starting the poison transaction")?;
+    let seen: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM messages WHERE mailbox = ?1 AND source_key = ?2",
+            params![inc.mailbox, inc.source_key],
+            |r| r.get(0),
+        )
+        .optional()
+        .context("Checking for an earlier ingest")?;
+    if seen.is_none() {
+        let err = format!("poison: {error}");
+        insert_message(&tx, inc, None, "poison", None, None, Some(&err), now)?;
+        update_watermark(&tx, inc, now)?;
+    }
+    tx.commit().context("Committing the poison record")?;
+    Ok(Outcome {
+        action: Action::Unparsable,
+        ticket: None,
+        queued_ack: false,
+    })
+}
+
+fn update_watermark(
+    tx: &rusqlite::Transaction<'_>,
+    inc: &Incoming,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let (Some(v), Some(uid)) = (inc.uidvalidity, inc.uid) {
+        tx.execute(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_poll_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(mailbox) DO UPDATE SET
+               last_uid = CASE WHEN uidvalidity = excluded.uidvalidity THEN max(last_uid, excluded.last_uid) ELSE excluded.last_uid END,
+               uidvalidity = excluded.uidvalidity",
+            params![inc.mailbox, v, uid, ts(now)],
+        )
+        .context("Updating the mailbox watermark")?;
+    }
+    Ok(())
+}
+
 fn header_block(raw: &[u8]) -> &[u8] {
     let end = raw
         .windows(4)
@@ -203,16 +268,7 @@ pub fn commit(
         Analysis::Parsed(a) => commit_parsed(&tx, cfg, renderer, inc, a, now)?,
     };
 
-    if let (Some(v), Some(uid)) = (inc.uidvalidity, inc.uid) {
-        tx.execute(
-            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_poll_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(mailbox) DO UPDATE SET
-               last_uid = CASE WHEN uidvalidity = excluded.uidvalidity THEN max(last_uid, excluded.last_uid) ELSE excluded.last_uid END,
-               uidvalidity = excluded.uidvalidity",
-            params![inc.mailbox, v, uid, ts(now)],
-        )
-        .context("Updating the mailbox watermark")?;
-    }
+    update_watermark(&tx, inc, now)?;
     tx.commit().context("Committing the ingest transaction")?;
     Ok(outcome)
 }

@@ -86,6 +86,7 @@ pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
             r = session_loop(ctx, name, s, &mut failures, &mut last_error) => r,
             _ = ctx.shutdown.cancelled() => Ok(()),
         };
+        ctx.first_pass_done(name);
         let Err(e) = result else { continue };
         let msg = format!("{e:#}");
         if last_error.as_deref() != Some(msg.as_str()) {
@@ -126,6 +127,7 @@ async fn session_loop(
             .has_str("IDLE");
     loop {
         poll(ctx, name, s, &mut session).await?;
+        ctx.first_pass_done(name);
         if *failures > 0 || last_error.is_some() {
             tracing::info!(mailbox = name, "IMAP connection restored");
             *failures = 0;

@@ -21,7 +21,9 @@ const POLL: Duration = Duration::from_secs(2);
 pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
     let mut last_error: Option<String> = None;
     while !ctx.shutdown.is_cancelled() {
-        match pass(ctx, name, path, mark).await {
+        let result = pass(ctx, name, path, mark).await;
+        ctx.first_pass_done(name);
+        match result {
             Ok(_) => {
                 if last_error.take().is_some() {
                     tracing::info!(mailbox = name, "Maildir readable again");
