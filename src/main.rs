@@ -36,7 +36,16 @@ enum Command {
         once: bool,
     },
     /// Validate the config: exit 0, or print every problem and exit 1.
-    CheckConfig,
+    CheckConfig {
+        /// Also log in to every IMAP and SMTP server and report each result.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Health: mailboxes, outbox, open and breaching tickets.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// SLA computations.
     Sla {
         #[command(subcommand)]
@@ -123,11 +132,21 @@ fn init_logging(level: Option<&str>) {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig => {
+        Command::CheckConfig { connect } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            if connect {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("Starting the tokio runtime")?;
+                let failures = rt.block_on(check_connections(&cfg));
+                if failures > 0 {
+                    return Ok(ExitCode::from(1));
+                }
+            }
             println!(
                 "{}: ok ({} mailbox{}, {} priorities, {} categories, default language {})",
                 cli.config.display(),
@@ -277,6 +296,43 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { json } => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store =
+                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+            let st =
+                store.call_blocking(move |conn| supportdesk::store::tickets::status(conn, &now))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                for m in &st.mailboxes {
+                    println!(
+                        "mailbox {:<16} last poll {:<26} {}",
+                        m.mailbox,
+                        m.last_poll_at.as_deref().unwrap_or("never"),
+                        m.last_error
+                            .as_deref()
+                            .map(|e| format!("error: {e}"))
+                            .unwrap_or_else(|| "ok".into())
+                    );
+                }
+                println!(
+                    "outbox: {} pending (oldest {}), {} failed",
+                    st.outbox_pending,
+                    st.outbox_oldest_pending.as_deref().unwrap_or("-"),
+                    st.outbox_failed
+                );
+                println!(
+                    "tickets: {} open, {} breaching; {} messages without a ticket",
+                    st.open_tickets, st.breaching, st.unticketed_messages
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tickets {
             command: TicketsCommand::List { status, json },
         } => {
@@ -307,4 +363,39 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `check-config --connect`: log in to every server, report each result.
+async fn check_connections(cfg: &Config) -> usize {
+    let mut failures = 0;
+    for mb in &cfg.mailboxes {
+        if let config::MailboxKind::Imap(s) = &mb.kind {
+            match supportdesk::mail::imap::connect(s).await {
+                Ok(mut session) => {
+                    let _ = session.logout().await;
+                    println!(
+                        "mailbox {}: IMAP login to {}:{} ok",
+                        mb.name, s.host, s.port
+                    );
+                }
+                Err(e) => {
+                    failures += 1;
+                    println!("mailbox {}: {e:#}", mb.name);
+                }
+            }
+        }
+    }
+    if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind {
+        match supportdesk::mail::outbox::smtp_connect(s).await {
+            Ok(mut conn) => {
+                let _ = conn.quit().await;
+                println!("outbox: SMTP {}:{} ok", s.host, s.port);
+            }
+            Err(e) => {
+                failures += 1;
+                println!("outbox: {e:#}");
+            }
+        }
+    }
+    failures
 }
