@@ -52,6 +52,9 @@ pub struct RawDesk {
     /// Log filter, e.g. "info" or "supportdesk=debug"; RUST_LOG wins.
     #[serde(default)]
     pub log_level: Option<String>,
+    /// Extra strings for the templates, as `vars.NAME` (e.g. commercial_address).
+    #[serde(default)]
+    pub template_vars: std::collections::BTreeMap<String, String>,
 }
 
 fn default_prefix() -> String {
@@ -138,6 +141,7 @@ pub struct Desk {
     pub templates_dir: PathBuf,
     pub max_message_bytes: u64,
     pub log_level: Option<String>,
+    pub template_vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,6 +635,7 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 templates_dir,
                 max_message_bytes: d.max_message_bytes,
                 log_level: d.log_level.clone(),
+                template_vars: d.template_vars.clone(),
             },
             mailboxes,
             outbox: Outbox { kind, max_attempts },

@@ -464,6 +464,7 @@ fn commit_parsed(
         first_response_due: local(a.due.first_response),
         resolution_due: local(a.due.resolution),
         received_at: ts(inc.received_at),
+        vars: cfg.desk.template_vars.clone(),
     };
     let (_, rendered) = renderer.render("ack", &v.language, &ctx)?;
     let reply_to = mail.reply_to.as_ref().or(mail.from.as_ref());

@@ -30,6 +30,8 @@ pub struct AckContext {
     pub first_response_due: Option<String>,
     pub resolution_due: Option<String>,
     pub received_at: String,
+    /// `[desk] template_vars`.
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Rendered {
