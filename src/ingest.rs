@@ -447,7 +447,7 @@ fn commit_parsed(
     store_attachments(tx, cfg, msg_id, mail)?;
 
     // The acknowledgement, queued in the same transaction as the ticket.
-    let tz = a.customer.timezone.unwrap_or(chrono_tz::UTC);
+    let tz = cfg.sla.display_zone(&a.customer.plan, a.customer.timezone);
     let local = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
     };

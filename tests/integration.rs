@@ -563,3 +563,78 @@ async fn daemon_with_idle_acknowledges_new_mail_and_stops_on_sigterm() {
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
 }
+
+// ------------------------------------------------------------ no servers needed
+
+/// The demo config, copied next to a fresh Maildir copy so the test owns its state.
+fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(format!("{ROOT}/config/demo.toml"))
+        .unwrap()
+        .replace("../demo/maildir", &format!("{ROOT}/demo/maildir"))
+        .replace("../demo-out", "out")
+        .replace("\"../templates\"", &format!("\"{ROOT}/templates\""));
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, cfg).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn demo_runs_twice_and_the_second_run_says_nothing_new() {
+    let (dir, cfg) = demo_copy();
+    let out = run(&cfg, &["run", "--once"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("3 new tickets, 1 other message recorded"), "{stdout}");
+    let emls = std::fs::read_dir(dir.path().join("out/outbox")).unwrap().count();
+    assert_eq!(emls, 3);
+    let out = run(&cfg, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing new arrived"), "{stdout}");
+    assert_eq!(std::fs::read_dir(dir.path().join("out/outbox")).unwrap().count(), 3);
+    // The shipped Maildir is left as it was.
+    assert_eq!(std::fs::read_dir(format!("{ROOT}/demo/maildir/new")).unwrap().count(), 4);
+}
+
+#[test]
+fn check_config_accepts_the_demo_and_every_example() {
+    let (_dir, cfg) = demo_copy();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["zmanda", "meteorage", "cirrus-shield", "cloud-avenue", "cegedim"] {
+        let path = PathBuf::from(format!("{ROOT}/config/examples/{name}.toml"));
+        let out = run(&path, &["check-config"], &[]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn check_config_names_file_line_column_and_key() {
+    let (_dir, cfg) = demo_copy();
+    let good = std::fs::read_to_string(&cfg).unwrap();
+
+    // Schema error: an unknown key.
+    let bad = good.replacen("[desk]\n", "[desk]\nnmae = \"typo\"\n", 1);
+    std::fs::write(&cfg, &bad).unwrap();
+    let line = bad.lines().position(|l| l.starts_with("nmae")).unwrap() + 1;
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("demo.toml:{line}:1")), "{err}");
+    assert!(err.contains("nmae") && err.contains("unknown field"), "{err}");
+
+    // Checked errors, all reported at once, each with its line and key.
+    let bad = good
+        .replacen("kind = \"maildir\"", "kind = \"pop3\"", 1)
+        .replacen("[outbox]\nkind = \"directory\"", "[outbox]\nkind = \"directory\"\nmax_attempts = 0", 1);
+    std::fs::write(&cfg, &bad).unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kind_line = bad.lines().position(|l| l.contains("\"pop3\"")).unwrap() + 1;
+    let max_line = bad.lines().position(|l| l.starts_with("max_attempts")).unwrap() + 1;
+    assert!(err.contains(&format!("demo.toml:{kind_line}:1: key `mailboxes.0.kind`")), "{err}");
+    assert!(err.contains(&format!("demo.toml:{max_line}:1: key `outbox.max_attempts`")), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+}

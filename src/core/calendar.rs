@@ -25,6 +25,18 @@ pub const MAX_CLOSED_DAYS: u32 = 3660;
 /// (Easter falls between 22 March and 25 April).
 pub const EASTER_OFFSETS: std::ops::RangeInclusive<i64> = -80..=240;
 
+/// Years the arithmetic accepts; chrono cannot show every instant in
+/// every zone near its own limits, and a help desk needs far less.
+pub const SUPPORTED_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+fn check_range(t: DateTime<Utc>) -> Result<(), CalendarError> {
+    if SUPPORTED_YEARS.contains(&t.naive_utc().year()) {
+        Ok(())
+    } else {
+        Err(CalendarError::OutOfRange)
+    }
+}
+
 /// Built-in holiday sets, in the syntax of [`HolidayRule::parse`].
 /// A new set is one more arm here.
 pub fn builtin_holiday_set(name: &str) -> Option<&'static [&'static str]> {
@@ -54,7 +66,7 @@ pub const BUILTIN_HOLIDAY_SETS: &[&str] = &["fr"];
 pub enum CalendarError {
     #[error("the calendar has no opening hours in {MAX_CLOSED_DAYS} consecutive days")]
     NeverOpens,
-    #[error("date out of the supported range")]
+    #[error("date out of the supported range (years 1 to 9999)")]
     OutOfRange,
 }
 
@@ -436,6 +448,7 @@ impl Calendar {
         zone: Tz,
         mut f: impl FnMut(DateTime<Utc>, DateTime<Utc>) -> ControlFlow<T>,
     ) -> Result<T, CalendarError> {
+        check_range(from)?;
         let first = from.with_timezone(&zone).date_naive();
         // The day before may hold an interval still open at `from` when
         // midnight is itself ambiguous in `zone`.
@@ -468,6 +481,9 @@ impl Calendar {
     pub fn is_open(&self, t: DateTime<Utc>, zone: Tz) -> bool {
         if self.always_open {
             return true;
+        }
+        if check_range(t).is_err() {
+            return false;
         }
         let d = t.with_timezone(&zone).date_naive();
         [d.pred_opt(), Some(d)]
@@ -522,6 +538,7 @@ impl Calendar {
         zone: Tz,
     ) -> Result<DateTime<Utc>, CalendarError> {
         let clock = self.next_opening(start, zone)?;
+        check_range(clock)?;
         let local = clock.with_timezone(&zone).naive_local();
         let mut date = local.date();
         let (mut counted, mut closed_days) = (0u32, 0u32);
@@ -602,4 +619,426 @@ fn first_instant_at_or_after(zone: Tz, naive: NaiveDateTime) -> Option<DateTime<
         }
     }
     DateTime::<Utc>::from_timestamp(hi, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::{America::New_York, Europe::Paris};
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn fr() -> Holidays {
+        let mut h = Holidays::default();
+        for r in builtin_holiday_set("fr").unwrap() {
+            h.add(HolidayRule::parse(r).unwrap());
+        }
+        h
+    }
+
+    fn office(zone: Tz, spans: &str, extra: &[&str]) -> Calendar {
+        let mut w = WeeklyHours::default();
+        for d in parse_days("mon-fri").unwrap() {
+            w.set(d, parse_spans(spans).unwrap());
+        }
+        let mut h = fr();
+        for r in extra {
+            h.add(HolidayRule::parse(r).unwrap());
+        }
+        Calendar::new(zone, w, h)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(
+            chars in proptest::collection::vec(
+                proptest::sample::select("0123456789:-.,+ eastrlomnfidy\u{e9}\u{bd}".chars().collect::<Vec<_>>()),
+                0..24,
+            ),
+            year in proptest::prelude::any::<i32>(),
+        ) {
+            let s: String = chars.into_iter().collect();
+            let _ = parse_spans(&s);
+            let _ = parse_days(&s);
+            let _ = HolidayRule::parse(&s);
+            let _ = easter_sunday(year);
+        }
+    }
+
+    #[test]
+    fn easter_dates() {
+        for (y, e) in [
+            (2024, "2024-03-31"),
+            (2025, "2025-04-20"),
+            (2026, "2026-04-05"),
+            (2027, "2027-03-28"),
+            (2038, "2038-04-25"),
+            (2285, "2285-03-22"),
+        ] {
+            assert_eq!(easter_sunday(y), Some(date(e)), "{y}");
+        }
+    }
+
+    #[test]
+    fn french_holidays_2026() {
+        let h = fr();
+        for d in [
+            "2026-01-01",
+            "2026-04-06", // Easter Monday
+            "2026-05-01",
+            "2026-05-08",
+            "2026-05-14", // Ascension
+            "2026-05-25", // Whit Monday
+            "2026-07-14",
+            "2026-08-15",
+            "2026-11-01",
+            "2026-11-11",
+            "2026-12-25",
+        ] {
+            assert!(h.contains(date(d)), "{d}");
+        }
+        for d in [
+            "2026-04-05",
+            "2026-04-07",
+            "2026-05-15",
+            "2026-12-24",
+            "2026-12-26",
+        ] {
+            assert!(!h.contains(date(d)), "{d}");
+        }
+        // Every built-in set parses.
+        for name in BUILTIN_HOLIDAY_SETS {
+            for r in builtin_holiday_set(name).unwrap() {
+                HolidayRule::parse(r).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn holiday_rules_parse() {
+        use HolidayRule::*;
+        assert_eq!(
+            HolidayRule::parse("2026-12-24"),
+            Ok(Date(date("2026-12-24")))
+        );
+        assert_eq!(
+            HolidayRule::parse("12-25"),
+            Ok(Yearly { month: 12, day: 25 })
+        );
+        assert_eq!(
+            HolidayRule::parse("02-29"),
+            Ok(Yearly { month: 2, day: 29 })
+        );
+        assert_eq!(HolidayRule::parse("Easter + 39"), Ok(Easter(39)));
+        assert_eq!(HolidayRule::parse("easter-2"), Ok(Easter(-2)));
+        assert_eq!(HolidayRule::parse("easter"), Ok(Easter(0)));
+        assert_eq!(
+            HolidayRule::parse("12-24..01-01"),
+            Ok(YearlyRange {
+                from: (12, 24),
+                to: (1, 1)
+            })
+        );
+        assert_eq!(
+            HolidayRule::parse("2026-08-03..2026-08-21"),
+            Ok(DateRange(date("2026-08-03"), date("2026-08-21")))
+        );
+        for bad in [
+            "",
+            "13-01",
+            "2026-02-30",
+            "easter+400",
+            "easter*2",
+            "2026-08-21..2026-08-03",
+            "12-24..2026-01-01",
+            "christmas",
+            "1-2-3-4",
+        ] {
+            assert!(HolidayRule::parse(bad).is_err(), "{bad:?}");
+        }
+        let mut h = Holidays::default();
+        h.add(HolidayRule::parse("12-24..01-01").unwrap());
+        assert!(h.contains(date("2026-12-24")));
+        assert!(h.contains(date("2026-12-31")));
+        assert!(h.contains(date("2027-01-01")));
+        assert!(!h.contains(date("2027-01-02")));
+        assert!(!h.contains(date("2026-12-23")));
+    }
+
+    #[test]
+    fn spans_and_days_parse() {
+        assert_eq!(
+            parse_spans("13:00-17:00, 08:00-12:00").unwrap(),
+            vec![
+                Span {
+                    start: 480,
+                    end: 720
+                },
+                Span {
+                    start: 780,
+                    end: 1020
+                }
+            ]
+        );
+        assert_eq!(
+            parse_spans("00:00-24:00").unwrap(),
+            vec![Span {
+                start: 0,
+                end: 1440
+            }]
+        );
+        assert_eq!(parse_spans("closed").unwrap(), vec![]);
+        for bad in [
+            "8-17",
+            "08:00",
+            "17:00-08:00",
+            "08:00-08:00",
+            "08:00-24:30",
+            "08:60-09:00",
+            "08:00-12:00, 11:00-13:00",
+            "8h-17h",
+        ] {
+            assert!(parse_spans(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_days("mon-fri").unwrap().len(), 5);
+        assert_eq!(parse_days("Saturday").unwrap(), vec![Weekday::Sat]);
+        assert_eq!(
+            parse_days("sat-mon").unwrap(),
+            vec![Weekday::Sat, Weekday::Sun, Weekday::Mon]
+        );
+        assert!(parse_days("funday").is_err());
+        assert!(parse_days("mon-").is_err());
+    }
+
+    #[test]
+    fn dst_days_have_the_right_length() {
+        let always = {
+            let mut w = WeeklyHours::always();
+            w.set(Weekday::Mon, vec![]);
+            Calendar::new(Paris, w, Holidays::default())
+        };
+        let len = |d: &str| -> i64 {
+            always
+                .day_intervals(date(d), Paris)
+                .map(|(a, b)| (b - a).num_minutes())
+                .sum()
+        };
+        assert_eq!(len("2026-03-28"), 24 * 60);
+        assert_eq!(len("2026-03-29"), 23 * 60);
+        assert_eq!(len("2026-10-25"), 25 * 60);
+        // 02:00-03:00 does not exist on 29 March: that interval is empty;
+        // on 25 October it starts at its first occurrence.
+        let mut w = WeeklyHours::default();
+        w.set(Weekday::Sun, parse_spans("02:00-03:00").unwrap());
+        let night = Calendar::new(Paris, w, Holidays::default());
+        assert_eq!(night.day_intervals(date("2026-03-29"), Paris).count(), 0);
+        let oct: Vec<_> = night.day_intervals(date("2026-10-25"), Paris).collect();
+        assert_eq!(
+            oct,
+            vec![(utc("2026-10-25T00:00:00Z"), utc("2026-10-25T02:00:00Z"))]
+        );
+    }
+
+    #[test]
+    fn business_time_table() {
+        let cal = office(Paris, "08:00-17:00", &[]);
+        let split = office(Paris, "08:00-12:00, 13:00-17:00", &["12-24..01-01"]);
+        let h = TimeDelta::hours;
+        let m = TimeDelta::minutes;
+        for (c, received, dur, due) in [
+            // Inside hours.
+            (
+                &cal,
+                "2026-03-02T10:00:00+01:00",
+                h(1),
+                "2026-03-02T11:00:00+01:00",
+            ),
+            // The minute before closing carries 59 minutes to Monday.
+            (
+                &cal,
+                "2026-03-06T16:59:00+01:00",
+                h(1),
+                "2026-03-09T08:59:00+01:00",
+            ),
+            // Ending exactly at closing time is due at closing time.
+            (
+                &cal,
+                "2026-03-06T16:00:00+01:00",
+                h(1),
+                "2026-03-06T17:00:00+01:00",
+            ),
+            // Received at closing: nothing left today.
+            (
+                &cal,
+                "2026-03-06T17:00:00+01:00",
+                h(1),
+                "2026-03-09T09:00:00+01:00",
+            ),
+            // Weekend.
+            (
+                &cal,
+                "2026-03-07T12:00:00+01:00",
+                h(1),
+                "2026-03-09T09:00:00+01:00",
+            ),
+            // Before opening.
+            (
+                &cal,
+                "2026-03-02T06:00:00+01:00",
+                m(90),
+                "2026-03-02T09:30:00+01:00",
+            ),
+            // Spring forward weekend: Friday CET, Monday CEST.
+            (
+                &cal,
+                "2026-03-27T16:00:00+01:00",
+                h(3),
+                "2026-03-30T10:00:00+02:00",
+            ),
+            // Fall back weekend.
+            (
+                &cal,
+                "2026-10-23T16:00:00+02:00",
+                h(3),
+                "2026-10-26T10:00:00+01:00",
+            ),
+            // 14 July and Ascension are closed.
+            (
+                &cal,
+                "2026-07-13T16:30:00+02:00",
+                h(1),
+                "2026-07-15T08:30:00+02:00",
+            ),
+            (
+                &cal,
+                "2026-05-13T16:00:00+02:00",
+                h(2),
+                "2026-05-15T09:00:00+02:00",
+            ),
+            // Easter Monday.
+            (
+                &cal,
+                "2026-04-03T16:00:00+02:00",
+                h(2),
+                "2026-04-07T09:00:00+02:00",
+            ),
+            // 24 open hours across three days.
+            (
+                &cal,
+                "2026-03-02T08:00:00+01:00",
+                h(24),
+                "2026-03-04T14:00:00+01:00",
+            ),
+            // Lunch break.
+            (
+                &split,
+                "2026-03-02T11:30:00+01:00",
+                h(1),
+                "2026-03-02T13:30:00+01:00",
+            ),
+            (
+                &split,
+                "2026-03-02T11:00:00+01:00",
+                h(1),
+                "2026-03-02T12:00:00+01:00",
+            ),
+            // Christmas week closed: 7h on the 23rd, 8h on 4 and 5 January 2027.
+            (
+                &split,
+                "2026-12-23T09:00:00+01:00",
+                h(24),
+                "2027-01-06T09:00:00+01:00",
+            ),
+        ] {
+            let got = c.add_business_time(utc(received), dur, Paris).unwrap();
+            assert_eq!(got, utc(due), "{received} + {dur}");
+            assert_eq!(c.open_time_between(utc(received), got, Paris), dur);
+        }
+    }
+
+    #[test]
+    fn business_days_table() {
+        let cal = office(Paris, "09:00-18:00", &[]);
+        for (received, n, due) in [
+            ("2026-03-02T10:00:00+01:00", 2, "2026-03-04T10:00:00+01:00"),
+            ("2026-03-06T17:59:00+01:00", 1, "2026-03-09T17:59:00+01:00"),
+            // At closing the clock starts at the next opening.
+            ("2026-03-06T18:00:00+01:00", 1, "2026-03-10T09:00:00+01:00"),
+            ("2026-03-07T12:00:00+01:00", 2, "2026-03-11T09:00:00+01:00"),
+            // Ascension (Thursday) skipped.
+            ("2026-05-13T15:00:00+02:00", 2, "2026-05-18T15:00:00+02:00"),
+            // Easter Monday skipped.
+            ("2026-04-03T10:00:00+02:00", 2, "2026-04-08T10:00:00+02:00"),
+            // Same local time across the DST change.
+            ("2026-03-27T10:00:00+01:00", 2, "2026-03-31T10:00:00+02:00"),
+            ("2026-10-23T10:00:00+02:00", 1, "2026-10-26T10:00:00+01:00"),
+            // 15 August on a Saturday shifts nothing.
+            ("2026-08-14T10:00:00+02:00", 2, "2026-08-18T10:00:00+02:00"),
+            // Christmas and New Year's Day.
+            ("2026-12-24T10:00:00+01:00", 1, "2026-12-28T10:00:00+01:00"),
+            ("2026-12-31T10:00:00+01:00", 2, "2027-01-05T10:00:00+01:00"),
+        ] {
+            let got = cal.add_business_days(utc(received), n, Paris).unwrap();
+            assert_eq!(got, utc(due), "{received} + {n} business days");
+        }
+    }
+
+    #[test]
+    fn other_zone_and_always_open() {
+        let cal = office(Paris, "08:00-17:00", &[]).following_customer(true);
+        let ny = cal.zone_for(Some(New_York));
+        assert_eq!(ny, New_York);
+        assert_eq!(cal.zone_for(None), Paris);
+        // US DST starts 8 March 2026: Friday EST, Monday EDT.
+        let got = cal
+            .add_business_time(utc("2026-03-06T16:30:00-05:00"), TimeDelta::hours(1), ny)
+            .unwrap();
+        assert_eq!(got, utc("2026-03-09T08:30:00-04:00"));
+        let a = Calendar::always_open(Paris);
+        let t = utc("2026-03-29T00:30:00Z");
+        assert!(a.is_open(t, Paris));
+        assert_eq!(
+            a.add_business_time(t, TimeDelta::hours(8), Paris).unwrap(),
+            utc("2026-03-29T08:30:00Z")
+        );
+        assert_eq!(
+            a.add_business_days(t, 1, Paris).unwrap(),
+            utc("2026-03-30T01:30:00+02:00")
+        );
+    }
+
+    #[test]
+    fn closed_forever_and_extremes_do_not_hang_or_panic() {
+        let mut h = Holidays::default();
+        h.add(HolidayRule::parse("01-01..12-31").unwrap());
+        let mut w = WeeklyHours::default();
+        w.set(Weekday::Mon, parse_spans("09:00-10:00").unwrap());
+        let never = Calendar::new(Paris, w, h);
+        let t = utc("2026-03-02T10:00:00Z");
+        assert!(!never.is_open(t, Paris));
+        assert_eq!(never.next_opening(t, Paris), Err(CalendarError::NeverOpens));
+        assert_eq!(
+            never.add_business_time(t, TimeDelta::hours(1), Paris),
+            Err(CalendarError::NeverOpens)
+        );
+        assert_eq!(
+            never.add_business_days(t, 1, Paris),
+            Err(CalendarError::NeverOpens)
+        );
+        let cal = office(Paris, "08:00-17:00", &[]);
+        for t in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+            let _ = cal.is_open(t, Paris);
+            let _ = cal.next_opening(t, Paris);
+            let _ = cal.add_business_time(t, TimeDelta::days(300), Paris);
+            let _ = cal.add_business_days(t, 300, Paris);
+            let _ = cal.open_time_between(t, DateTime::<Utc>::MAX_UTC, Paris);
+            let _ = Calendar::always_open(Paris).add_business_time(t, TimeDelta::days(300), Paris);
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! The pure core: no tokio, no SQLite, no network; time is a parameter.
 
+pub mod calendar;
 pub mod inbound;
 pub mod problem;
-#[path = "/work/shim/sla.rs"]
 pub mod sla;
 pub mod threading;
 #[path = "/work/shim/triage.rs"]

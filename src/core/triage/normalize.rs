@@ -1,0 +1,105 @@
+//! Text normalisation shared by rules, overrides and language detection:
+//! lowercase, accents removed, words split on anything not a letter or a
+//! digit, with clause boundaries kept so a negation never reaches across a
+//! full stop or a "but".
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Lowercase and strip accents ("Priorité" -> "priorite", "Œ" -> "oe").
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.nfd() {
+        if is_combining_mark(c) {
+            continue;
+        }
+        match c {
+            'œ' | 'Œ' => out.push_str("oe"),
+            'æ' | 'Æ' => out.push_str("ae"),
+            'ß' => out.push_str("ss"),
+            'ø' | 'Ø' => out.push('o'),
+            'ł' | 'Ł' => out.push('l'),
+            '’' | 'ʼ' | '‘' => out.push('\''),
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// One word of a normalised text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub word: String,
+    /// Tokens of one clause share this number; punctuation that ends a
+    /// clause (. , ; : ! ? newline) and contrastive conjunctions start a new one.
+    pub clause: u32,
+}
+
+/// Words that open a new clause: a negation before "but" does not reach
+/// what follows it ("pas de panne, mais tout est bloqué").
+const CLAUSE_WORDS: &[&str] = &[
+    "but", "however", "although", "mais", "cependant", "pourtant", "aber", "jedoch", "pero",
+    "sino", "ma", "maar", "mas", "porem",
+];
+
+/// Split folded text into words. Apostrophes split ("n'est" -> "n", "est").
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let folded = fold(text);
+    let mut tokens = Vec::new();
+    let mut clause = 0u32;
+    let mut word = String::new();
+    let flush = |word: &mut String, clause: &mut u32, tokens: &mut Vec<Token>| {
+        if word.is_empty() {
+            return;
+        }
+        if CLAUSE_WORDS.contains(&word.as_str()) {
+            *clause += 1;
+        }
+        tokens.push(Token {
+            word: std::mem::take(word),
+            clause: *clause,
+        });
+    };
+    for c in folded.chars() {
+        if c.is_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut clause, &mut tokens);
+        if matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | '\n' | '(' | ')') {
+            clause += 1;
+        }
+    }
+    flush(&mut word, &mut clause, &mut tokens);
+    tokens
+}
+
+/// Folded words of a phrase or id, joined by single spaces
+/// ("Priorité :  P2" -> "priorite p2").
+pub fn words(s: &str) -> String {
+    tokenize(s)
+        .into_iter()
+        .map(|t| t.word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_accents_and_case() {
+        assert_eq!(fold("Priorité ÉLEVÉE Œuvre"), "priorite elevee oeuvre");
+        assert_eq!(words("n’est  pas-bloquant!"), "n est pas bloquant");
+    }
+
+    #[test]
+    fn clauses_split_on_punctuation_and_but() {
+        let t = tokenize("pas de panne, mais bloqué");
+        let clauses: Vec<u32> = t.iter().map(|t| t.clause).collect();
+        assert_eq!(clauses[0], clauses[2]);
+        assert_ne!(clauses[2], clauses[3]);
+        assert_eq!(clauses[3], clauses[4]);
+    }
+}
