@@ -267,9 +267,24 @@ impl std::error::Error for ConfigError {}
 
 // ---------------------------------------------------------------- loading
 
+/// Whether loading reads the passwords. Commands that never connect
+/// (`sla due`, `classify`, `tickets`, `status`) skip them, so an admin can
+/// run them outside the service, where the credentials are not readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Read,
+    /// Declared sources are accepted unread; the Config's passwords are
+    /// empty and it must not be used to connect.
+    Skip,
+}
+
 /// Reads and checks a config file. Credential files are read here, so a
 /// checked Config holds everything needed to run.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, Secrets::Read)
+}
+
+pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         problems: vec![Located {
@@ -279,10 +294,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    parse(path, &src)
+    parse_with(path, &src, secrets)
 }
 
 pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
+    parse_with(path, src, Secrets::Read)
+}
+
+pub fn parse_with(path: &Path, src: &str, secrets: Secrets) -> Result<Config, ConfigError> {
     let fail = |problems| ConfigError {
         file: path.to_path_buf(),
         problems,
@@ -301,7 +320,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
         }
     };
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    check(path, &base, &raw).map_err(|problems| {
+    check(path, &base, &raw, secrets).map_err(|problems| {
         fail(
             problems
                 .into_iter()
@@ -311,7 +330,12 @@ pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
     })
 }
 
-fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Problem>> {
+fn check(
+    file: &Path,
+    base: &Path,
+    raw: &RawConfig,
+    secrets: Secrets,
+) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |path: &[&str], message: String| {
         problems.push(Problem {
@@ -409,7 +433,7 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 if username.is_empty() {
                     p("username", "an imap mailbox needs a username".into());
                 }
-                let password = match read_secret(base, &m.secret) {
+                let password = match read_secret(base, &m.secret, secrets) {
                     Ok(Some(s)) => s,
                     Ok(None) => {
                         p(
@@ -540,14 +564,17 @@ fn check(file: &Path, base: &Path, raw: &RawConfig) -> Result<Config, Vec<Proble
                 Tls::StartTls => 587,
                 Tls::None => 25,
             });
-            let password = match read_secret(base, &o.secret) {
+            let declared = o.secret.password.is_some()
+                || o.secret.password_file.is_some()
+                || o.secret.password_credential.is_some();
+            let password = match read_secret(base, &o.secret, secrets) {
                 Ok(s) => s,
                 Err((key, msg)) => {
                     problem(&["outbox", key], msg);
                     None
                 }
             };
-            if o.username.is_some() != password.is_some() {
+            if o.username.is_some() != declared {
                 problem(
                     &["outbox", "username"],
                     "username and a password go together".into(),
@@ -671,7 +698,16 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// Reads a secret from, in order: a systemd credential, a file, the inline value.
-fn read_secret(base: &Path, s: &RawSecret) -> Result<Option<Secret>, (&'static str, String)> {
+fn read_secret(
+    base: &Path,
+    s: &RawSecret,
+    secrets: Secrets,
+) -> Result<Option<Secret>, (&'static str, String)> {
+    if secrets == Secrets::Skip {
+        let declared =
+            s.password.is_some() || s.password_file.is_some() || s.password_credential.is_some();
+        return Ok(declared.then(|| Secret(String::new())));
+    }
     if let Some(name) = &s.password_credential {
         let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
             return Err((

@@ -106,7 +106,16 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|e| {
+    load_config_with(path, config::Secrets::Read)
+}
+
+/// For commands that never connect: passwords are not read.
+fn load_offline(path: &std::path::Path) -> Result<Config, ExitCode> {
+    load_config_with(path, config::Secrets::Skip)
+}
+
+fn load_config_with(path: &std::path::Path, secrets: config::Secrets) -> Result<Config, ExitCode> {
+    config::load_with(path, secrets).map_err(|e| {
         eprint!("{e}");
         ExitCode::from(1)
     })
@@ -203,7 +212,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     received,
                 },
         } => {
-            let cfg = match load_config(&cli.config) {
+            let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
@@ -257,7 +266,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Classify { files } => {
-            let cfg = match load_config(&cli.config) {
+            let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
@@ -297,7 +306,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            let cfg = match load_config(&cli.config) {
+            let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
@@ -336,7 +345,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Tickets {
             command: TicketsCommand::List { status, json },
         } => {
-            let cfg = match load_config(&cli.config) {
+            let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };

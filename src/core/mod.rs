@@ -5,5 +5,4 @@ pub mod inbound;
 pub mod problem;
 pub mod sla;
 pub mod threading;
-#[path = "/work/shim/triage.rs"]
 pub mod triage;

@@ -1,1 +1,861 @@
-//! placeholder
+//! Triage: from a parsed message and the config's `[triage]` rules to a
+//! verdict (language, category, impact, urgency, priority, automated or
+//! not), each decision with the reason that made it.
+//!
+//! Pure: no I/O, no clock, no panic on any input. The config is checked
+//! once (`TriageModel::from_raw`, every problem at once); `classify` then
+//! only reads it.
+//!
+//! How a verdict is reached:
+//! 1. language of the customer's own words (`own_text`), restricted to
+//!    the config's list, default when short or unsure;
+//! 2. phrases of every rule are matched on folded words; the rules of the
+//!    detected language (and "any") decide first, other languages' rules
+//!    only fill a field still open; within a field the first rule in
+//!    config order wins, so configs list strong signals first;
+//! 3. a negated match ("pas urgent") gives the rule's `if_negated` value,
+//!    or is ignored when the rule has none;
+//! 4. priority: the customer's own `[P2]` / `Priority: P2` when allowed,
+//!    else a priority rule, else the impact x urgency matrix, else the
+//!    default (per category or global).
+
+mod automated;
+mod language;
+mod normalize;
+mod own_text;
+mod phrases;
+
+#[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::inbound::ParsedMail;
+use crate::core::problem::Problem;
+
+pub use automated::{Automated, AutomatedKind, detect_automated};
+pub use language::detection_text;
+pub use normalize::fold;
+
+use language::LanguageDetector;
+use phrases::{Entry, Matcher, Phrase};
+
+/// `[triage]` as written. See `config/examples/*.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTriage {
+    /// ISO 639-1 codes the desk recognises, e.g. ["fr", "en", "de"].
+    pub languages: Vec<String>,
+    pub default_language: String,
+    /// Fewer words of the customer's own text than this: default language.
+    #[serde(default)]
+    pub min_words: Option<usize>,
+    /// Whether a `[P2]` subject tag or a `Priority: P2` line sets the
+    /// priority. Default true.
+    #[serde(default)]
+    pub customer_override: Option<bool>,
+    #[serde(default)]
+    pub default_category: Option<String>,
+    #[serde(default)]
+    pub default_priority: Option<String>,
+    /// Default priority per category, before `default_priority`.
+    #[serde(default)]
+    pub category_priorities: BTreeMap<String, String>,
+    /// When set, only tickets of these categories get a priority
+    /// (Meteorage prioritises technical assistance only).
+    #[serde(default)]
+    pub prioritized_categories: Option<Vec<String>>,
+    /// Impact levels, most severe first (optional).
+    #[serde(default)]
+    pub impact_levels: Vec<String>,
+    #[serde(default)]
+    pub urgency_levels: Vec<String>,
+    #[serde(default)]
+    pub default_impact: Option<String>,
+    #[serde(default)]
+    pub default_urgency: Option<String>,
+    /// urgency -> impact -> priority, every cell filled.
+    #[serde(default)]
+    pub matrix: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Extra negation words per language, added to the built-in ones.
+    #[serde(default)]
+    pub negations: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// One `[[triage.rules]]`: exactly one of category / impact / urgency /
+/// priority, and phrases per language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub impact: Option<String>,
+    #[serde(default)]
+    pub urgency: Option<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// Value given when the phrase is negated ("no impact" on an impact
+    /// rule, "pas de contournement" on a workaround rule).
+    #[serde(default)]
+    pub if_negated: Option<String>,
+    /// The rule applies only to tickets of these categories.
+    #[serde(default)]
+    pub when_category: Option<Vec<String>>,
+    /// Language code (or "any") -> phrases.
+    pub phrases: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field {
+    Category,
+    Impact,
+    Urgency,
+    Priority,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Category => "category",
+            Field::Impact => "impact",
+            Field::Urgency => "urgency",
+            Field::Priority => "priority",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    field: Field,
+    value: String,
+    if_negated: Option<String>,
+    when_category: Option<Vec<String>>,
+}
+
+/// `[triage]` checked: every id known, every phrase compiled.
+#[derive(Debug, Clone)]
+pub struct TriageModel {
+    languages: Vec<String>,
+    default_language: String,
+    detector: LanguageDetector,
+    customer_override: bool,
+    /// Priority ids with their folded form, for overrides.
+    priorities: Vec<(String, String)>,
+    default_category: Option<String>,
+    default_priority: Option<String>,
+    category_priorities: BTreeMap<String, String>,
+    prioritized_categories: Option<Vec<String>>,
+    default_impact: Option<String>,
+    default_urgency: Option<String>,
+    matrix: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    rules: Vec<Rule>,
+    matcher: Matcher,
+}
+
+/// Below four words ("facture incorrecte", "licence question facture")
+/// every detector guesses: the default language is the better bet.
+const DEFAULT_MIN_WORDS: usize = 4;
+
+fn path(parts: &[&str]) -> Vec<String> {
+    let mut p = vec!["triage".to_string()];
+    p.extend(parts.iter().map(|s| s.to_string()));
+    p
+}
+
+impl TriageModel {
+    /// Check `[triage]` against the config's priorities and categories,
+    /// reporting every problem at once.
+    pub fn from_raw(
+        raw: &RawTriage,
+        priorities: &[String],
+        categories: &[String],
+    ) -> Result<TriageModel, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |p: Vec<String>, message: String| problems.push(Problem { path: p, message });
+
+        // Languages.
+        if raw.languages.is_empty() {
+            problem(path(&["languages"]), "list at least one language".into());
+        }
+        for (i, code) in raw.languages.iter().enumerate() {
+            if !language::is_supported(code) {
+                problem(
+                    path(&["languages", &i.to_string()]),
+                    format!(
+                        "unknown language code {code:?}; supported: {}",
+                        language::supported_codes().join(", ")
+                    ),
+                );
+            } else if raw.languages[..i].contains(code) {
+                problem(
+                    path(&["languages", &i.to_string()]),
+                    format!("language {code:?} listed twice"),
+                );
+            }
+        }
+        if !raw.languages.contains(&raw.default_language) {
+            problem(
+                path(&["default_language"]),
+                format!(
+                    "default language {:?} is not in `languages`",
+                    raw.default_language
+                ),
+            );
+        }
+        if raw.min_words == Some(0) {
+            problem(path(&["min_words"]), "must be at least 1".into());
+        }
+
+        let known = |list: &[String], v: &str| list.iter().any(|x| x == v);
+        let describe = |list: &[String]| {
+            if list.is_empty() {
+                "none are defined".to_string()
+            } else {
+                format!("known: {}", list.join(", "))
+            }
+        };
+
+        // Defaults.
+        if let Some(c) = &raw.default_category
+            && !known(categories, c)
+        {
+            problem(
+                path(&["default_category"]),
+                format!("unknown category {c:?} ({})", describe(categories)),
+            );
+        }
+        if let Some(p) = &raw.default_priority
+            && !known(priorities, p)
+        {
+            problem(
+                path(&["default_priority"]),
+                format!("unknown priority {p:?} ({})", describe(priorities)),
+            );
+        }
+        for (c, p) in &raw.category_priorities {
+            if !known(categories, c) {
+                problem(
+                    path(&["category_priorities", c]),
+                    format!("unknown category {c:?} ({})", describe(categories)),
+                );
+            }
+            if !known(priorities, p) {
+                problem(
+                    path(&["category_priorities", c]),
+                    format!("unknown priority {p:?} ({})", describe(priorities)),
+                );
+            }
+        }
+        if let Some(list) = &raw.prioritized_categories {
+            for (i, c) in list.iter().enumerate() {
+                if !known(categories, c) {
+                    problem(
+                        path(&["prioritized_categories", &i.to_string()]),
+                        format!("unknown category {c:?} ({})", describe(categories)),
+                    );
+                }
+            }
+        }
+
+        // Levels and matrix.
+        for (key, levels) in [
+            ("impact_levels", &raw.impact_levels),
+            ("urgency_levels", &raw.urgency_levels),
+        ] {
+            for (i, l) in levels.iter().enumerate() {
+                if levels[..i].contains(l) {
+                    problem(
+                        path(&[key, &i.to_string()]),
+                        format!("level {l:?} listed twice"),
+                    );
+                }
+            }
+        }
+        for (key, value, levels, levels_key) in [
+            (
+                "default_impact",
+                &raw.default_impact,
+                &raw.impact_levels,
+                "impact_levels",
+            ),
+            (
+                "default_urgency",
+                &raw.default_urgency,
+                &raw.urgency_levels,
+                "urgency_levels",
+            ),
+        ] {
+            if let Some(v) = value
+                && !known(levels, v)
+            {
+                problem(
+                    path(&[key]),
+                    format!("{v:?} is not one of `{levels_key}` ({})", describe(levels)),
+                );
+            }
+        }
+        if let Some(matrix) = &raw.matrix {
+            if raw.impact_levels.is_empty() || raw.urgency_levels.is_empty() {
+                problem(
+                    path(&["matrix"]),
+                    "a matrix needs `impact_levels` and `urgency_levels`".into(),
+                );
+            }
+            if raw.default_impact.is_none() || raw.default_urgency.is_none() {
+                problem(
+                    path(&["matrix"]),
+                    "a matrix needs `default_impact` and `default_urgency` for mail that says neither"
+                        .into(),
+                );
+            }
+            for u in &raw.urgency_levels {
+                match matrix.get(u) {
+                    None => problem(path(&["matrix"]), format!("no row for urgency {u:?}")),
+                    Some(row) => {
+                        for i in &raw.impact_levels {
+                            if !row.contains_key(i) {
+                                problem(path(&["matrix", u]), format!("no cell for impact {i:?}"));
+                            }
+                        }
+                    }
+                }
+            }
+            for (u, row) in matrix {
+                if !known(&raw.urgency_levels, u) {
+                    problem(
+                        path(&["matrix", u]),
+                        format!("{u:?} is not one of `urgency_levels`"),
+                    );
+                }
+                for (i, p) in row {
+                    if !known(&raw.impact_levels, i) {
+                        problem(
+                            path(&["matrix", u, i]),
+                            format!("{i:?} is not one of `impact_levels`"),
+                        );
+                    }
+                    if !known(priorities, p) {
+                        problem(
+                            path(&["matrix", u, i]),
+                            format!("unknown priority {p:?} ({})", describe(priorities)),
+                        );
+                    }
+                }
+            }
+        }
+
+        // Negations.
+        let mut negations: HashMap<String, Vec<String>> = phrases::NEGATIONS
+            .iter()
+            .map(|(l, ws)| (l.to_string(), ws.iter().map(|w| w.to_string()).collect()))
+            .collect();
+        for (lang, words) in &raw.negations {
+            if !known(&raw.languages, lang) {
+                problem(
+                    path(&["negations", lang]),
+                    format!("language {lang:?} is not in `languages`"),
+                );
+            }
+            for (i, w) in words.iter().enumerate() {
+                let folded = normalize::words(w);
+                if folded.is_empty() || folded.contains(' ') {
+                    problem(
+                        path(&["negations", lang, &i.to_string()]),
+                        format!("{w:?} is not one word"),
+                    );
+                } else {
+                    negations.entry(lang.clone()).or_default().push(folded);
+                }
+            }
+        }
+
+        // Rules.
+        let mut rules = Vec::new();
+        let mut entries = Vec::new();
+        for (ri, r) in raw.rules.iter().enumerate() {
+            let idx = ri.to_string();
+            let set: Vec<(Field, &String)> = [
+                (Field::Category, &r.category),
+                (Field::Impact, &r.impact),
+                (Field::Urgency, &r.urgency),
+                (Field::Priority, &r.priority),
+            ]
+            .into_iter()
+            .filter_map(|(f, v)| v.as_ref().map(|v| (f, v)))
+            .collect();
+            let (field, value) = match set.as_slice() {
+                [one] => *one,
+                [] => {
+                    problem(
+                        path(&["rules", &idx]),
+                        "a rule sets one of category, impact, urgency or priority".into(),
+                    );
+                    continue;
+                }
+                _ => {
+                    problem(
+                        path(&["rules", &idx]),
+                        "a rule sets only one of category, impact, urgency or priority".into(),
+                    );
+                    continue;
+                }
+            };
+            let (domain, domain_name): (&[String], &str) = match field {
+                Field::Category => (categories, "categories"),
+                Field::Impact => (&raw.impact_levels, "impact_levels"),
+                Field::Urgency => (&raw.urgency_levels, "urgency_levels"),
+                Field::Priority => (priorities, "priorities"),
+            };
+            for (key, v) in [
+                (field.name(), Some(value)),
+                ("if_negated", r.if_negated.as_ref()),
+            ] {
+                if let Some(v) = v
+                    && !known(domain, v)
+                {
+                    problem(
+                        path(&["rules", &idx, key]),
+                        format!("{v:?} is not one of `{domain_name}` ({})", describe(domain)),
+                    );
+                }
+            }
+            if let Some(list) = &r.when_category {
+                for (i, c) in list.iter().enumerate() {
+                    if !known(categories, c) {
+                        problem(
+                            path(&["rules", &idx, "when_category", &i.to_string()]),
+                            format!("unknown category {c:?} ({})", describe(categories)),
+                        );
+                    }
+                }
+            }
+            if r.phrases.values().all(|v| v.is_empty()) {
+                problem(
+                    path(&["rules", &idx, "phrases"]),
+                    "a rule needs at least one phrase".into(),
+                );
+            }
+            for (lang, list) in &r.phrases {
+                if lang != "any" && !known(&raw.languages, lang) {
+                    problem(
+                        path(&["rules", &idx, "phrases", lang]),
+                        format!("language {lang:?} is not in `languages` (or use \"any\")"),
+                    );
+                    continue;
+                }
+                for (pi, text) in list.iter().enumerate() {
+                    match Phrase::compile(text) {
+                        Ok(phrase) => entries.push(Entry {
+                            rule: rules.len(),
+                            field: field.index(),
+                            lang: lang.clone(),
+                            phrase,
+                        }),
+                        Err(e) => {
+                            problem(path(&["rules", &idx, "phrases", lang, &pi.to_string()]), e)
+                        }
+                    }
+                }
+            }
+            rules.push(Rule {
+                field,
+                value: value.clone(),
+                if_negated: r.if_negated.clone(),
+                when_category: r.when_category.clone(),
+            });
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(TriageModel {
+            languages: raw.languages.clone(),
+            default_language: raw.default_language.clone(),
+            detector: LanguageDetector::new(
+                &raw.languages,
+                &raw.default_language,
+                raw.min_words.unwrap_or(DEFAULT_MIN_WORDS),
+            ),
+            customer_override: raw.customer_override.unwrap_or(true),
+            priorities: priorities
+                .iter()
+                .map(|p| (p.clone(), normalize::words(p)))
+                .collect(),
+            default_category: raw.default_category.clone(),
+            default_priority: raw.default_priority.clone(),
+            category_priorities: raw.category_priorities.clone(),
+            prioritized_categories: raw.prioritized_categories.clone(),
+            default_impact: raw.default_impact.clone(),
+            default_urgency: raw.default_urgency.clone(),
+            matrix: raw.matrix.clone(),
+            rules,
+            matcher: Matcher::new(entries, negations),
+        })
+    }
+
+    pub fn default_language(&self) -> &str {
+        &self.default_language
+    }
+
+    pub fn languages(&self) -> &[String] {
+        &self.languages
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub language: String,
+    pub category: Option<String>,
+    pub impact: Option<String>,
+    pub urgency: Option<String>,
+    pub priority: Option<String>,
+    /// Set for auto-replies, bounces and bulk mail: record, never acknowledge.
+    pub automated: Option<Automated>,
+    /// One line per decision, e.g. `impact high: "toutes les sauvegardes echouent" (fr, rule 2)`.
+    pub reasons: Vec<String>,
+}
+
+/// The customer's own words: subject, then the body without quoted
+/// replies, attributions and what follows them, signatures and forwarded
+/// headers.
+pub fn own_text(mail: &ParsedMail) -> String {
+    own_text::own_text(&mail.subject, &mail.text)
+}
+
+/// The subject without bracketed tags naming a known priority: the
+/// override logic has used (or deliberately ignored) them, so they must
+/// not count again as words ("[critique]" is not a description).
+fn subject_without_priority_tags(subject: &str, model: &TriageModel) -> String {
+    let mut out = String::with_capacity(subject.len());
+    let mut rest = subject;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        let tag = &after[..close];
+        out.push_str(&rest[..open]);
+        if priority_id(model, tag).is_none() {
+            out.push('[');
+            out.push_str(tag);
+            out.push(']');
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The priority id a customer's word names, case- and accent-insensitively.
+fn priority_id(model: &TriageModel, s: &str) -> Option<String> {
+    if s.len() > 60 {
+        return None;
+    }
+    let w = normalize::words(s);
+    model
+        .priorities
+        .iter()
+        .find(|(_, folded)| !folded.is_empty() && *folded == w)
+        .map(|(id, _)| id.clone())
+}
+
+/// Rule matching looks at this much of the customer's own text at most:
+/// a pasted 1 MB log must not cost more than a page.
+const MAX_RULE_BYTES: usize = 20_000;
+
+/// A field's decision: value and reason.
+type Decision = Option<(String, String)>;
+
+/// Classify a message with a checked model. Never fails: what cannot be
+/// decided gets the config's defaults, with a reason saying so.
+pub fn classify(mail: &ParsedMail, model: &TriageModel) -> Verdict {
+    let mut reasons = Vec::new();
+    let automated = detect_automated(mail);
+    if let Some(a) = &automated {
+        reasons.push(format!("automated ({:?}): {}", a.kind, a.reason));
+    }
+
+    let own = own_text::own_text(
+        &subject_without_priority_tags(&mail.subject, model),
+        &mail.text,
+    );
+    let detected = model.detector.detect(&own);
+    reasons.push(detected.reason.clone());
+    let lang = detected.code;
+
+    let mut end = own.len().min(MAX_RULE_BYTES);
+    while !own.is_char_boundary(end) {
+        end -= 1;
+    }
+    let tokens = normalize::tokenize(&own[..end]);
+    let mut matches = if automated.is_some() {
+        // Our own subject echoed by a robot says nothing about urgency.
+        reasons.push("rules skipped: automated mail gets the defaults".into());
+        Vec::new()
+    } else {
+        model.matcher.find(&tokens)
+    };
+    // Config order decides between rules, then position in the text.
+    matches.sort_by_key(|m| {
+        (
+            model.matcher.entry(m.entry).map_or(usize::MAX, |e| e.rule),
+            m.start,
+        )
+    });
+
+    let decide = |field: Field, category: Option<&str>, reasons: &mut Vec<String>| -> Decision {
+        // Pass 1: the text's language (and "any"); pass 2: other languages.
+        for pass in 0..2 {
+            let mut ignored = Vec::new();
+            for m in &matches {
+                let Some(e) = model.matcher.entry(m.entry) else {
+                    continue;
+                };
+                let Some(rule) = model.rules.get(e.rule) else {
+                    continue;
+                };
+                if rule.field != field {
+                    continue;
+                }
+                let own_lang = e.lang == lang || e.lang == "any";
+                if (pass == 0) != own_lang {
+                    continue;
+                }
+                if let Some(cats) = &rule.when_category
+                    && !category.is_some_and(|c| cats.iter().any(|x| x == c))
+                {
+                    continue;
+                }
+                let seen = tokens
+                    .get(m.start..m.end)
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| t.word.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                let lang_note = if own_lang {
+                    e.lang.clone()
+                } else {
+                    format!("{} rule on {lang} text", e.lang)
+                };
+                match (&m.negated_by, &rule.if_negated) {
+                    (None, _) => {
+                        return Some((
+                            rule.value.clone(),
+                            format!(
+                                "{} {}: {:?} matched {:?} ({lang_note}, rule {})",
+                                field.name(),
+                                rule.value,
+                                seen,
+                                e.phrase.text,
+                                e.rule
+                            ),
+                        ));
+                    }
+                    (Some(neg), Some(v)) => {
+                        return Some((
+                            v.clone(),
+                            format!(
+                                "{} {v}: {:?} negated by {neg:?} ({lang_note}, rule {})",
+                                field.name(),
+                                seen,
+                                e.rule
+                            ),
+                        ));
+                    }
+                    (Some(neg), None) => ignored.push(format!(
+                        "{}: ignored {:?}, negated by {neg:?} (rule {})",
+                        field.name(),
+                        seen,
+                        e.rule
+                    )),
+                }
+            }
+            reasons.extend(ignored);
+        }
+        None
+    };
+
+    // Category.
+    let category = match decide(Field::Category, None, &mut reasons) {
+        Some((v, why)) => {
+            reasons.push(why);
+            Some(v)
+        }
+        None => model.default_category.clone().inspect(|c| {
+            reasons.push(format!("category {c}: default, no category phrase"));
+        }),
+    };
+    let cat = category.as_deref();
+
+    // Impact and urgency: matched, else the default.
+    let level = |field: Field, default: &Option<String>, reasons: &mut Vec<String>| match decide(
+        field, cat, reasons,
+    ) {
+        Some((v, why)) => {
+            reasons.push(why);
+            Some(v)
+        }
+        None => default.clone().inspect(|d| {
+            reasons.push(format!(
+                "{} {d}: default, no {} phrase",
+                field.name(),
+                field.name()
+            ));
+        }),
+    };
+    let impact = level(Field::Impact, &model.default_impact, &mut reasons);
+    let urgency = level(Field::Urgency, &model.default_urgency, &mut reasons);
+
+    // Priority.
+    let gated = model
+        .prioritized_categories
+        .as_ref()
+        .is_some_and(|list| !cat.is_some_and(|c| list.iter().any(|x| x == c)));
+    let priority = if gated {
+        reasons.push(format!(
+            "priority: none, only {} tickets are prioritised",
+            model
+                .prioritized_categories
+                .as_deref()
+                .unwrap_or_default()
+                .join("/")
+        ));
+        None
+    } else {
+        let over = customer_priority(mail, model);
+        match over {
+            Some((p, why)) if model.customer_override => {
+                reasons.push(format!("priority {p}: customer override, {why}"));
+                Some(p)
+            }
+            over => {
+                if let Some((p, why)) = over {
+                    reasons.push(format!(
+                        "priority: customer asked for {p} ({why}) but overrides are off"
+                    ));
+                }
+                match decide(Field::Priority, cat, &mut reasons) {
+                    Some((v, why)) => {
+                        reasons.push(why);
+                        Some(v)
+                    }
+                    None => matrix_priority(model, impact.as_deref(), urgency.as_deref())
+                        .map(|(p, why)| {
+                            reasons.push(why);
+                            p
+                        })
+                        .or_else(|| default_priority(model, cat, &mut reasons)),
+                }
+            }
+        }
+    };
+
+    Verdict {
+        language: lang,
+        category,
+        impact,
+        urgency,
+        priority,
+        automated,
+        reasons,
+    }
+}
+
+fn matrix_priority(
+    model: &TriageModel,
+    impact: Option<&str>,
+    urgency: Option<&str>,
+) -> Option<(String, String)> {
+    let (i, u) = (impact?, urgency?);
+    let p = model.matrix.as_ref()?.get(u)?.get(i)?;
+    Some((
+        p.clone(),
+        format!("priority {p}: matrix, urgency {u} x impact {i}"),
+    ))
+}
+
+fn default_priority(
+    model: &TriageModel,
+    category: Option<&str>,
+    reasons: &mut Vec<String>,
+) -> Option<String> {
+    if let Some(c) = category
+        && let Some(p) = model.category_priorities.get(c)
+    {
+        reasons.push(format!("priority {p}: default for category {c}"));
+        return Some(p.clone());
+    }
+    model.default_priority.clone().inspect(|p| {
+        reasons.push(format!("priority {p}: default, no priority phrase"));
+    })
+}
+
+/// Labels of a first-lines priority line, folded.
+const PRIORITY_LABELS: &[&str] = &[
+    "priority",
+    "priorite",
+    "prioritat",
+    "prioritaet",
+    "prioridad",
+    "priorita",
+    "prioriteit",
+    "prioridade",
+    "severity",
+    "severite",
+];
+/// How many non-empty body lines may carry a `Priority:` line.
+const OVERRIDE_LINES: usize = 5;
+
+/// A priority the customer set: `[P2]` in the subject, or a
+/// `Priority: P2` line among the first body lines. Only known ids count.
+fn customer_priority(mail: &ParsedMail, model: &TriageModel) -> Option<(String, String)> {
+    let known = |s: &str| priority_id(model, s);
+    let subject = mail.subject.as_str();
+    let mut rest = subject;
+    // Bounded scan of bracketed tags.
+    for _ in 0..10 {
+        let Some(open) = rest.find('[') else { break };
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        let tag = &after[..close];
+        if tag.len() <= 40
+            && let Some(p) = known(tag)
+        {
+            return Some((p, format!("subject tag [{tag}]")));
+        }
+        rest = &after[close + 1..];
+    }
+    for line in mail
+        .text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(OVERRIDE_LINES)
+    {
+        let Some((label, value)) = line.split_once(':') else {
+            continue;
+        };
+        if label.len() > 30 || value.len() > 60 {
+            continue;
+        }
+        let label_w = normalize::words(label);
+        if PRIORITY_LABELS.contains(&label_w.as_str())
+            && let Some(p) = known(value)
+        {
+            return Some((p, format!("line {:?}", line)));
+        }
+    }
+    None
+}

@@ -38,8 +38,20 @@ pub struct Token {
 /// Words that open a new clause: a negation before "but" does not reach
 /// what follows it ("pas de panne, mais tout est bloqué").
 const CLAUSE_WORDS: &[&str] = &[
-    "but", "however", "although", "mais", "cependant", "pourtant", "aber", "jedoch", "pero",
-    "sino", "ma", "maar", "mas", "porem",
+    "but",
+    "however",
+    "although",
+    "mais",
+    "cependant",
+    "pourtant",
+    "aber",
+    "jedoch",
+    "pero",
+    "sino",
+    "ma",
+    "maar",
+    "mas",
+    "porem",
 ];
 
 /// Split folded text into words. Apostrophes split ("n'est" -> "n", "est").

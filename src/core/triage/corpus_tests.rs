@@ -1,0 +1,193 @@
+//! Golden corpus: every tests/fixtures/triage/NAME.eml is classified with
+//! the example config named in NAME.expected.json and compared field by
+//! field. Prints accuracy per field and per language; fails on any
+//! mismatch, listing each with the verdict's reasons.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{RawTriage, TriageModel, classify};
+use crate::core::inbound;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/triage");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
+
+/// The top-level ids each example config defines (checked against the
+/// files by `example_configs_check`).
+pub(crate) fn ids(config: &str) -> (Vec<String>, Vec<String>) {
+    let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match config {
+        "zmanda" | "cloud-avenue" => (v(&["P1", "P2", "P3", "P4"]), v(&[])),
+        "meteorage" => (
+            v(&["high", "average", "low"]),
+            v(&["technical", "question", "suggestion", "commercial"]),
+        ),
+        "cirrus-shield" => (v(&["critique", "majeure", "mineure"]), v(&[])),
+        "cegedim" => (
+            v(&["service-disruption", "degradation", "no-impact"]),
+            v(&["incident", "request"]),
+        ),
+        other => panic!("unknown example config {other}"),
+    }
+}
+
+pub(crate) fn load_model(config: &str) -> TriageModel {
+    // The full example config; only its [triage] section is read here.
+    #[derive(serde::Deserialize)]
+    struct Part {
+        triage: RawTriage,
+    }
+    let file = Path::new(EXAMPLES).join(format!("{config}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let part: Part = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (p, c) = ids(config);
+    TriageModel::from_raw(&part.triage, &p, &c)
+        .unwrap_or_else(|e| panic!("{}: {e:#?}", file.display()))
+}
+
+#[derive(Default)]
+struct Score {
+    ok: usize,
+    total: usize,
+}
+
+impl Score {
+    fn add(&mut self, ok: bool) {
+        self.total += 1;
+        if ok {
+            self.ok += 1;
+        }
+    }
+    fn pct(&self) -> f64 {
+        if self.total == 0 {
+            100.0
+        } else {
+            100.0 * self.ok as f64 / self.total as f64
+        }
+    }
+}
+
+#[test]
+fn corpus_verdicts_match() {
+    let mut models: BTreeMap<String, TriageModel> = BTreeMap::new();
+    let mut names: Vec<_> = std::fs::read_dir(FIXTURES)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 80, "only {} fixtures", names.len());
+
+    const FIELDS: [&str; 6] = [
+        "language",
+        "category",
+        "impact",
+        "urgency",
+        "priority",
+        "auto_reply",
+    ];
+    let mut per_field: BTreeMap<&str, Score> = BTreeMap::new();
+    let mut per_lang: BTreeMap<String, Score> = BTreeMap::new();
+    let mut per_config: BTreeMap<String, Score> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for eml in &names {
+        let expected_path = eml.with_extension("expected.json");
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&expected_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display())),
+        )
+        .unwrap();
+        let config = expected["config"].as_str().unwrap().to_string();
+        let model = models
+            .entry(config.clone())
+            .or_insert_with(|| load_model(&config));
+        let raw = std::fs::read(eml).unwrap();
+        let mail = inbound::parse(&raw).unwrap_or_else(|e| panic!("{}: {e}", eml.display()));
+        let v = classify(&mail, model);
+        let got = serde_json::json!({
+            "language": v.language,
+            "category": v.category,
+            "impact": v.impact,
+            "urgency": v.urgency,
+            "priority": v.priority,
+            "auto_reply": v.automated.is_some(),
+        });
+        let lang = expected["language"].as_str().unwrap_or("?").to_string();
+        let mut all_ok = true;
+        let mut diffs = Vec::new();
+        for f in FIELDS {
+            let ok = got[f] == expected[f];
+            per_field.entry(f).or_default().add(ok);
+            if !ok {
+                all_ok = false;
+                diffs.push(format!("{f}: expected {} got {}", expected[f], got[f]));
+            }
+        }
+        per_lang.entry(lang).or_default().add(all_ok);
+        per_config.entry(config).or_default().add(all_ok);
+        if !all_ok {
+            failures.push(format!(
+                "{}\n    {}\n    reasons: {:?}",
+                eml.file_name().unwrap().to_string_lossy(),
+                diffs.join("; "),
+                v.reasons
+            ));
+        }
+    }
+    println!("triage corpus: {} messages", names.len());
+    for (f, s) in &per_field {
+        println!("  field {f:<10} {:>3}/{:<3} {:.1}%", s.ok, s.total, s.pct());
+    }
+    for (l, s) in &per_lang {
+        println!(
+            "  language {l:<4} {:>3}/{:<3} messages fully right {:.1}%",
+            s.ok,
+            s.total,
+            s.pct()
+        );
+    }
+    for (c, s) in &per_config {
+        println!(
+            "  config {c:<14} {:>3}/{:<3} messages fully right {:.1}%",
+            s.ok,
+            s.total,
+            s.pct()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every example config is valid and recognises the seven languages.
+#[test]
+fn example_configs_check() {
+    for config in [
+        "zmanda",
+        "meteorage",
+        "cirrus-shield",
+        "cloud-avenue",
+        "cegedim",
+    ] {
+        let m = load_model(config);
+        #[derive(serde::Deserialize)]
+        struct Ids {
+            priorities: Vec<String>,
+            categories: Vec<String>,
+        }
+        let file = Path::new(EXAMPLES).join(format!("{config}.toml"));
+        let ids_in_file: Ids = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(
+            ids(config),
+            (ids_in_file.priorities, ids_in_file.categories),
+            "{config}"
+        );
+        for l in ["fr", "en", "de", "es", "it", "nl", "pt"] {
+            assert!(m.languages().iter().any(|x| x == l), "{config} lacks {l}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Unit tests of the triage model and classification on small inline
+//! configs: config checking, negation, overrides, matrix, fallbacks.
+
+use super::*;
+use crate::core::inbound::{Address, ParsedMail};
+
+fn ids(l: &[&str]) -> Vec<String> {
+    l.iter().map(|s| s.to_string()).collect()
+}
+
+fn raw(toml_text: &str) -> RawTriage {
+    #[derive(serde::Deserialize)]
+    struct Part {
+        triage: RawTriage,
+    }
+    toml::from_str::<Part>(toml_text).unwrap().triage
+}
+
+const ZM: &str = r#"
+[triage]
+languages = ["fr", "en", "de", "es", "it", "nl", "pt"]
+default_language = "fr"
+impact_levels = ["high", "medium", "low"]
+urgency_levels = ["high", "medium", "low"]
+default_impact = "medium"
+default_urgency = "medium"
+[triage.matrix]
+high   = { high = "P1", medium = "P2", low = "P3" }
+medium = { high = "P2", medium = "P3", low = "P4" }
+low    = { high = "P3", medium = "P4", low = "P4" }
+[[triage.rules]]
+impact = "high"
+[triage.rules.phrases]
+fr = ["toutes les sauvegardes .. echou*"]
+en = ["all backups .. fail*"]
+[[triage.rules]]
+impact = "medium"
+if_negated = "high"
+[triage.rules.phrases]
+fr = ["contournement"]
+en = ["workaround"]
+[[triage.rules]]
+urgency = "high"
+if_negated = "low"
+[triage.rules.phrases]
+fr = ["urgent", "bloquant", "bloque"]
+en = ["urgent", "blocking"]
+"#;
+
+fn model() -> TriageModel {
+    TriageModel::from_raw(&raw(ZM), &ids(&["P1", "P2", "P3", "P4"]), &[]).unwrap()
+}
+
+fn mail(subject: &str, text: &str) -> ParsedMail {
+    ParsedMail {
+        subject: subject.into(),
+        text: text.into(),
+        from: Some(Address {
+            name: None,
+            email: "c@example.org".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn matrix_and_phrases() {
+    let m = model();
+    let v = classify(
+        &mail(
+            "Sauvegardes",
+            "Bonjour, toutes les sauvegardes ont échoué cette nuit, c'est urgent.",
+        ),
+        &m,
+    );
+    assert_eq!(v.language, "fr");
+    assert_eq!(v.impact.as_deref(), Some("high"));
+    assert_eq!(v.urgency.as_deref(), Some("high"));
+    assert_eq!(v.priority.as_deref(), Some("P1"));
+    assert!(
+        v.reasons.iter().any(|r| r.contains("matrix")),
+        "{:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn negations_lower_instead_of_raising() {
+    let m = model();
+    for text in [
+        "Bonjour, la console affiche une erreur mais ce n'est pas urgent du tout.",
+        "Bonjour, petite erreur dans la console, rien de bloquant pour nous aujourd'hui.",
+        "Bonjour, la console affiche une erreur, cela ne nous bloque pas vraiment.",
+        "Hello, the console shows an error, it is not urgent at all for us.",
+        "Hello, the console shows an error but it isn't blocking anything today.",
+    ] {
+        let v = classify(&mail("Console", text), &m);
+        assert_eq!(v.urgency.as_deref(), Some("low"), "{text}: {:?}", v.reasons);
+        assert_eq!(v.priority.as_deref(), Some("P4"), "{text}");
+    }
+    // "aucune solution de contournement" raises impact.
+    let v = classify(
+        &mail(
+            "Job",
+            "Bonjour, le job reste bloqué et il n'existe aucune solution de contournement.",
+        ),
+        &m,
+    );
+    assert_eq!(v.impact.as_deref(), Some("high"), "{:?}", v.reasons);
+    // A negation before "but" does not reach past it.
+    let v = classify(
+        &mail(
+            "x",
+            "Hello, there is no data loss, but it is urgent for our audit team.",
+        ),
+        &m,
+    );
+    assert_eq!(v.urgency.as_deref(), Some("high"), "{:?}", v.reasons);
+}
+
+#[test]
+fn customer_override_and_switch() {
+    let m = model();
+    let v = classify(
+        &mail(
+            "[p2] question",
+            "Bonjour, une question sur la licence annuelle.",
+        ),
+        &m,
+    );
+    assert_eq!(v.priority.as_deref(), Some("P2"));
+    let v = classify(
+        &mail(
+            "Question",
+            "Priorité : P1\nBonjour, une question sur la licence annuelle.",
+        ),
+        &m,
+    );
+    assert_eq!(v.priority.as_deref(), Some("P1"));
+    let v = classify(
+        &mail(
+            "[P7] question",
+            "Bonjour, une question sur la licence annuelle.",
+        ),
+        &m,
+    );
+    assert_eq!(v.priority.as_deref(), Some("P3"));
+
+    let mut r = raw(ZM);
+    r.customer_override = Some(false);
+    let off = TriageModel::from_raw(&r, &ids(&["P1", "P2", "P3", "P4"]), &[]).unwrap();
+    let v = classify(
+        &mail(
+            "[P1] question",
+            "Bonjour, une question sur la licence annuelle.",
+        ),
+        &off,
+    );
+    assert_eq!(v.priority.as_deref(), Some("P3"));
+    assert!(v.reasons.iter().any(|r| r.contains("overrides are off")));
+}
+
+#[test]
+fn short_text_takes_the_default_language() {
+    let m = model();
+    assert_eq!(classify(&mail("", "facture incorrecte"), &m).language, "fr");
+    assert_eq!(classify(&mail("", ""), &m).language, "fr");
+    let v = classify(
+        &mail(
+            "Backups",
+            "Hello, all backups failed last night and we need help quickly.",
+        ),
+        &m,
+    );
+    assert_eq!(v.language, "en");
+    assert_eq!(v.impact.as_deref(), Some("high"));
+}
+
+#[test]
+fn every_config_problem_at_once() {
+    let bad = r#"
+[triage]
+languages = ["fr", "xx", "fr"]
+default_language = "en"
+min_words = 0
+default_category = "nope"
+default_priority = "P9"
+impact_levels = ["high", "low"]
+urgency_levels = ["high"]
+default_impact = "medium"
+[triage.matrix]
+high = { high = "P1" }
+[[triage.rules]]
+impact = "high"
+priority = "P1"
+[triage.rules.phrases]
+fr = ["x"]
+[[triage.rules]]
+urgency = "extreme"
+if_negated = "low"
+when_category = ["ghost"]
+[triage.rules.phrases]
+fr = ["..", "ok*", "a*"]
+de = ["dringend"]
+"#;
+    let problems =
+        TriageModel::from_raw(&raw(bad), &ids(&["P1", "P2"]), &ids(&["incident"])).unwrap_err();
+    let paths: Vec<String> = problems.iter().map(|p| p.path.join(".")).collect();
+    for expected in [
+        "triage.languages.1",
+        "triage.languages.2",
+        "triage.default_language",
+        "triage.min_words",
+        "triage.default_category",
+        "triage.default_priority",
+        "triage.default_impact",
+        "triage.matrix",
+        "triage.matrix.high",
+        "triage.rules.0",
+        "triage.rules.1.urgency",
+        "triage.rules.1.if_negated",
+        "triage.rules.1.when_category.0",
+        "triage.rules.1.phrases.fr.0",
+        "triage.rules.1.phrases.fr.2",
+        "triage.rules.1.phrases.de",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "missing {expected} in {paths:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Part {
+        triage: RawTriage,
+    }
+    let r = toml::from_str::<Part>(
+        "[triage]\nlanguages=[\"fr\"]\ndefault_language=\"fr\"\ncolour=\"blue\"\n",
+    );
+    assert!(r.is_err());
+}
+
+#[test]
+fn automated_mail_is_flagged() {
+    let mut m = mail("Hello", "x");
+    m.headers = vec![("Auto-Submitted".into(), "auto-replied".into())];
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::AutoReply)
+    );
+    m.headers = vec![("Auto-Submitted".into(), "no".into())];
+    assert_eq!(detect_automated(&m), None);
+    m.headers = vec![("Precedence".into(), "list".into())];
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::Bulk)
+    );
+    m.headers = vec![("List-Unsubscribe".into(), "<mailto:u@x>".into())];
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::Bulk)
+    );
+    m.headers = vec![("X-Autoreply".into(), "yes".into())];
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::AutoReply)
+    );
+    m.headers = vec![];
+    m.return_path = Some(String::new());
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::AutoReply)
+    );
+    m.return_path = None;
+    m.from = Some(Address {
+        name: None,
+        email: "postmaster@example.org".into(),
+    });
+    assert_eq!(
+        detect_automated(&m).map(|a| a.kind),
+        Some(AutomatedKind::Bounce)
+    );
+    let mut b = mail("x", "y");
+    b.content_type = Some("multipart/report".into());
+    b.report_type = Some("delivery-status".into());
+    assert_eq!(
+        detect_automated(&b).map(|a| a.kind),
+        Some(AutomatedKind::Bounce)
+    );
+}
+
+#[test]
+fn own_text_drops_quotes_and_signature() {
+    let m = mail(
+        "Re: Panne",
+        "Toujours en panne.\n-- \nJean\n\nLe lun. 2 nov. 2026, Support a écrit :\n> urgent",
+    );
+    let own = own_text(&m);
+    assert!(own.starts_with("Panne"), "{own}");
+    assert!(own.contains("Toujours en panne."));
+    assert!(!own.contains("Jean") && !own.contains("urgent"));
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let m = model();
+    let long = "urgent ".repeat(100_000);
+    let weird = "[[[[]]]] Priorité: \u{0}\u{301}\u{301} «««« \" “ „ é\r\n> \n-- \n".repeat(1000);
+    for (s, t) in [
+        ("", ""),
+        ("[", "]"),
+        ("[P1", "Priority:"),
+        (long.as_str(), long.as_str()),
+        (weird.as_str(), weird.as_str()),
+        (
+            "Re: Re: Re: Re: Re: Re: Re: Re: Re: Re: Re: Re: x",
+            "On\nwrote:",
+        ),
+    ] {
+        let v = classify(&mail(s, t), &m);
+        assert!(!v.language.is_empty());
+    }
+}
