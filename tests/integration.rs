@@ -161,7 +161,7 @@ async fn sink_messages(stack: &Stack, n: usize) -> Vec<Vec<u8>> {
 fn example_parts(name: &str) -> String {
     let text = std::fs::read_to_string(format!("{ROOT}/config/examples/{name}.toml")).unwrap();
     let mut t: toml::Table = toml::from_str(&text).unwrap();
-    t.retain(|k, _| matches!(k.as_ref(), "priorities" | "categories" | "sla" | "triage"));
+    t.retain(|k, _| matches!(k, "priorities" | "categories" | "sla" | "triage"));
     toml::to_string(&t).unwrap()
 }
 
@@ -583,40 +583,84 @@ fn demo_copy() -> (tempfile::TempDir, PathBuf) {
 fn demo_runs_twice_and_the_second_run_says_nothing_new() {
     let (dir, cfg) = demo_copy();
     let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("3 new tickets, 1 other message recorded"), "{stdout}");
-    let emls = std::fs::read_dir(dir.path().join("out/outbox")).unwrap().count();
+    assert!(
+        stdout.starts_with("3 new tickets, 1 other message recorded"),
+        "{stdout}"
+    );
+    let emls = std::fs::read_dir(dir.path().join("out/outbox"))
+        .unwrap()
+        .count();
     assert_eq!(emls, 3);
     let out = run(&cfg, &["run", "--once"], &[]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("nothing new arrived"), "{stdout}");
-    assert_eq!(std::fs::read_dir(dir.path().join("out/outbox")).unwrap().count(), 3);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out/outbox"))
+            .unwrap()
+            .count(),
+        3
+    );
     // The shipped Maildir is left as it was.
-    assert_eq!(std::fs::read_dir(format!("{ROOT}/demo/maildir/new")).unwrap().count(), 4);
+    assert_eq!(
+        std::fs::read_dir(format!("{ROOT}/demo/maildir/new"))
+            .unwrap()
+            .count(),
+        4
+    );
 }
 
 #[test]
 fn check_config_accepts_the_demo_and_every_example() {
     let (_dir, cfg) = demo_copy();
     let out = run(&cfg, &["check-config"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The examples read their passwords from systemd credentials.
     let creds = tempfile::tempdir().unwrap();
     for f in ["imap-password", "smtp-password"] {
         std::fs::write(creds.path().join(f), "not-a-real-password").unwrap();
     }
     let creds_dir = creds.path().to_str().unwrap();
-    for name in ["zmanda", "meteorage", "cirrus-shield", "cloud-avenue", "cegedim"] {
+    for name in [
+        "zmanda",
+        "meteorage",
+        "cirrus-shield",
+        "cloud-avenue",
+        "cegedim",
+    ] {
         let path = PathBuf::from(format!("{ROOT}/config/examples/{name}.toml"));
-        let out = run(&path, &["check-config"], &[("CREDENTIALS_DIRECTORY", creds_dir)]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(
+            &path,
+            &["check-config"],
+            &[("CREDENTIALS_DIRECTORY", creds_dir)],
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let printed = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(!printed.contains("not-a-real-password"), "{name} shows a secret: {printed}");
+        assert!(
+            !printed.contains("not-a-real-password"),
+            "{name} shows a secret: {printed}"
+        );
         // Without the credentials the problem is named, with its key.
-        let out = run(&path, &["check-config"], &[("CREDENTIALS_DIRECTORY", "/nonexistent")]);
+        let out = run(
+            &path,
+            &["check-config"],
+            &[("CREDENTIALS_DIRECTORY", "/nonexistent")],
+        );
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("password_credential"), "{name}: {err}");
@@ -636,20 +680,39 @@ fn check_config_names_file_line_column_and_key() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("demo.toml:{line}:1")), "{err}");
-    assert!(err.contains("nmae") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("nmae") && err.contains("unknown field"),
+        "{err}"
+    );
 
     // Checked errors, all reported at once, each with its line and key.
     let bad = good
         .replacen("kind = \"maildir\"", "kind = \"pop3\"", 1)
-        .replacen("[outbox]\nkind = \"directory\"", "[outbox]\nkind = \"directory\"\nmax_attempts = 0", 1);
+        .replacen(
+            "[outbox]\nkind = \"directory\"",
+            "[outbox]\nkind = \"directory\"\nmax_attempts = 0",
+            1,
+        );
     std::fs::write(&cfg, &bad).unwrap();
     let out = run(&cfg, &["check-config"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let kind_line = bad.lines().position(|l| l.contains("\"pop3\"")).unwrap() + 1;
-    let max_line = bad.lines().position(|l| l.starts_with("max_attempts")).unwrap() + 1;
-    assert!(err.contains(&format!("demo.toml:{kind_line}:1: key `mailboxes.0.kind`")), "{err}");
-    assert!(err.contains(&format!("demo.toml:{max_line}:1: key `outbox.max_attempts`")), "{err}");
+    let max_line = bad
+        .lines()
+        .position(|l| l.starts_with("max_attempts"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("demo.toml:{kind_line}:1: key `mailboxes.0.kind`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "demo.toml:{max_line}:1: key `outbox.max_attempts`"
+        )),
+        "{err}"
+    );
     assert!(err.contains("2 problems"), "{err}");
 }
 
@@ -688,56 +751,192 @@ fn sla_due_cli_on_the_five_policies() {
     // Zmanda standard, business time in Paris: Friday 16:30 + 1h -> Monday 08:30.
     // Premium: wall clock. Community: best effort. A New York customer's hours.
     assert_eq!(
-        dues("zmanda", &["--plan", "standard", "--priority", "P1", "--received", "2026-11-20T15:30:00Z", "--received", "2026-11-20T16:00:00Z"]),
-        vec![(some("2026-11-23T07:30:00Z"), None), (some("2026-11-23T08:00:00Z"), None)]
+        dues(
+            "zmanda",
+            &[
+                "--plan",
+                "standard",
+                "--priority",
+                "P1",
+                "--received",
+                "2026-11-20T15:30:00Z",
+                "--received",
+                "2026-11-20T16:00:00Z"
+            ]
+        ),
+        vec![
+            (some("2026-11-23T07:30:00Z"), None),
+            (some("2026-11-23T08:00:00Z"), None)
+        ]
     );
     assert_eq!(
-        dues("zmanda", &["--plan", "premium", "--priority", "P2", "--received", "2026-11-21T10:00:00Z"]),
+        dues(
+            "zmanda",
+            &[
+                "--plan",
+                "premium",
+                "--priority",
+                "P2",
+                "--received",
+                "2026-11-21T10:00:00Z"
+            ]
+        ),
         vec![(some("2026-11-21T11:00:00Z"), None)]
     );
     assert_eq!(
-        dues("zmanda", &["--plan", "community", "--priority", "P1", "--received", "2026-11-21T10:00:00Z"]),
+        dues(
+            "zmanda",
+            &[
+                "--plan",
+                "community",
+                "--priority",
+                "P1",
+                "--received",
+                "2026-11-21T10:00:00Z"
+            ]
+        ),
         vec![(None, None)]
     );
     assert_eq!(
-        dues("zmanda", &["--plan", "standard", "--priority", "P1", "--timezone", "America/New_York", "--received", "2026-11-20T21:30:00Z"]),
+        dues(
+            "zmanda",
+            &[
+                "--plan",
+                "standard",
+                "--priority",
+                "P1",
+                "--timezone",
+                "America/New_York",
+                "--received",
+                "2026-11-20T21:30:00Z"
+            ]
+        ),
         vec![(some("2026-11-23T13:30:00Z"), None)]
     );
     // Meteorage technical: 1h inside hours (Thursday 10:00 Paris), 12h on a Saturday.
     assert_eq!(
-        dues("meteorage", &["--plan", "standard", "--category", "technical", "--priority", "high", "--received", "2026-11-19T09:00:00Z", "--received", "2026-11-21T10:00:00Z"]),
-        vec![(some("2026-11-19T10:00:00Z"), None), (some("2026-11-21T22:00:00Z"), None)]
+        dues(
+            "meteorage",
+            &[
+                "--plan",
+                "standard",
+                "--category",
+                "technical",
+                "--priority",
+                "high",
+                "--received",
+                "2026-11-19T09:00:00Z",
+                "--received",
+                "2026-11-21T10:00:00Z"
+            ]
+        ),
+        vec![
+            (some("2026-11-19T10:00:00Z"), None),
+            (some("2026-11-21T22:00:00Z"), None)
+        ]
     );
     assert_eq!(
-        dues("meteorage", &["--plan", "standard", "--category", "question", "--priority", "high", "--received", "2026-11-19T09:00:00Z"]),
+        dues(
+            "meteorage",
+            &[
+                "--plan",
+                "standard",
+                "--category",
+                "question",
+                "--priority",
+                "high",
+                "--received",
+                "2026-11-19T09:00:00Z"
+            ]
+        ),
         vec![(None, None)]
     );
     // Cirrus Shield: 2 business days over the 11 November holiday; 1 business
     // day over the October DST change (10:00 CEST -> 10:00 CET).
     assert_eq!(
-        dues("cirrus-shield", &["--plan", "payant", "--priority", "majeure", "--received", "2026-11-10T10:00:00Z"]),
+        dues(
+            "cirrus-shield",
+            &[
+                "--plan",
+                "payant",
+                "--priority",
+                "majeure",
+                "--received",
+                "2026-11-10T10:00:00Z"
+            ]
+        ),
         vec![(some("2026-11-13T10:00:00Z"), None)]
     );
     assert_eq!(
-        dues("cirrus-shield", &["--plan", "premium", "--priority", "critique", "--received", "2026-10-23T08:00:00Z"]),
+        dues(
+            "cirrus-shield",
+            &[
+                "--plan",
+                "premium",
+                "--priority",
+                "critique",
+                "--received",
+                "2026-10-23T08:00:00Z"
+            ]
+        ),
         vec![(some("2026-10-26T09:00:00Z"), None)]
     );
     assert_eq!(
-        dues("cirrus-shield", &["--plan", "gratuite", "--priority", "critique", "--received", "2026-10-23T08:00:00Z"]),
+        dues(
+            "cirrus-shield",
+            &[
+                "--plan",
+                "gratuite",
+                "--priority",
+                "critique",
+                "--received",
+                "2026-10-23T08:00:00Z"
+            ]
+        ),
         vec![(None, None)]
     );
     // Cloud Avenue: P1 resolution wall clock, gold 4h; other priorities best effort.
     assert_eq!(
-        dues("cloud-avenue", &["--plan", "gold", "--priority", "P1", "--received", "2026-11-21T10:00:00Z"]),
+        dues(
+            "cloud-avenue",
+            &[
+                "--plan",
+                "gold",
+                "--priority",
+                "P1",
+                "--received",
+                "2026-11-21T10:00:00Z"
+            ]
+        ),
         vec![(None, some("2026-11-21T14:00:00Z"))]
     );
     assert_eq!(
-        dues("cloud-avenue", &["--plan", "gold", "--priority", "P2", "--received", "2026-11-21T10:00:00Z"]),
+        dues(
+            "cloud-avenue",
+            &[
+                "--plan",
+                "gold",
+                "--priority",
+                "P2",
+                "--received",
+                "2026-11-21T10:00:00Z"
+            ]
+        ),
         vec![(None, None)]
     );
     // cegedim: requests resolved within 7 business days.
     assert_eq!(
-        dues("cegedim", &["--plan", "standard", "--category", "request", "--received", "2026-11-20T10:00:00Z"]),
+        dues(
+            "cegedim",
+            &[
+                "--plan",
+                "standard",
+                "--category",
+                "request",
+                "--received",
+                "2026-11-20T10:00:00Z"
+            ]
+        ),
         vec![(None, some("2026-12-01T10:00:00Z"))]
     );
 }
@@ -746,9 +945,30 @@ fn sla_due_cli_on_the_five_policies() {
 fn sla_due_cli_rejects_unknown_names_with_exit_2() {
     for args in [
         vec!["--plan", "platinum", "--received", "2026-11-20T10:00:00Z"],
-        vec!["--plan", "standard", "--priority", "P9", "--received", "2026-11-20T10:00:00Z"],
-        vec!["--plan", "standard", "--category", "nope", "--received", "2026-11-20T10:00:00Z"],
-        vec!["--plan", "standard", "--timezone", "Mars/Olympus", "--received", "2026-11-20T10:00:00Z"],
+        vec![
+            "--plan",
+            "standard",
+            "--priority",
+            "P9",
+            "--received",
+            "2026-11-20T10:00:00Z",
+        ],
+        vec![
+            "--plan",
+            "standard",
+            "--category",
+            "nope",
+            "--received",
+            "2026-11-20T10:00:00Z",
+        ],
+        vec![
+            "--plan",
+            "standard",
+            "--timezone",
+            "Mars/Olympus",
+            "--received",
+            "2026-11-20T10:00:00Z",
+        ],
         vec!["--plan", "standard", "--received", "yesterday"],
     ] {
         let (code, out, err) = sla_due("zmanda", &args);

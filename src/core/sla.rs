@@ -1124,7 +1124,7 @@ mod tests {
     /// The SLA sections of a full example config.
     fn part(src: &str) -> Part {
         let mut t: toml::Table = toml::from_str(src).unwrap();
-        t.retain(|k, _| matches!(k.as_ref(), "priorities" | "categories" | "sla"));
+        t.retain(|k, _| matches!(k, "priorities" | "categories" | "sla"));
         // Through text: a Value loses TOML dates on the way to a struct.
         toml::from_str(&toml::to_string(&t).unwrap()).unwrap()
     }

@@ -152,7 +152,12 @@ service auth {
   }
 }
 EOF
-    dovecot -c "$dv/dovecot.conf" || { cat "$dv/log" >&2 2>/dev/null; die "dovecot did not start"; }
+    # The daemons must not inherit our stdout/stderr: the caller reads them
+    # to the end.
+    if ! dovecot -c "$dv/dovecot.conf" </dev/null >"$dv/start.log" 2>&1; then
+        cat "$dv/start.log" "$dv/log" >&2 2>/dev/null || true
+        die "dovecot did not start"
+    fi
 
     cat >"$pf/virtual" <<'EOF'
 /^(support|helpdesk|agent|sink)@/ ${1}@local.test
@@ -236,7 +241,7 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
-    if ! postfix -c "$pf" start >"$pf/start.log" 2>&1; then
+    if ! postfix -c "$pf" start </dev/null >"$pf/start.log" 2>&1; then
         cat "$pf/start.log" "$pf/maillog" >&2 2>/dev/null || true
         stop "$dir"
         die "postfix did not start"
