@@ -321,12 +321,10 @@ pub fn parse_with(path: &Path, src: &str, secrets: Secrets) -> Result<Config, Co
     };
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     check(path, &base, &raw, secrets).map_err(|problems| {
-        fail(
-            problems
-                .into_iter()
-                .map(|p| locate(src, p))
-                .collect::<Vec<_>>(),
-        )
+        let mut located: Vec<_> = problems.into_iter().map(|p| locate(src, p)).collect();
+        // In file order, as an editor would walk them.
+        located.sort_by_key(|l| (l.line, l.column));
+        fail(located)
     })
 }
 
