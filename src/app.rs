@@ -22,6 +22,8 @@ pub struct Ctx {
     pub renderer: Arc<Renderer>,
     /// Wakes the outbox when something was queued; repeated wake-ups merge.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes the escalation sweeper after an ingestion changed something.
+    pub sweep_wake: Arc<Notify>,
     pub shutdown: CancellationToken,
     /// Mailboxes that finished their first attempt (ok or not): readiness.
     first_pass: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -44,6 +46,7 @@ impl Ctx {
             store,
             renderer: Arc::new(renderer),
             outbox_wake: Arc::new(Notify::new()),
+            sweep_wake: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             first_pass: Arc::default(),
             first_pass_wake: Arc::new(Notify::new()),
@@ -104,6 +107,9 @@ impl Ctx {
         if outcome.queued_ack {
             self.outbox_wake.notify_one();
         }
+        if outcome.action != Action::AlreadyDone {
+            self.sweep_wake.notify_one();
+        }
         fault_point("after_commit");
         Ok(outcome)
     }
@@ -127,6 +133,21 @@ pub struct PassSummary {
     pub already_done: usize,
     pub sent: usize,
     pub failed: usize,
+}
+
+/// One escalation sweep on the store thread; wakes the outbox when it
+/// queued notices.
+pub async fn sweep(ctx: &Ctx) -> Result<usize> {
+    let (config, renderer) = (ctx.config.clone(), ctx.renderer.clone());
+    let n = ctx
+        .store
+        .call(move |conn| crate::escalate::sweep(conn, &config, &renderer, Utc::now()))
+        .await?;
+    if n > 0 {
+        tracing::info!(notices = n, "escalations queued");
+        ctx.outbox_wake.notify_one();
+    }
+    Ok(n)
 }
 
 /// `run --once`: one pass over every mailbox, then deliver the outbox.
@@ -164,6 +185,10 @@ pub async fn run_once(ctx: &Ctx) -> Result<PassSummary> {
             }
         }
     }
+    if let Err(e) = sweep(ctx).await {
+        tracing::error!("escalation sweep: {e:#}");
+        first_err.get_or_insert(e);
+    }
     let (sent, failed) = crate::mail::outbox::drain(ctx).await?;
     summary.sent = sent;
     summary.failed = failed;
@@ -191,6 +216,21 @@ pub async fn run(ctx: Ctx) -> Result<()> {
     {
         let ctx = ctx.clone();
         tasks.spawn(async move { crate::mail::outbox::run(&ctx).await });
+    }
+    {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(e) = sweep(&ctx).await {
+                    tracing::error!("escalation sweep: {e:#}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ctx.config.escalation.tick) => {}
+                    _ = ctx.sweep_wake.notified() => {}
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                }
+            }
+        });
     }
     let shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::escalation::Level;
 use crate::core::problem::Problem;
 use crate::core::sla::{RawSla, SlaModel};
 use crate::core::triage::{RawTriage, TriageModel};
@@ -32,6 +33,57 @@ pub struct RawConfig {
     pub outbox: RawOutbox,
     pub sla: RawSla,
     pub triage: RawTriage,
+    #[serde(default)]
+    pub agents: RawAgents,
+    #[serde(default)]
+    pub escalation: RawEscalation,
+}
+
+/// Who answers for the desk: their mail is an agent response, never a
+/// customer message, and is never acknowledged.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgents {
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Every address of these domains (and their subdomains).
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEscalation {
+    /// How often the sweeper looks (default "1m"); it also runs after
+    /// every ingestion pass.
+    pub tick: Option<String>,
+    /// Warn when this share of a target has elapsed (default 80; 0: no warnings).
+    pub warn_at_percent: Option<u8>,
+    /// A second-level notice this long after the breach (default: none).
+    pub second_level_after: Option<String>,
+    #[serde(default)]
+    pub recipients: Vec<RawRecipient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecipient {
+    /// "Name <address>" or a bare address.
+    pub address: String,
+    /// Template language (default: the triage default language).
+    pub language: Option<String>,
+    /// Zone the notice shows instants in (default UTC).
+    pub timezone: Option<String>,
+    /// Only tickets of these plans / priorities (default: all). A recipient
+    /// with neither is a default: it gets a notice only when no recipient
+    /// naming the ticket's plan or priority does.
+    #[serde(default)]
+    pub plans: Vec<String>,
+    #[serde(default)]
+    pub priorities: Vec<String>,
+    /// "warning", "breach", "second" (default: warning and breach).
+    #[serde(default)]
+    pub levels: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +107,10 @@ pub struct RawDesk {
     /// Extra strings for the templates, as `vars.NAME` (e.g. commercial_address).
     #[serde(default)]
     pub template_vars: std::collections::BTreeMap<String, String>,
+    /// A customer's reply to a resolved ticket reopens it within this
+    /// time after resolution (default "7d"); later it opens a new ticket
+    /// that links the old one.
+    pub reopen_window: Option<String>,
 }
 
 fn default_prefix() -> String {
@@ -130,6 +186,80 @@ pub struct Config {
     pub outbox: Outbox,
     pub sla: SlaModel,
     pub triage: TriageModel,
+    pub agents: Agents,
+    pub escalation: Escalation,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Agents {
+    addresses: std::collections::HashSet<String>,
+    domains: Vec<String>,
+}
+
+impl Agents {
+    pub fn is_agent(&self, email: &str) -> bool {
+        let email = email.trim().to_lowercase();
+        if self.addresses.contains(&email) {
+            return true;
+        }
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.domains
+            .iter()
+            .any(|d| domain == d || domain.ends_with(&format!(".{d}")))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pub tick: Duration,
+    /// None: no warnings.
+    pub warn_share: Option<f64>,
+    pub second_after: Option<chrono::TimeDelta>,
+    pub recipients: Vec<Recipient>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub address: lettre::message::Mailbox,
+    pub language: String,
+    pub timezone: chrono_tz::Tz,
+    pub plans: Vec<String>,
+    pub priorities: Vec<String>,
+    pub levels: Vec<Level>,
+}
+
+impl Escalation {
+    /// Who gets a notice of `level` for a ticket of `plan` and `priority`:
+    /// the recipients naming the plan or priority, else the defaults.
+    pub fn recipients_for(
+        &self,
+        plan: &str,
+        priority: Option<&str>,
+        level: Level,
+    ) -> Vec<&Recipient> {
+        let wants = |r: &&Recipient| r.levels.contains(&level);
+        let specific: Vec<&Recipient> = self
+            .recipients
+            .iter()
+            .filter(wants)
+            .filter(|r| !r.plans.is_empty() || !r.priorities.is_empty())
+            .filter(|r| r.plans.is_empty() || r.plans.iter().any(|p| p == plan))
+            .filter(|r| {
+                r.priorities.is_empty()
+                    || priority.is_some_and(|p| r.priorities.iter().any(|x| x == p))
+            })
+            .collect();
+        if !specific.is_empty() {
+            return specific;
+        }
+        self.recipients
+            .iter()
+            .filter(wants)
+            .filter(|r| r.plans.is_empty() && r.priorities.is_empty())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +272,7 @@ pub struct Desk {
     pub max_message_bytes: u64,
     pub log_level: Option<String>,
     pub template_vars: std::collections::BTreeMap<String, String>,
+    pub reopen_window: chrono::TimeDelta,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -633,6 +764,190 @@ fn check(
         .map_err(|ps| problems.extend(ps))
         .ok();
 
+    // desk.reopen_window
+    let reopen_window = match parse_duration(d.reopen_window.as_deref().unwrap_or("7d"))
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+    {
+        Some(w) => w,
+        None => {
+            problems.push(Problem {
+                path: vec!["desk".into(), "reopen_window".into()],
+                message: "expected a duration such as \"7d\" or \"48h\"".into(),
+            });
+            chrono::TimeDelta::zero()
+        }
+    };
+
+    // agents
+    let mut agents = Agents::default();
+    for (i, a) in raw.agents.addresses.iter().enumerate() {
+        if a.parse::<lettre::Address>().is_err() {
+            problems.push(Problem {
+                path: vec!["agents".into(), "addresses".into(), i.to_string()],
+                message: format!("{a:?} is not an email address"),
+            });
+        }
+        agents.addresses.insert(a.trim().to_lowercase());
+    }
+    for (i, dom) in raw.agents.domains.iter().enumerate() {
+        let dom = dom.trim().trim_start_matches('@').to_lowercase();
+        if dom.is_empty() || dom.contains('@') || !dom.contains('.') {
+            problems.push(Problem {
+                path: vec!["agents".into(), "domains".into(), i.to_string()],
+                message: format!("{dom:?} is not a domain name"),
+            });
+        }
+        agents.domains.push(dom);
+    }
+
+    // escalation
+    let e = &raw.escalation;
+    let mut eprob = |path: &[&str], message: String| {
+        let mut p = vec!["escalation".to_string()];
+        p.extend(path.iter().map(|s| s.to_string()));
+        problems.push(Problem { path: p, message });
+    };
+    let tick = match parse_duration(e.tick.as_deref().unwrap_or("1m")) {
+        Some(t) if t >= Duration::from_secs(1) => t,
+        _ => {
+            eprob(
+                &["tick"],
+                "expected a duration of at least 1s, e.g. \"1m\"".into(),
+            );
+            Duration::from_secs(60)
+        }
+    };
+    let warn_share = match e.warn_at_percent.unwrap_or(80) {
+        0 => None,
+        p if p < 100 => Some(f64::from(p) / 100.0),
+        p => {
+            eprob(
+                &["warn_at_percent"],
+                format!("{p} is not below 100 (0 turns warnings off)"),
+            );
+            None
+        }
+    };
+    let second_after = match &e.second_level_after {
+        None => None,
+        Some(text) => {
+            match parse_duration(text).and_then(|d| chrono::TimeDelta::from_std(d).ok()) {
+                Some(d) => Some(d),
+                None => {
+                    eprob(
+                        &["second_level_after"],
+                        "expected a duration such as \"4h\"".into(),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let mut recipients = Vec::new();
+    let default_language = triage
+        .as_ref()
+        .map(|t| t.default_language().to_string())
+        .unwrap_or_else(|| "en".into());
+    for (i, r) in e.recipients.iter().enumerate() {
+        let idx = i.to_string();
+        let address = match r.address.parse::<lettre::message::Mailbox>() {
+            Ok(a) => Some(a),
+            Err(err) => {
+                eprob(
+                    &["recipients", &idx, "address"],
+                    format!("{:?} is not a mail address: {err}", r.address),
+                );
+                None
+            }
+        };
+        let timezone = match r
+            .timezone
+            .as_deref()
+            .unwrap_or("UTC")
+            .parse::<chrono_tz::Tz>()
+        {
+            Ok(z) => z,
+            Err(_) => {
+                eprob(
+                    &["recipients", &idx, "timezone"],
+                    format!(
+                        "unknown time zone {:?}",
+                        r.timezone.as_deref().unwrap_or("")
+                    ),
+                );
+                chrono_tz::Tz::UTC
+            }
+        };
+        for (j, plan) in r.plans.iter().enumerate() {
+            if sla.as_ref().is_some_and(|m| !m.has_plan(plan)) {
+                eprob(
+                    &["recipients", &idx, "plans", &j.to_string()],
+                    format!("unknown plan {plan:?}"),
+                );
+            }
+        }
+        for (j, prio) in r.priorities.iter().enumerate() {
+            if !raw.priorities.contains(prio) {
+                eprob(
+                    &["recipients", &idx, "priorities", &j.to_string()],
+                    format!(
+                        "unknown priority {prio:?}; known: {}",
+                        raw.priorities.join(", ")
+                    ),
+                );
+            }
+        }
+        let mut levels = Vec::new();
+        for (j, l) in r.levels.iter().enumerate() {
+            match Level::parse(l) {
+                Some(l) => levels.push(l),
+                None => eprob(
+                    &["recipients", &idx, "levels", &j.to_string()],
+                    format!("unknown level {l:?}; expected \"warning\", \"breach\" or \"second\""),
+                ),
+            }
+        }
+        if r.levels.is_empty() {
+            levels = vec![Level::Warning, Level::Breach];
+        }
+        if levels.contains(&Level::Second) && second_after.is_none() {
+            eprob(
+                &["recipients", &idx, "levels"],
+                "a \"second\" level needs escalation.second_level_after".into(),
+            );
+        }
+        let language = r
+            .language
+            .clone()
+            .unwrap_or_else(|| default_language.clone());
+        if templates_dir.is_dir() {
+            let t = templates_dir.join(format!("escalation.{language}.txt"));
+            let fallback = templates_dir.join(format!("escalation.{default_language}.txt"));
+            if !t.is_file() && !fallback.is_file() {
+                eprob(
+                    &["recipients", &idx, "language"],
+                    format!("no escalation template: {} is missing", fallback.display()),
+                );
+            }
+        }
+        if let Some(address) = address {
+            recipients.push(Recipient {
+                address,
+                language,
+                timezone,
+                plans: r.plans.clone(),
+                priorities: r.priorities.clone(),
+                levels,
+            });
+        }
+    }
+    let escalation = Escalation {
+        tick,
+        warn_share,
+        second_after,
+        recipients,
+    };
+
     if let Some(triage) = &triage {
         let lang = triage.default_language();
         let t = templates_dir.join(format!("ack.{lang}.txt"));
@@ -661,11 +976,14 @@ fn check(
                 max_message_bytes: d.max_message_bytes,
                 log_level: d.log_level.clone(),
                 template_vars: d.template_vars.clone(),
+                reopen_window,
             },
             mailboxes,
             outbox: Outbox { kind, max_attempts },
             sla,
             triage,
+            agents,
+            escalation,
         }),
         _ => Err(problems),
     }

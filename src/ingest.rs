@@ -17,10 +17,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::core::commands;
 use crate::core::inbound::{self, ParsedMail};
-use crate::core::sla::{CustomerMatch, Due, DueQuery};
+use crate::core::sla::{CustomerMatch, DueQuery};
 use crate::core::threading;
 use crate::core::triage::{self, Automated, Verdict};
+use crate::lifecycle::{self, Clocks, Followup};
 use crate::mail::compose::{self, Reply};
 use crate::render::{AckContext, Renderer};
 
@@ -50,7 +52,7 @@ pub struct Parsed {
     pub oversized: bool,
     pub verdict: Verdict,
     pub customer: CustomerMatch,
-    pub due: Due,
+    pub clocks: Clocks,
     pub sla_note: Option<String>,
 }
 
@@ -70,6 +72,8 @@ pub enum Action {
     Unparsable,
     /// Same Message-ID seen before (another mailbox, or a new UIDVALIDITY).
     Duplicate,
+    /// From an agent: a response and/or commands on its ticket.
+    Agent,
 }
 
 impl Action {
@@ -82,6 +86,7 @@ impl Action {
             Action::Spam => "spam",
             Action::Unparsable => "unparsable",
             Action::Duplicate => "duplicate",
+            Action::Agent => "agent",
         }
     }
 }
@@ -118,21 +123,18 @@ pub fn prepare(cfg: &Config, incoming: Incoming, now: DateTime<Utc>) -> Prepared
     let verdict = triage::classify(&mail, &cfg.triage);
     let sender = mail.from.as_ref().map(|a| a.email.as_str()).unwrap_or("");
     let customer = cfg.sla.customer_for(sender, now);
-    let (due, sla_note) = match cfg.sla.due(&DueQuery {
-        plan: &customer.plan,
-        priority: verdict.priority.as_deref(),
-        category: verdict.category.as_deref(),
-        timezone: customer.timezone,
-        received: incoming.received_at,
-    }) {
-        Ok(d) => (d, None),
-        Err(e) => (
-            Due {
-                first_response: None,
-                resolution: None,
-            },
-            Some(format!("no SLA computed: {e}")),
-        ),
+    let (clocks, sla_note) = match lifecycle::compute_clocks(
+        cfg,
+        &DueQuery {
+            plan: &customer.plan,
+            priority: verdict.priority.as_deref(),
+            category: verdict.category.as_deref(),
+            timezone: customer.timezone,
+            received: incoming.received_at,
+        },
+    ) {
+        Ok(c) => (c, None),
+        Err(e) => (Clocks::default(), Some(format!("no SLA computed: {e}"))),
     };
     Prepared {
         incoming,
@@ -143,7 +145,7 @@ pub fn prepare(cfg: &Config, incoming: Incoming, now: DateTime<Utc>) -> Prepared
             oversized,
             verdict,
             customer,
-            due,
+            clocks,
             sla_note,
         })),
     }
@@ -328,7 +330,8 @@ fn commit_parsed(
         });
     }
 
-    let thread = find_thread(tx, cfg, mail, &sender)?;
+    let is_agent = cfg.agents.is_agent(&sender);
+    let thread = find_thread(tx, cfg, mail, &sender, is_agent)?;
 
     if let Some(auto) = &a.automated {
         let msg_id = insert_message(
@@ -349,23 +352,63 @@ fn commit_parsed(
         });
     }
 
-    if let Some(ticket_id) = thread {
+    if is_agent {
+        // An agent's answer (sent with the desk in Cc, or through it):
+        // a response and commands on its ticket, never acknowledged. One
+        // that matches no ticket is kept for an admin.
         let msg_id = insert_message(
             tx,
             inc,
-            Some(ticket_id),
-            "followup",
+            thread,
+            "agent",
             Some(mail),
             Some(&sender),
             None,
             now,
         )?;
         store_attachments(tx, cfg, msg_id, mail)?;
+        if let Some(ticket_id) = thread {
+            let parsed = commands::parse(&mail.text);
+            for e in &parsed.errors {
+                lifecycle::event(tx, ticket_id, &sender, "command-error", Some(e), now)?;
+            }
+            if parsed.has_text {
+                lifecycle::respond(tx, cfg, ticket_id, &sender, inc.received_at)?;
+            }
+            for c in &parsed.commands {
+                lifecycle::apply(tx, cfg, ticket_id, &sender, c, now)?;
+            }
+        }
         return Ok(Outcome {
-            action: Action::Followup,
-            ticket: ticket_ref(tx, Some(ticket_id))?,
+            action: Action::Agent,
+            ticket: ticket_ref(tx, thread)?,
             queued_ack: false,
         });
+    }
+
+    let mut previous = None;
+    if let Some(ticket_id) = thread {
+        match lifecycle::customer_followup(tx, cfg, ticket_id, &sender, now)? {
+            Followup::Joined => {
+                let msg_id = insert_message(
+                    tx,
+                    inc,
+                    Some(ticket_id),
+                    "followup",
+                    Some(mail),
+                    Some(&sender),
+                    None,
+                    now,
+                )?;
+                store_attachments(tx, cfg, msg_id, mail)?;
+                return Ok(Outcome {
+                    action: Action::Followup,
+                    ticket: ticket_ref(tx, Some(ticket_id))?,
+                    queued_ack: false,
+                });
+            }
+            Followup::NewTicket { previous: p } => previous = Some(p),
+        }
     }
 
     if sender.is_empty() {
@@ -407,11 +450,19 @@ fn commit_parsed(
     if let Some(n) = &a.sla_note {
         notes.push(n.clone());
     }
+    if let Some(p) = previous {
+        notes.push(format!(
+            "follows up {} (resolved before the reopen window)",
+            ticket_ref(tx, Some(p))?.unwrap_or_default()
+        ));
+    }
     tx.execute(
         "INSERT INTO tickets (id, reference, status, subject, requester, requester_name, customer, plan,
             language, category, priority, impact, urgency, triage_reasons, received_at,
-            first_response_due, resolution_due, note, created_at)
-         VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            first_response_due, resolution_due, note, created_at,
+            customer_timezone, first_response_warn, resolution_warn, previous_ticket)
+         VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21, ?22)",
         params![
             next_id,
             reference,
@@ -427,13 +478,18 @@ fn commit_parsed(
             v.urgency,
             serde_json::to_string(&v.reasons).context("Serialising reasons")?,
             ts(inc.received_at),
-            a.due.first_response.map(ts),
-            a.due.resolution.map(ts),
+            a.clocks.first_response_due.map(ts),
+            a.clocks.resolution_due.map(ts),
             (!notes.is_empty()).then(|| notes.join("; ")),
             ts(now),
+            a.customer.timezone.map(|z| z.name().to_string()),
+            a.clocks.first_response_warn.map(ts),
+            a.clocks.resolution_warn.map(ts),
+            previous,
         ],
     )
     .context("Inserting the ticket")?;
+    lifecycle::refresh_next(tx, cfg, next_id)?;
     let msg_id = insert_message(
         tx,
         inc,
@@ -461,8 +517,8 @@ fn commit_parsed(
         plan: a.customer.plan.clone(),
         category: v.category.clone(),
         priority: v.priority.clone(),
-        first_response_due: local(a.due.first_response),
-        resolution_due: local(a.due.resolution),
+        first_response_due: local(a.clocks.first_response_due),
+        resolution_due: local(a.clocks.resolution_due),
         received_at: ts(inc.received_at),
         vars: cfg.desk.template_vars.clone(),
     };
@@ -506,14 +562,16 @@ fn commit_parsed(
     })
 }
 
-/// Subject tag first (accepted only from the requester or someone of the
-/// same domain, so a stranger cannot attach mail to another customer's
-/// ticket), then In-Reply-To/References against every stored Message-ID.
+/// Subject tag first (accepted only from the requester, someone of the
+/// same domain or an agent, so a stranger cannot attach mail to another
+/// customer's ticket), then In-Reply-To/References against every stored
+/// Message-ID.
 fn find_thread(
     tx: &rusqlite::Transaction<'_>,
     cfg: &Config,
     mail: &ParsedMail,
     sender: &str,
+    is_agent: bool,
 ) -> Result<Option<i64>> {
     if let Some(id) = threading::find_tag(&cfg.desk.reference_prefix, &mail.subject) {
         let requester: Option<String> = tx
@@ -524,7 +582,7 @@ fn find_thread(
             .context("Looking up the tagged ticket")?;
         if let Some(req) = requester {
             let dom = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_string());
-            if req == sender || (dom(&req).is_some() && dom(&req) == dom(sender)) {
+            if is_agent || req == sender || (dom(&req).is_some() && dom(&req) == dom(sender)) {
                 return Ok(Some(id));
             }
         }

@@ -8,7 +8,9 @@
 pub mod app;
 pub mod config;
 pub mod core;
+pub mod escalate;
 pub mod ingest;
+pub mod lifecycle;
 pub mod mail;
 pub mod render;
 pub mod store;

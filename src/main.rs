@@ -57,10 +57,18 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
-    /// Inspect tickets.
+    /// Inspect and update tickets.
     Tickets {
         #[command(subcommand)]
         command: TicketsCommand,
+    },
+    /// SLA compliance per plan and priority; response and resolution times.
+    Stats {
+        /// Only tickets received on or after this date (YYYY-MM-DD, UTC) or instant.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -89,9 +97,25 @@ enum TicketsCommand {
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Only tickets past a due instant with the clock still running.
+        #[arg(long)]
+        breaching: bool,
         #[arg(long)]
         json: bool,
     },
+    /// One ticket: fields, messages, outgoing mail, events.
+    Show {
+        /// Reference (SUP-000123) or number.
+        ticket: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve a ticket (work done by phone, say).
+    Close { ticket: String },
+    /// Record an agent response now (stops the first-response clock).
+    Respond { ticket: String },
+    /// Change the priority; due instants are computed again.
+    Priority { ticket: String, priority: String },
 }
 
 fn main() -> ExitCode {
@@ -343,7 +367,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets {
-            command: TicketsCommand::List { status, json },
+            command:
+                TicketsCommand::List {
+                    status,
+                    breaching,
+                    json,
+                },
         } => {
             let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
@@ -352,7 +381,8 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let store =
                 supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
             let rows = store.call_blocking(move |conn| {
-                supportdesk::store::tickets::list(conn, status.as_deref())
+                let now = breaching.then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+                supportdesk::store::tickets::list(conn, status.as_deref(), now.as_deref())
             })?;
             for t in rows {
                 if json {
@@ -371,7 +401,206 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tickets { command } => {
+            let cfg = match load_offline(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            tickets_command(cfg, command)
+        }
+        Command::Stats { since, json } => {
+            let cfg = match load_offline(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let since = match since.as_deref().map(parse_since).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("supportdesk: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let store =
+                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+            let rows = store.call_blocking(move |conn| {
+                supportdesk::store::tickets::stats(conn, since.as_deref(), &now)
+            })?;
+            if json {
+                for r in &rows {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let m = |v: Option<i64>| v.map(|x| format!("{x}m")).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<12} {:<20} {:>7} | {:>5} {:>8} {:>5} {:>8} {:>8} | {:>5} {:>8} {:>5} {:>8} {:>8}",
+                "plan",
+                "priority",
+                "tickets",
+                "1st:met",
+                "breached",
+                "open",
+                "median",
+                "p90",
+                "res:met",
+                "breached",
+                "open",
+                "median",
+                "p90"
+            );
+            for r in rows {
+                let (f, s) = (&r.first_response, &r.resolution);
+                println!(
+                    "{:<12} {:<20} {:>7} | {:>7} {:>8} {:>5} {:>8} {:>8} | {:>7} {:>8} {:>5} {:>8} {:>8}",
+                    r.plan,
+                    r.priority.as_deref().unwrap_or("-"),
+                    r.tickets,
+                    f.met,
+                    f.breached,
+                    f.open,
+                    m(f.median_minutes),
+                    m(f.p90_minutes),
+                    s.met,
+                    s.breached,
+                    s.open,
+                    m(s.median_minutes),
+                    m(s.p90_minutes),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn parse_since(s: &str) -> Result<String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("--since {s:?}: expected YYYY-MM-DD or an RFC 3339 instant"))?;
+    Ok(format!("{d}T00:00:00Z"))
+}
+
+/// `tickets show|close|respond|priority`: the same lifecycle functions the
+/// daemon uses for agent mail, with "cli" as the actor.
+fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
+    use supportdesk::core::commands::Command as Cmd;
+    use supportdesk::lifecycle;
+    use supportdesk::store::tickets;
+    let store = supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+    let cfg = std::sync::Arc::new(cfg);
+    let (ticket, action) = match command {
+        TicketsCommand::List { .. } => unreachable!("handled above"),
+        TicketsCommand::Show { ticket, json } => {
+            let t = ticket.clone();
+            let detail = store.call_blocking(move |conn| {
+                let Some(id) = tickets::find_id(conn, &t)? else {
+                    return Ok(None);
+                };
+                tickets::show(conn, id).map(Some)
+            })?;
+            let Some(d) = detail else {
+                eprintln!("supportdesk: no ticket {ticket}");
+                return Ok(ExitCode::from(2));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!("{}  {}  [{}]", d.reference, d.subject, d.status);
+                println!(
+                    "requester  {}{}",
+                    d.requester,
+                    d.customer
+                        .as_deref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default()
+                );
+                println!(
+                    "plan       {}  priority {}  category {}  language {}",
+                    d.plan,
+                    d.priority.as_deref().unwrap_or("-"),
+                    d.category.as_deref().unwrap_or("-"),
+                    d.language
+                );
+                println!("received   {}", d.received_at);
+                println!(
+                    "1st resp.  due {}  done {}",
+                    d.first_response_due.as_deref().unwrap_or("-"),
+                    d.first_responded_at.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "resolution due {}  done {}",
+                    d.resolution_due.as_deref().unwrap_or("-"),
+                    d.resolved_at.as_deref().unwrap_or("-")
+                );
+                if let Some(a) = &d.assignee {
+                    println!("assignee   {a}");
+                }
+                if let Some(n) = &d.note {
+                    println!("note       {n}");
+                }
+                for m in d.messages.iter().chain(&d.outgoing) {
+                    println!(
+                        "  {} {:<3} {:<22} {}  {}",
+                        m.received_at,
+                        m.direction,
+                        m.kind,
+                        m.sender.as_deref().unwrap_or("-"),
+                        m.subject.as_deref().unwrap_or("")
+                    );
+                }
+                for e in &d.events {
+                    println!(
+                        "  {} event {} by {}{}",
+                        e.at,
+                        e.action,
+                        e.actor,
+                        e.detail
+                            .as_deref()
+                            .map(|x| format!(": {x}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        TicketsCommand::Close { ticket } => (ticket, Some(Cmd::Close)),
+        TicketsCommand::Respond { ticket } => (ticket, None),
+        TicketsCommand::Priority { ticket, priority } => {
+            if !cfg.priorities.contains(&priority) {
+                eprintln!(
+                    "supportdesk: unknown priority {priority:?}; known: {}",
+                    cfg.priorities.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+            (ticket, Some(Cmd::Priority(priority)))
+        }
+    };
+    let t = ticket.clone();
+    let c = cfg.clone();
+    let found = store.call_blocking(move |conn| {
+        let tx = conn.transaction()?;
+        let Some(id) = tickets::find_id(&tx, &t)? else {
+            return Ok(false);
+        };
+        let now = Utc::now();
+        match &action {
+            Some(cmd) => lifecycle::apply(&tx, &c, id, "cli", cmd, now)?,
+            None => lifecycle::respond(&tx, &c, id, "cli", now)?,
+        }
+        tx.commit()?;
+        Ok(true)
+    })?;
+    if !found {
+        eprintln!("supportdesk: no ticket {ticket}");
+        return Ok(ExitCode::from(2));
+    }
+    println!("{ticket}: done");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `check-config --connect`: log in to every server, report each result.

@@ -1,6 +1,8 @@
 //! The pure core: no tokio, no SQLite, no network; time is a parameter.
 
 pub mod calendar;
+pub mod commands;
+pub mod escalation;
 pub mod inbound;
 pub mod problem;
 pub mod sla;

@@ -56,6 +56,7 @@ use crate::core::calendar::{
     BUILTIN_HOLIDAY_SETS, Calendar, CalendarError, HolidayRule, Holidays, WeeklyHours,
     builtin_holiday_set, local_to_utc, parse_days, parse_spans,
 };
+use crate::core::escalation::Clock;
 use crate::core::problem::Problem;
 
 /// Longest duration a target may give; longer is surely a typo.
@@ -411,6 +412,60 @@ impl SlaModel {
             first_response: ctx.eval(&targets.first_response, q.received)?,
             resolution: ctx.eval(&targets.resolution, q.received)?,
         })
+    }
+}
+
+impl SlaModel {
+    /// The instant at which `share` (0..1) of the time from reception to
+    /// `due` has elapsed, counted the way the target counts: open time of
+    /// the plan's calendar for business-time and business-day targets (an
+    /// office-hours promise never warns at night or on a weekend), elapsed
+    /// time otherwise. None when the clock is best effort.
+    pub fn warning_at(
+        &self,
+        q: &DueQuery,
+        clock: Clock,
+        due: DateTime<Utc>,
+        share: f64,
+    ) -> Result<Option<DateTime<Utc>>, SlaError> {
+        let targets = self.targets(q.plan, q.priority, q.category)?;
+        let plan = self
+            .plans
+            .get(q.plan)
+            .ok_or_else(|| SlaError::UnknownPlan(q.plan.to_owned()))?;
+        let mut target = match clock {
+            Clock::FirstResponse => &targets.first_response,
+            Clock::Resolution => &targets.resolution,
+        };
+        let share = share.clamp(0.0, 1.0);
+        let scale = |d: TimeDelta| {
+            TimeDelta::milliseconds((d.num_milliseconds() as f64 * share).round() as i64)
+        };
+        let business_cal = plan.calendar.as_ref().filter(|c| !c.is_always_open());
+        if let (Target::ByReception { inside, outside }, Some(cal)) = (target, business_cal) {
+            let zone = cal.zone_for(q.timezone);
+            target = if cal.is_open(q.received, zone) {
+                inside
+            } else {
+                outside
+            };
+        }
+        match (target, business_cal) {
+            (Target::BestEffort, _) => Ok(None),
+            (Target::BusinessTime(_) | Target::BusinessDays(_), Some(cal)) => {
+                let zone = cal.zone_for(q.timezone);
+                let open = cal.open_time_between(q.received, due, zone);
+                cal.add_business_time(q.received, scale(open), zone)
+                    .map(Some)
+                    .map_err(|source| SlaError::Calendar {
+                        plan: q.plan.to_owned(),
+                        source,
+                    })
+            }
+            _ => Ok(q
+                .received
+                .checked_add_signed(scale(due.signed_duration_since(q.received)))),
+        }
     }
 }
 
@@ -1188,6 +1243,34 @@ mod tests {
                 panic!("{name}: {ps:#?}");
             }
         }
+    }
+
+    #[test]
+    fn warnings_count_the_target_the_way_it_counts() {
+        let m = model(ZMANDA);
+        let q = |plan, received| DueQuery {
+            plan,
+            priority: Some("P2"),
+            category: None,
+            timezone: None,
+            received: utc(received),
+        };
+        // Standard P2, 3 business hours from Friday 16:00 Paris: due Monday
+        // 10:00; 80% (2h24m of open time) falls on Monday 09:24, not over
+        // the weekend.
+        let fri = q("standard", "2026-11-20T15:00:00Z");
+        let due = m.due(&fri).unwrap().first_response.unwrap();
+        assert_eq!(due, utc("2026-11-23T09:00:00Z"));
+        let warn = m.warning_at(&fri, Clock::FirstResponse, due, 0.8).unwrap();
+        assert_eq!(warn, Some(utc("2026-11-23T08:24:00Z")));
+        // Premium P2, 60 minutes wall clock: 48 minutes.
+        let p = q("premium", "2026-11-21T10:00:00Z");
+        let due = m.due(&p).unwrap().first_response.unwrap();
+        let warn = m.warning_at(&p, Clock::FirstResponse, due, 0.8).unwrap();
+        assert_eq!(warn, Some(utc("2026-11-21T10:48:00Z")));
+        // Best effort: nothing to warn about.
+        let c = q("community", "2026-11-21T10:00:00Z");
+        assert_eq!(m.warning_at(&c, Clock::Resolution, due, 0.8).unwrap(), None);
     }
 
     #[test]

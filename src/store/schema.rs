@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    r#"
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        r#"
 CREATE TABLE tickets (
     id                   INTEGER PRIMARY KEY,
     reference            TEXT NOT NULL UNIQUE,
@@ -94,7 +95,54 @@ CREATE TABLE outbox (
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
 "#,
-)];
+    ),
+    M::up(
+        r#"
+-- Ticket lifecycle and escalation. Per clock (fr = first response, res =
+-- resolution): the warning instant, the highest escalation level handled
+-- (0 none, 1 warning, 2 breach, 3 second) and when the sweeper must look
+-- again (NULL: nothing left, e.g. responded or closed). The sweep reads
+-- only rows with a next instant in the past, through partial indexes, so
+-- its cost does not grow with closed or answered tickets.
+ALTER TABLE tickets ADD COLUMN customer_timezone TEXT;
+ALTER TABLE tickets ADD COLUMN assignee TEXT;
+ALTER TABLE tickets ADD COLUMN previous_ticket INTEGER REFERENCES tickets(id);
+ALTER TABLE tickets ADD COLUMN pending_since TEXT;
+ALTER TABLE tickets ADD COLUMN first_response_warn TEXT;
+ALTER TABLE tickets ADD COLUMN resolution_warn TEXT;
+ALTER TABLE tickets ADD COLUMN fr_level INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN res_level INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN fr_next_at TEXT;
+ALTER TABLE tickets ADD COLUMN res_next_at TEXT;
+CREATE INDEX tickets_fr_next ON tickets(fr_next_at) WHERE fr_next_at IS NOT NULL;
+CREATE INDEX tickets_res_next ON tickets(res_next_at) WHERE res_next_at IS NOT NULL;
+
+-- One row per ticket, clock, level and recipient: the notice queued (or
+-- a late sweep sends only the highest level reached).
+CREATE TABLE escalations (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+    clock       TEXT NOT NULL CHECK (clock IN ('first_response', 'resolution')),
+    level       TEXT NOT NULL CHECK (level IN ('warning', 'breach', 'second')),
+    recipient   TEXT NOT NULL,
+    outbox_id   INTEGER REFERENCES outbox(id),
+    created_at  TEXT NOT NULL,
+    UNIQUE (ticket_id, clock, level, recipient)
+) STRICT;
+
+-- What happened to a ticket and who did it (agent commands, CLI, reopen).
+CREATE TABLE ticket_events (
+    id         INTEGER PRIMARY KEY,
+    ticket_id  INTEGER NOT NULL REFERENCES tickets(id),
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    detail     TEXT
+) STRICT;
+CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id);
+"#,
+    ),
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     Migrations::from_slice(MIGRATIONS)
