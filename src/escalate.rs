@@ -168,6 +168,9 @@ fn escalate_ticket(
     Ok(queued)
 }
 
+/// clock, next_at, due, warn, level handled
+type ClockRow = (Clock, Option<String>, Option<String>, Option<String>, u8);
+
 struct TicketRow {
     reference: String,
     subject: String,
@@ -179,8 +182,7 @@ struct TicketRow {
     status: String,
     assignee: Option<String>,
     received_at: String,
-    /// clock, next_at, due, warn, level handled
-    clocks: [(Clock, Option<String>, Option<String>, Option<String>, u8); 2],
+    clocks: [ClockRow; 2],
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -128,7 +128,12 @@ async fn append(session: &mut Session, raw: &str) {
 
 /// Every message in sink's INBOX, waiting until there are at least `n`.
 async fn sink_messages(stack: &Stack, n: usize) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    sink_messages_within(stack, n, Duration::from_secs(60)).await
+}
+
+/// The same, giving up after `wait` (to check that nothing more arrives).
+async fn sink_messages_within(stack: &Stack, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + wait;
     loop {
         let mut s = imap_login(stack, "sink", "sinkpw").await;
         let mb = s.select("INBOX").await.unwrap();
@@ -168,6 +173,11 @@ fn example_parts(name: &str) -> String {
 /// A desk on the stack: IMAP mailbox `support` (STARTTLS or implicit TLS),
 /// SMTP submission (STARTTLS + AUTH) or SMTPS.
 fn write_config(stack: &Stack, implicit: bool) -> PathBuf {
+    write_config_with(stack, implicit, "")
+}
+
+/// `write_config`, with `extra` TOML appended (agents, escalation, customers).
+fn write_config_with(stack: &Stack, implicit: bool, extra: &str) -> PathBuf {
     let dir = stack.dir.path();
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     for (f, v) in [("imap", "supportpw"), ("smtp", "supportpw")] {
@@ -212,6 +222,7 @@ tls = "{smtp_tls}"
 username = "support"
 password_file = "secrets/smtp"
 ca_file = "{ca}"
+{extra}
 "#,
         parts = example_parts("zmanda"),
         root = ROOT,
@@ -562,6 +573,234 @@ async fn daemon_with_idle_acknowledges_new_mail_and_stops_on_sigterm() {
     assert!(status.success(), "daemon exit status {status}");
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+}
+
+/// APPEND with an INTERNALDATE `ago` in the past: the server's arrival
+/// time, which is what the desk counts from.
+async fn append_at(session: &mut Session, raw: &str, ago: chrono::TimeDelta) {
+    let when = (chrono::Utc::now() - ago)
+        .format("\"%d-%b-%Y %H:%M:%S +0000\"")
+        .to_string();
+    session
+        .append(
+            "INBOX",
+            None,
+            Some(&when),
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+}
+
+fn parsed(raws: &[Vec<u8>]) -> Vec<supportdesk::core::inbound::ParsedMail> {
+    raws.iter()
+        .map(|r| supportdesk::core::inbound::parse(r).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_escalation_agents_and_threading_on_real_servers() {
+    let stack = start_stack();
+    let config = write_config_with(
+        &stack,
+        false,
+        r#"
+[agents]
+addresses = ["agent@desk.test"]
+
+[escalation]
+[[escalation.recipients]]
+address = "Manager <manager@corp.test>"
+language = "en"
+timezone = "Europe/Paris"
+
+[sla.customers.acme]
+domains = ["acme.test"]
+plan = "premium"
+"#,
+    );
+    let days = chrono::TimeDelta::days;
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    // 1. Bob (premium, 24x7) wrote two days ago: long breached.
+    append_at(&mut s, "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: Server down\nMessage-ID: <b1@acme.test>\n\nOur backup server is down, all backups fail.\n", days(2)).await;
+    // 2. Carol too, but an agent answered her (3) with #pending, and she
+    //    replied (4) with only a References header.
+    append_at(&mut s, "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: Restore question\nMessage-ID: <c1@acme.test>\n\nHow do I restore a single file?\n", days(2)).await;
+    append_at(&mut s, "From: Agent <agent@desk.test>\nTo: carol@acme.test\nCc: support@desk.test\nSubject: Re: Restore question\nMessage-ID: <a1@desk.test>\nIn-Reply-To: <c1@acme.test>\n\n#pending\nPlease send us the job log.\n", days(1)).await;
+    append_at(&mut s, "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: the log\nMessage-ID: <c2@acme.test>\nReferences: <c1@acme.test>\n\nHere it is.\n", chrono::TimeDelta::zero()).await;
+    // 5. Bob follows up with In-Reply-To only (no tag in the subject).
+    append_at(&mut s, "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: more details\nMessage-ID: <b2@acme.test>\nIn-Reply-To: <b1@acme.test>\n\nIt started after the upgrade.\n", chrono::TimeDelta::zero()).await;
+    // 6. A stranger with Bob's valid tag: a new ticket, not Bob's.
+    append_at(&mut s, "From: Mallory <mallory@evil.test>\nTo: support@desk.test\nSubject: Re: [SUP-000001] Server down\nMessage-ID: <m1@evil.test>\n\nAdd me to this ticket.\n", chrono::TimeDelta::zero()).await;
+    let _ = s.logout().await;
+
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
+    let ticket_of = |mid: &str| -> Option<i64> {
+        conn.query_row(
+            "SELECT ticket_id FROM messages WHERE message_id = ?1",
+            [mid],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(ticket_of("b1@acme.test"), Some(1));
+    assert_eq!(ticket_of("b2@acme.test"), Some(1), "In-Reply-To only");
+    assert_eq!(ticket_of("c1@acme.test"), Some(2));
+    assert_eq!(ticket_of("a1@desk.test"), Some(2), "agent reply");
+    assert_eq!(ticket_of("c2@acme.test"), Some(2), "References only");
+    assert_eq!(
+        ticket_of("m1@evil.test"),
+        Some(3),
+        "a stranger's tag opens a new ticket"
+    );
+    // Carol's ticket: answered (late) by the agent, set pending, resumed by her reply.
+    let (status, responded): (String, Option<String>) = conn
+        .query_row(
+            "SELECT status, first_responded_at FROM tickets WHERE id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "open");
+    assert!(responded.is_some());
+    let events: Vec<String> = conn
+        .prepare("SELECT action FROM ticket_events WHERE ticket_id = 2 ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events, ["first-response", "pending", "resumed"]);
+    // Exactly one escalation: Bob's breach (the warning it skipped is not
+    // sent late); none for Carol (answered) or Mallory (best effort).
+    let escalations: Vec<(i64, String, String)> = conn
+        .prepare("SELECT ticket_id, clock, level FROM escalations")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        escalations,
+        [(1, "first_response".to_string(), "breach".to_string())]
+    );
+
+    // At the SMTP server: three acks (never to the agent) and one breach notice.
+    let mails = parsed(&sink_messages(&stack, 4).await);
+    assert_eq!(
+        mails.len(),
+        4,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    let notices: Vec<_> = mails.iter().filter(|m| m.subject.contains("SLA")).collect();
+    assert_eq!(notices.len(), 1);
+    let n = notices[0];
+    assert!(
+        n.subject
+            .contains("[SLA BREACHED] [SUP-000001] Server down"),
+        "{}",
+        n.subject
+    );
+    assert_eq!(n.to[0].email, "manager@corp.test");
+    assert_eq!(n.header("Auto-Submitted"), Some("auto-generated"));
+    assert!(
+        n.text.contains("late") && n.text.contains("bob@acme.test"),
+        "{}",
+        n.text
+    );
+    assert!(
+        n.text.contains("It started after the upgrade."),
+        "last message: {}",
+        n.text
+    );
+    assert!(mails.iter().all(|m| m.to[0].email != "agent@desk.test"));
+
+    // A restart and another sweep: still exactly one notice.
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sink_messages_within(&stack, 5, Duration::from_secs(3))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM escalations"), 1);
+
+    // The CLI over the same tickets.
+    let out = run(&config, &["tickets", "list", "--breaching"], &[]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("SUP-000001") && !listed.contains("SUP-000002"),
+        "{listed}"
+    );
+    let out = run(&config, &["tickets", "show", "SUP-000002", "--json"], &[]);
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["messages"].as_array().unwrap().len(), 3);
+    assert!(
+        run(&config, &["tickets", "respond", "SUP-000001"], &[])
+            .status
+            .success()
+    );
+    assert!(
+        run(&config, &["tickets", "close", "1"], &[])
+            .status
+            .success()
+    );
+    let out = run(&config, &["tickets", "priority", "SUP-000003", "P9"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        run(&config, &["tickets", "priority", "SUP-000003", "P1"], &[])
+            .status
+            .success()
+    );
+    assert_eq!(
+        conn.query_row(
+            "SELECT status || ' ' || (first_responded_at IS NOT NULL) FROM tickets WHERE id = 1",
+            [],
+            |r| r.get::<_, String>(0)
+        )
+        .unwrap(),
+        "resolved 1"
+    );
+    let out = run(&config, &["stats", "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let premium: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["plan"] == "premium")
+        .fold(serde_json::json!({"breached": 0, "met": 0}), |acc, v| {
+            serde_json::json!({
+                "breached": acc["breached"].as_u64().unwrap() + v["first_response"]["breached"].as_u64().unwrap(),
+                "met": acc["met"].as_u64().unwrap() + v["first_response"]["met"].as_u64().unwrap(),
+            })
+        });
+    // Both premium tickets were answered days late.
+    assert_eq!(premium, serde_json::json!({"breached": 2, "met": 0}));
+    // Nothing more to escalate for Bob once answered and resolved.
+    let next: Option<String> = conn
+        .query_row("SELECT fr_next_at FROM tickets WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(next, None);
 }
 
 // ------------------------------------------------------------ no servers needed
