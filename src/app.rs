@@ -198,9 +198,10 @@ pub async fn run_once(ctx: &Ctx) -> Result<PassSummary> {
     }
 }
 
-/// The daemon: every mailbox in its own task, the outbox in another, until
-/// SIGTERM/SIGINT.
-pub async fn run(ctx: Ctx) -> Result<()> {
+/// Every long-running task of one configuration generation: a task per
+/// mailbox, the outbox, the escalation sweeper. They stop when
+/// `ctx.shutdown` (a per-generation token) is cancelled.
+fn spawn_tasks(ctx: &Ctx) -> tokio::task::JoinSet<Result<()>> {
     let mut tasks = tokio::task::JoinSet::new();
     for mb in ctx.config.mailboxes.clone() {
         let ctx = ctx.clone();
@@ -232,97 +233,150 @@ pub async fn run(ctx: Ctx) -> Result<()> {
             }
         });
     }
-    let shutdown = ctx.shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-        shutdown.cancel();
-    });
-
-    // READY=1 once every mailbox made its first attempt (bounded wait), so
-    // `systemctl start` returns when the desk is really working.
-    let wait_ready = async {
-        while ctx.first_pass_count() < ctx.config.mailboxes.len() {
-            ctx.first_pass_wake.notified().await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::time::timeout(Duration::from_secs(60), wait_ready) => {}
-        _ = ctx.shutdown.cancelled() => {}
-    }
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    tracing::info!(
-        mailboxes = ctx.config.mailboxes.len(),
-        "supportdesk running"
-    );
-    let mut watchdog_usec = 0;
-    if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
-        let ctx = ctx.clone();
-        let period = Duration::from_micros(watchdog_usec / 2);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(period) => {}
-                    _ = ctx.shutdown.cancelled() => return,
-                }
-                // Ping only when the store thread answers: a stuck database
-                // owner gets the daemon restarted by systemd.
-                let alive = tokio::time::timeout(period, ctx.store.call(|_| Ok(()))).await;
-                if matches!(alive, Ok(Ok(()))) {
-                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-                } else {
-                    tracing::error!(
-                        "store did not answer within {period:?}; withholding the watchdog ping"
-                    );
-                }
-            }
-        });
-    }
-
-    loop {
-        tokio::select! {
-            joined = tasks.join_next() => match joined {
-                None => break,
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(e))) => tracing::error!("task ended: {e:#}"),
-                Some(Err(e)) => tracing::error!("task panicked: {e}"),
-            },
-            _ = ctx.shutdown.cancelled() => break,
-        }
-    }
-    // Tasks finish the message in hand; give them a bounded time.
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(20), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("tasks did not stop within 20s; aborting them");
-    }
-    Ok(())
+    tasks
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+/// What ends a generation.
+enum Next {
+    Stop,
+    Reload(Box<(Config, Renderer)>),
+}
+
+/// The daemon, until SIGTERM/SIGINT. SIGHUP reloads the config file and
+/// the templates: a new config that fails its checks is refused with a log
+/// line and the running one goes on; a good one replaces it after the
+/// running tasks finish the message in hand (mail not yet fetched is
+/// fetched by the new generation, so nothing is lost).
+pub async fn run(mut ctx: Ctx) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("Listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("Listening for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("Listening for SIGHUP")?;
+    let process_shutdown = ctx.shutdown.clone();
+    start_watchdog(&ctx);
+    let mut first = true;
+    loop {
+        let mut gen_ctx = ctx.clone();
+        gen_ctx.shutdown = process_shutdown.child_token();
+        let mut tasks = spawn_tasks(&gen_ctx);
+        if first {
+            first = false;
+            // READY=1 once every mailbox made its first attempt (bounded
+            // wait), so `systemctl start` returns when the desk works.
+            let wait_ready = async {
+                while ctx.first_pass_count() < ctx.config.mailboxes.len() {
+                    ctx.first_pass_wake.notified().await;
                 }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(60), wait_ready) => {}
+                _ = term.recv() => process_shutdown.cancel(),
+                _ = int.recv() => process_shutdown.cancel(),
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        tracing::info!(
+            mailboxes = ctx.config.mailboxes.len(),
+            "supportdesk running"
+        );
+
+        let next = loop {
+            if process_shutdown.is_cancelled() {
+                break Next::Stop;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break Next::Stop,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => tracing::error!("task ended: {e:#}"),
+                    Some(Err(e)) => tracing::error!("task panicked: {e}"),
+                },
+                _ = term.recv() => break Next::Stop,
+                _ = int.recv() => break Next::Stop,
+                _ = hup.recv() => match reload(&ctx) {
+                    Ok(new) => break Next::Reload(Box::new(new)),
+                    Err(e) => tracing::error!(
+                        "reload refused, the running config stays: {e:#}"
+                    ),
+                },
+            }
+        };
+        match &next {
+            Next::Stop => {
+                tracing::info!("shutting down");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+                process_shutdown.cancel();
+            }
+            Next::Reload(_) => {
+                tracing::info!("reloading: finishing the work in hand");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                gen_ctx.shutdown.cancel();
+            }
+        }
+        // Tasks finish the message in hand; give them a bounded time.
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(20), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("tasks did not stop within 20s; aborting them");
+        }
+        match next {
+            Next::Stop => return Ok(()),
+            Next::Reload(new) => {
+                let (config, renderer) = *new;
+                if config.desk.state_dir != ctx.config.desk.state_dir {
+                    tracing::warn!(
+                        "desk.state_dir changed: the database stays where it is until a restart"
+                    );
+                }
+                ctx.config = Arc::new(config);
+                ctx.renderer = Arc::new(renderer);
+                tracing::info!(mailboxes = ctx.config.mailboxes.len(), "config reloaded");
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+}
+
+/// Reads and checks the config file again, with its templates.
+fn reload(ctx: &Ctx) -> Result<(Config, Renderer)> {
+    let path = ctx.config.file.clone();
+    let config = crate::config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let renderer = Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
+    Ok((config, renderer))
+}
+
+/// WATCHDOG=1 every half period while the store thread answers: a stuck
+/// database owner gets the daemon restarted by systemd.
+fn start_watchdog(ctx: &Ctx) {
+    // As libsystemd's sd_watchdog_enabled: WATCHDOG_USEC enables it unless
+    // WATCHDOG_PID names another process (sd-notify also insists on the
+    // PID being present, which systemd always sets but a test harness cannot).
+    let usec = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let pid_ok = std::env::var("WATCHDOG_PID")
+        .ok()
+        .is_none_or(|p| p.parse::<u32>().ok() == Some(std::process::id()));
+    let Some(watchdog_usec) = usec.filter(|u| *u > 0 && pid_ok) else {
+        return;
+    };
+    let ctx = ctx.clone();
+    let period = Duration::from_micros(watchdog_usec / 2);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = ctx.shutdown.cancelled() => return,
+            }
+            let alive = tokio::time::timeout(period, ctx.store.call(|_| Ok(()))).await;
+            if matches!(alive, Ok(Ok(()))) {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            } else {
+                tracing::error!(
+                    "store did not answer within {period:?}; withholding the watchdog ping"
+                );
+            }
+        }
+    });
 }

@@ -1429,3 +1429,187 @@ fn classify_cli_survives_the_spamassassin_corpus() {
     eprintln!("corpus: {lines} messages, {auto} automated/bulk, {errors} unparsable");
     assert_eq!(lines, files.len());
 }
+
+// ------------------------------------------------------------ daemon: reload, signals, sd_notify
+
+fn maildir(root: &Path, name: &str) -> PathBuf {
+    let p = root.join(name);
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(p.join(sub)).unwrap();
+    }
+    p
+}
+
+fn deliver(md: &Path, n: usize, from: &str) {
+    let raw = format!(
+        "From: {from}\nTo: support@desk.test\nSubject: Question {n}\nMessage-ID: <q{n}@reload.test>\n\nHow do I configure retention?\n"
+    );
+    let tmp = md.join("tmp").join(format!("{n}.reload"));
+    std::fs::write(&tmp, raw).unwrap();
+    std::fs::rename(&tmp, md.join("new").join(format!("{n}.reload"))).unwrap();
+}
+
+fn maildir_config(dir: &Path, mailboxes: &[&str]) -> String {
+    let mut boxes = String::new();
+    for m in mailboxes {
+        boxes += &format!("[[mailboxes]]\nname = \"{m}\"\nkind = \"maildir\"\npath = \"{m}\"\n\n");
+    }
+    format!(
+        "{parts}\n[desk]\nname = \"Reload Desk\"\naddress = \"support@desk.test\"\nstate_dir = \"state\"\ntemplates_dir = \"{ROOT}/templates\"\n\n{boxes}[outbox]\nkind = \"directory\"\npath = \"{out}\"\n",
+        parts = example_parts("zmanda"),
+        out = dir.join("out").display(),
+    )
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sighup_reloads_a_good_config_refuses_a_bad_one_and_notifies_systemd() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    let b = maildir(dir.path(), "b");
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let notes = notes.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    notes
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).to_string());
+                }
+            }
+        });
+    }
+    let has = |note: &str| {
+        notes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.lines().any(|l| l == note))
+    };
+
+    deliver(&a, 1, "Ann <ann@example.com>");
+    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "info")
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let db_path = dir.path().join("state/supportdesk.db");
+    let tickets = || -> i64 {
+        Connection::open(&db_path)
+            .ok()
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    wait_until("READY=1", || has("READY=1"));
+    wait_until("the first ticket", || tickets() == 1);
+    wait_until("WATCHDOG=1", || has("WATCHDOG=1"));
+
+    // A good new config: mailbox b appears and is polled.
+    std::fs::write(&cfg, maildir_config(dir.path(), &["a", "b"])).unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until("RELOADING=1", || has("RELOADING=1"));
+    deliver(&b, 2, "Bea <bea@example.com>");
+    wait_until("a ticket from the new mailbox", || tickets() == 2);
+
+    // A broken one: refused, the running config goes on with both mailboxes.
+    std::fs::write(&cfg, "[desk]\nname = 3\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let log = dir.path().join("stderr.log");
+    wait_until("the refusal in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("reload refused")
+    });
+    deliver(&a, 3, "Cid <cid@example.com>");
+    deliver(&b, 4, "Dee <dee@example.com>");
+    wait_until("tickets after the refused reload", || tickets() == 4);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon must keep running"
+    );
+
+    // SIGTERM: STOPPING=1, exit 0, nothing lost or duplicated.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    wait_until("STOPPING=1", || has("STOPPING=1"));
+    let conn = Connection::open(&db_path).unwrap();
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages"), 4);
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT message_id) FROM messages"),
+        4
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        4
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("config reloaded"), "{log}");
+}
+
+#[test]
+fn systemd_unit_verifies_and_scores_at_most_2_0() {
+    let out = Command::new("bash")
+        .arg(format!("{ROOT}/tests/systemd/check-unit.sh"))
+        .arg(format!("{ROOT}/systemd/supportdesk.service"))
+        .arg(BIN)
+        .arg("2.0")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.to_lowercase().contains("exposure"), "{text}");
+}
