@@ -28,6 +28,9 @@ pub struct Ctx {
     /// Mailboxes that finished their first attempt (ok or not): readiness.
     first_pass: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     first_pass_wake: Arc<Notify>,
+    /// When this process started: the baseline of the fetch alert for a
+    /// mailbox that has not had a good pass yet.
+    pub started: chrono::DateTime<Utc>,
 }
 
 impl Ctx {
@@ -50,7 +53,20 @@ impl Ctx {
             shutdown: CancellationToken::new(),
             first_pass: Arc::default(),
             first_pass_wake: Arc::new(Notify::new()),
+            started: Utc::now(),
         })
+    }
+
+    /// Records how a pass over `mailbox` went (for `status` and the fetch alert).
+    pub async fn record_health(&self, mailbox: &str, error: Option<String>) {
+        let name = mailbox.to_string();
+        let r = self
+            .store
+            .call(move |conn| crate::health::record(conn, &name, error.as_deref(), Utc::now()))
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(mailbox, "recording mailbox health: {e:#}");
+        }
     }
 
     /// Called by a mailbox task after its first connection attempt and pass.
@@ -143,8 +159,15 @@ pub async fn sweep(ctx: &Ctx) -> Result<usize> {
         .store
         .call(move |conn| crate::escalate::sweep(conn, &config, &renderer, Utc::now()))
         .await?;
+    let (config, started) = (ctx.config.clone(), ctx.started);
+    let alerts = ctx
+        .store
+        .call(move |conn| crate::health::check(conn, &config, started, Utc::now()))
+        .await?;
     if n > 0 {
         tracing::info!(notices = n, "escalations queued");
+    }
+    if n + alerts > 0 {
         ctx.outbox_wake.notify_one();
     }
     Ok(n)

@@ -104,6 +104,12 @@ pub struct RawDesk {
     /// Log filter, e.g. "info" or "supportdesk=debug"; RUST_LOG wins.
     #[serde(default)]
     pub log_level: Option<String>,
+    /// "text" (default) or "json"; SUPPORTDESK_LOG_FORMAT wins.
+    pub log_format: Option<String>,
+    /// Who hears about a mailbox that cannot be fetched (and its recovery).
+    pub admin_address: Option<String>,
+    /// How long without a successful poll before that alert (default "15m").
+    pub fetch_alert_after: Option<String>,
     /// Extra strings for the templates, as `vars.NAME` (e.g. commercial_address).
     #[serde(default)]
     pub template_vars: std::collections::BTreeMap<String, String>,
@@ -271,8 +277,17 @@ pub struct Desk {
     pub templates_dir: PathBuf,
     pub max_message_bytes: u64,
     pub log_level: Option<String>,
+    pub log_format: LogFormat,
     pub template_vars: std::collections::BTreeMap<String, String>,
     pub reopen_window: chrono::TimeDelta,
+    pub admin_address: Option<lettre::message::Mailbox>,
+    pub fetch_alert_after: chrono::TimeDelta,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,9 +413,10 @@ impl std::error::Error for ConfigError {}
 
 // ---------------------------------------------------------------- loading
 
-/// Whether loading reads the passwords. Commands that never connect
-/// (`sla due`, `classify`, `tickets`, `status`) skip them, so an admin can
-/// run them outside the service, where the credentials are not readable.
+/// Whether loading reads the passwords and checks the mailboxes exist.
+/// Commands that never connect (`sla due`, `classify`, `tickets`,
+/// `status`) skip both, so an admin can run them outside the service,
+/// where the credentials are not readable, and while a mailbox is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secrets {
     Read,
@@ -624,7 +640,11 @@ fn check(
                     continue;
                 };
                 let path = base.join(path);
-                if !path.join("new").is_dir() || !path.join("cur").is_dir() {
+                // Offline commands (status, tickets) must work precisely
+                // when a mailbox has gone missing.
+                if secrets == Secrets::Read
+                    && (!path.join("new").is_dir() || !path.join("cur").is_dir())
+                {
                     p(
                         "path",
                         format!("{} is not a Maildir (no new/ and cur/)", path.display()),
@@ -775,6 +795,43 @@ fn check(
                 message: "expected a duration such as \"7d\" or \"48h\"".into(),
             });
             chrono::TimeDelta::zero()
+        }
+    };
+
+    let log_format = match d.log_format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            problems.push(Problem {
+                path: vec!["desk".into(), "log_format".into()],
+                message: format!("unknown log format {other:?}; expected \"text\" or \"json\""),
+            });
+            LogFormat::Text
+        }
+    };
+    let admin_address = match &d.admin_address {
+        None => None,
+        Some(a) => match a.parse::<lettre::message::Mailbox>() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                problems.push(Problem {
+                    path: vec!["desk".into(), "admin_address".into()],
+                    message: format!("{a:?} is not a mail address: {e}"),
+                });
+                None
+            }
+        },
+    };
+    let fetch_alert_after = match parse_duration(d.fetch_alert_after.as_deref().unwrap_or("15m"))
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+    {
+        Some(w) if w > chrono::TimeDelta::zero() => w,
+        _ => {
+            problems.push(Problem {
+                path: vec!["desk".into(), "fetch_alert_after".into()],
+                message: "expected a duration such as \"15m\"".into(),
+            });
+            chrono::TimeDelta::minutes(15)
         }
     };
 
@@ -975,8 +1032,11 @@ fn check(
                 templates_dir,
                 max_message_bytes: d.max_message_bytes,
                 log_level: d.log_level.clone(),
+                log_format,
                 template_vars: d.template_vars.clone(),
                 reopen_window,
+                admin_address,
+                fetch_alert_after,
             },
             mailboxes,
             outbox: Outbox { kind, max_attempts },

@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod escalate;
+pub mod health;
 pub mod ingest;
 pub mod lifecycle;
 pub mod mail;

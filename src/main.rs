@@ -145,7 +145,7 @@ fn load_config_with(path: &std::path::Path, secrets: config::Secrets) -> Result<
     })
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(level: Option<&str>, format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
@@ -156,7 +156,14 @@ fn init_logging(level: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    if under_journal {
+    let json = match std::env::var("SUPPORTDESK_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => format == config::LogFormat::Json,
+    };
+    if json {
+        builder.json().with_current_span(false).init();
+    } else if under_journal {
         builder.without_time().with_ansi(false).init();
     } else {
         builder.init();
@@ -196,7 +203,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            init_logging(cfg.desk.log_level.as_deref());
+            init_logging(cfg.desk.log_level.as_deref(), cfg.desk.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -1613,3 +1613,77 @@ fn systemd_unit_verifies_and_scores_at_most_2_0() {
     assert!(out.status.success(), "{text}");
     assert!(text.to_lowercase().contains("exposure"), "{text}");
 }
+
+#[test]
+fn unreachable_mailbox_alerts_the_admin_once_and_again_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    let cfg = dir.path().join("supportdesk.toml");
+    let text = maildir_config(dir.path(), &["a"]).replacen(
+        "[desk]\n",
+        "[desk]\nadmin_address = \"Admin <admin@desk.test>\"\nfetch_alert_after = \"2s\"\n",
+        1,
+    ) + "\n[escalation]\ntick = \"1s\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("out");
+    let mails = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&out)
+            .map(|rd| {
+                rd.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let db_path = dir.path().join("state/supportdesk.db");
+    wait_until("a good pass", || {
+        Connection::open(&db_path).ok().and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM mailbox_health WHERE last_ok_at IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+        }) == Some(1)
+    });
+    // The mailbox goes away (unmounted, wrong permissions...).
+    let gone = dir.path().join("a.gone");
+    std::fs::rename(&a, &gone).unwrap();
+    wait_until("the alert", || {
+        mails().iter().any(|m| m.contains("cannot be fetched"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let alerts = mails()
+        .iter()
+        .filter(|m| m.contains("cannot be fetched"))
+        .count();
+    assert_eq!(alerts, 1, "one alert, not one per tick");
+    let status = run(&cfg, &["status"], &[]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("error:"),
+        "{status:?}"
+    );
+    std::fs::rename(&gone, &a).unwrap();
+    wait_until("the recovery notice", || {
+        mails().iter().any(|m| m.contains("recovered"))
+    });
+    let all = mails();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter()
+            .all(|m| m.contains("To: Admin <admin@desk.test>")),
+        "{all:?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}

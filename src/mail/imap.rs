@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
         let msg = format!("{e:#}");
         if last_error.as_deref() != Some(msg.as_str()) {
             tracing::warn!(mailbox = name, "IMAP unavailable: {msg}");
-            record_error(ctx, name, Some(msg.clone())).await;
+            ctx.record_health(name, Some(msg.clone())).await;
             last_error = Some(msg);
         }
         failures = failures.saturating_add(1);
@@ -127,12 +127,12 @@ async fn session_loop(
             .has_str("IDLE");
     loop {
         poll(ctx, name, s, &mut session).await?;
+        ctx.record_health(name, None).await;
         ctx.first_pass_done(name);
         if *failures > 0 || last_error.is_some() {
             tracing::info!(mailbox = name, "IMAP connection restored");
             *failures = 0;
             *last_error = None;
-            record_error(ctx, name, None).await;
         }
         if ctx.shutdown.is_cancelled() {
             let _ = session.logout().await;
@@ -162,20 +162,6 @@ async fn session_loop(
             }
         }
     }
-}
-
-async fn record_error(ctx: &Ctx, name: &str, error: Option<String>) {
-    let name = name.to_string();
-    let _ = ctx
-        .store
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE mailbox_state SET last_error = ?2 WHERE mailbox = ?1",
-                params![name, error],
-            )?;
-            Ok(())
-        })
-        .await;
 }
 
 /// One pass: everything above the watermark, in UID order.

@@ -22,6 +22,8 @@ pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
     let mut last_error: Option<String> = None;
     while !ctx.shutdown.is_cancelled() {
         let result = pass(ctx, name, path, mark).await;
+        ctx.record_health(name, result.as_ref().err().map(|e| format!("{e:#}")))
+            .await;
         ctx.first_pass_done(name);
         match result {
             Ok(_) => {

@@ -142,6 +142,19 @@ CREATE TABLE ticket_events (
 CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id);
 "#,
     ),
+    M::up(
+        r#"
+-- Per mailbox: the last successful pass, the last error, and whether the
+-- admin was alerted (cleared, with a recovery mail, once a pass succeeds).
+CREATE TABLE mailbox_health (
+    mailbox        TEXT PRIMARY KEY,
+    last_ok_at     TEXT,
+    last_error     TEXT,
+    last_error_at  TEXT,
+    alerted_at     TEXT
+) STRICT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -81,7 +81,7 @@ pub struct Status {
 /// Health figures for `supportdesk status`; `now` is RFC 3339 UTC.
 pub fn status(conn: &Connection, now: &str) -> Result<Status> {
     let mut stmt = conn
-        .prepare("SELECT mailbox, last_poll_at, last_error FROM mailbox_state ORDER BY mailbox")
+        .prepare("SELECT mailbox, last_ok_at, last_error FROM mailbox_health ORDER BY mailbox")
         .context("Preparing mailbox status")?;
     let mailboxes = stmt
         .query_map([], |r| {
