@@ -42,6 +42,7 @@ impl Ctx {
             )
         })?;
         let store = Store::open(&config.desk.state_dir.join("supportdesk.db"))?;
+        store.call_blocking(|conn| crate::mail::outbox::recover_interrupted(conn))?;
         let renderer =
             Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
         Ok(Ctx {

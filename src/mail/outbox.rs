@@ -89,13 +89,14 @@ async fn claim(ctx: &Ctx) -> Result<Vec<Row>> {
             };
             {
                 let mut up = tx.prepare(
-                    "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, claimed_at = ?4 WHERE id = ?1",
                 )?;
                 for r in &rows {
                     up.execute(params![
                         r.id,
                         r.attempts,
-                        ts(now + chrono::Duration::from_std(backoff(r.attempts))?)
+                        ts(now + chrono::Duration::from_std(backoff(r.attempts))?),
+                        ts(now)
                     ])?;
                 }
             }
@@ -113,19 +114,22 @@ async fn finish(ctx: &Ctx, id: i64, attempts: u32, result: Result<(), SendError>
             match result {
                 Ok(()) => {
                     conn.execute(
-                        "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
+                        "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, claimed_at = NULL WHERE id = ?1",
                         params![id, now],
                     )?;
                     Ok(true)
                 }
                 Err(SendError::Transient(e)) if attempts < max => {
-                    conn.execute("UPDATE outbox SET last_error = ?2 WHERE id = ?1", params![id, e])?;
+                    conn.execute(
+                        "UPDATE outbox SET last_error = ?2, claimed_at = NULL WHERE id = ?1",
+                        params![id, e],
+                    )?;
                     Ok(false)
                 }
                 Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
                     tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
                     conn.execute(
-                        "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1",
+                        "UPDATE outbox SET status = 'failed', last_error = ?2, claimed_at = NULL WHERE id = ?1",
                         params![id, e],
                     )?;
                     Ok(false)
@@ -133,6 +137,25 @@ async fn finish(ctx: &Ctx, id: i64, attempts: u32, result: Result<(), SendError>
             }
         })
         .await
+}
+
+/// At process start: rows a previous process claimed and never finished
+/// (it was killed mid-send) are due again now instead of after their
+/// backoff. The attempt they used still counts, so a message that crashes
+/// the sender every time ends as failed rather than in a crash loop.
+pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
+    let n = conn.execute(
+        "UPDATE outbox SET next_attempt_at = ?1, claimed_at = NULL
+         WHERE status = 'pending' AND claimed_at IS NOT NULL",
+        [ts(Utc::now())],
+    )?;
+    if n > 0 {
+        tracing::info!(
+            rows = n,
+            "outbox: resuming deliveries interrupted by a crash"
+        );
+    }
+    Ok(n)
 }
 
 /// Delivers everything due now; returns (sent, not sent).

@@ -155,6 +155,13 @@ CREATE TABLE mailbox_health (
 ) STRICT;
 "#,
     ),
+    M::up(
+        r#"
+-- Set while a process is sending the row; a row still claimed when a
+-- process starts was interrupted by a crash and is due again at once.
+ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
