@@ -137,14 +137,36 @@ fn escalate_ticket(
         let Some(owed) = schedule.owed(*level, now) else {
             continue;
         };
-        let recipients = cfg
-            .escalation
-            .recipients_for(&row.plan, row.priority.as_deref(), owed);
+        // The highest level reached that someone receives: a late sweep
+        // that finds a level nobody takes (a director only for "second")
+        // still tells whoever takes the level below.
+        let (sent_level, recipients) = Level::ALL
+            .into_iter()
+            .rev()
+            .filter(|l| *l <= owed && l.rank() > *level)
+            .map(|l| {
+                (
+                    l,
+                    cfg.escalation
+                        .recipients_for(&row.plan, row.priority.as_deref(), l),
+                )
+            })
+            .find(|(_, r)| !r.is_empty())
+            .unwrap_or((owed, Vec::new()));
         if recipients.is_empty() {
             tracing::debug!(ticket = %row.reference, level = owed.as_str(), "no escalation recipient");
         }
         for r in recipients {
-            queued += notify(tx, cfg, renderer, id, &row, *clock, owed, due, r, now)?;
+            match notify(tx, cfg, renderer, id, &row, *clock, sent_level, due, r, now) {
+                Ok(n) => queued += n,
+                // A template that fails to render must not block every
+                // other ticket's escalation: log it and go on.
+                Err(e) => tracing::error!(
+                    ticket = %row.reference,
+                    recipient = %r.address,
+                    "escalation notice not queued: {e:#}"
+                ),
+            }
         }
         let col = match clock {
             Clock::FirstResponse => "fr_level",

@@ -187,6 +187,14 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             }
+            // Template syntax, as the daemon will load them.
+            if let Err(e) = supportdesk::render::Renderer::load(
+                &cfg.desk.templates_dir,
+                cfg.triage.default_language(),
+            ) {
+                eprintln!("{}: templates: {e:#}", cli.config.display());
+                return Ok(ExitCode::from(1));
+            }
             println!(
                 "{}: ok ({} mailbox{}, {} priorities, {} categories, default language {})",
                 cli.config.display(),

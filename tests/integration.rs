@@ -1796,3 +1796,30 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         received - MESSAGES
     );
 }
+
+#[test]
+fn check_config_rejects_a_template_with_a_syntax_error() {
+    let (dir, cfg) = demo_copy();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for e in std::fs::read_dir(format!("{ROOT}/templates")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, templates.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        templates.join("escalation.en.txt"),
+        "Subject: {% if %}\n\nx\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!("\"{ROOT}/templates\""), "\"templates\"");
+    std::fs::write(&cfg, text).unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("escalation.en.txt") && err.contains("syntax"),
+        "{err}"
+    );
+}

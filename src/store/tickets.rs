@@ -32,7 +32,7 @@ pub fn list(
             "SELECT reference, status, subject, requester, plan, language, category, priority,
                     received_at, first_response_due, resolution_due
              FROM tickets WHERE (?1 IS NULL OR status = ?1)
-               AND (?2 IS NULL OR (status IN ('open', 'pending')
+               AND (?2 IS NULL OR (status = 'open'
                     AND ((first_responded_at IS NULL AND first_response_due < ?2)
                       OR resolution_due < ?2)))
              ORDER BY id",
@@ -111,7 +111,7 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
         open_tickets: one("SELECT count(*) FROM tickets WHERE status IN ('open', 'pending')")?,
         breaching: conn
             .query_row(
-                "SELECT count(*) FROM tickets WHERE status IN ('open', 'pending')
+                "SELECT count(*) FROM tickets WHERE status = 'open'
                    AND ((first_responded_at IS NULL AND first_response_due < ?1)
                      OR (resolution_due < ?1))",
                 [now],
