@@ -110,6 +110,9 @@ pub struct RawDesk {
     pub admin_address: Option<String>,
     /// How long without a successful poll before that alert (default "15m").
     pub fetch_alert_after: Option<String>,
+    /// At most this many acknowledgements per address and hour (default 5):
+    /// the last guard against a loop with an autoresponder.
+    pub ack_limit_per_hour: Option<u32>,
     /// Extra strings for the templates, as `vars.NAME` (e.g. commercial_address).
     #[serde(default)]
     pub template_vars: std::collections::BTreeMap<String, String>,
@@ -282,6 +285,7 @@ pub struct Desk {
     pub reopen_window: chrono::TimeDelta,
     pub admin_address: Option<lettre::message::Mailbox>,
     pub fetch_alert_after: chrono::TimeDelta,
+    pub ack_limit_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1037,6 +1041,7 @@ fn check(
                 reopen_window,
                 admin_address,
                 fetch_alert_after,
+                ack_limit_per_hour: d.ack_limit_per_hour.unwrap_or(5),
             },
             mailboxes,
             outbox: Outbox { kind, max_attempts },

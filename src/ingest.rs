@@ -411,6 +411,26 @@ fn commit_parsed(
         }
     }
 
+    if is_own_address(cfg, &sender) {
+        // Our own mail coming back (a forward rule, a bounce of a bounce):
+        // answering it would start a loop. Kept for an admin.
+        insert_message(
+            tx,
+            inc,
+            thread,
+            "automated",
+            Some(mail),
+            Some(&sender),
+            Some("from the desk's own address"),
+            now,
+        )?;
+        return Ok(Outcome {
+            action: Action::Automated,
+            ticket: ticket_ref(tx, thread)?,
+            queued_ack: false,
+        });
+    }
+
     if sender.is_empty() {
         // Nobody to acknowledge and nobody to answer: keep it for an admin.
         insert_message(
@@ -524,6 +544,41 @@ fn commit_parsed(
     };
     let (_, rendered) = renderer.render("ack", &v.language, &ctx)?;
     let reply_to = mail.reply_to.as_ref().or(mail.from.as_ref());
+    // Loop guards beyond the RFC 3834 checks: no-reply senders, and a cap
+    // on acknowledgements per address and hour, which holds even against
+    // an autoresponder that sends none of the usual headers.
+    let ack_to = reply_to.map(|a| a.email.to_lowercase()).unwrap_or_default();
+    let hold = if is_no_reply(&ack_to) {
+        Some("no-reply sender: not acknowledged".to_string())
+    } else {
+        let since = ts(now - chrono::TimeDelta::hours(1));
+        let recent: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND lower(recipients) = ?1 AND created_at >= ?2",
+                params![ack_to, since],
+                |r| r.get(0),
+            )
+            .context("Counting recent acknowledgements")?;
+        (recent >= i64::from(cfg.desk.ack_limit_per_hour)).then(|| {
+            format!(
+                "{recent} acknowledgements to {ack_to} in the last hour (limit {}): not acknowledged",
+                cfg.desk.ack_limit_per_hour
+            )
+        })
+    };
+    if let Some(why) = hold {
+        tracing::warn!(ticket = %reference, "{why}");
+        tx.execute(
+            "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
+            params![why, next_id],
+        )
+        .context("Noting the held acknowledgement")?;
+        return Ok(Outcome {
+            action: Action::NewTicket,
+            ticket: Some(reference),
+            queued_ack: false,
+        });
+    }
     let to = match reply_to.and_then(|a| a.email.parse::<lettre::Address>().ok()) {
         Some(addr) => lettre::message::Mailbox::new(None, addr),
         None => {
@@ -560,6 +615,26 @@ fn commit_parsed(
         ticket: Some(reference),
         queued_ack: true,
     })
+}
+
+/// The desk's From address, or the login of one of its IMAP mailboxes.
+fn is_own_address(cfg: &Config, sender: &str) -> bool {
+    let sender = sender.to_lowercase();
+    sender == cfg.desk.address.email.to_string().to_lowercase()
+        || cfg.mailboxes.iter().any(|m| match &m.kind {
+            crate::config::MailboxKind::Imap(s) => s.username.to_lowercase() == sender,
+            crate::config::MailboxKind::Maildir { .. } => false,
+        })
+}
+
+/// noreply@, no-reply@, donotreply@, do-not-reply@ and the like.
+fn is_no_reply(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("");
+    let squashed: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    squashed.starts_with("noreply") || squashed.starts_with("donotreply")
 }
 
 /// Subject tag first (accepted only from the requester, someone of the

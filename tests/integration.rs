@@ -1823,3 +1823,59 @@ fn check_config_rejects_a_template_with_a_syntax_error() {
         "{err}"
     );
 }
+
+#[test]
+fn loop_guards_hold_acks_for_a_chatty_robot_no_reply_and_our_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    // An autoresponder with none of the RFC 3834 headers, seven times.
+    for n in 0..7 {
+        deliver(&a, 100 + n, "Robot <Robot@Example.com>");
+    }
+    deliver(&a, 200, "Shop <no-reply@shop.example>");
+    deliver(&a, 300, "Desk <support@desk.test>");
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
+    let out = run(&cfg, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM tickets"),
+        8,
+        "every customer message is a ticket"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        5,
+        "five acks an hour"
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tickets WHERE note LIKE '%limit 5%'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tickets WHERE note LIKE 'no-reply sender%'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM messages WHERE ticket_id IS NULL AND error = 'from the desk''s own address'"
+        ),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+        5
+    );
+}
