@@ -1879,3 +1879,174 @@ fn loop_guards_hold_acks_for_a_chatty_robot_no_reply_and_our_own_address() {
         5
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_4xx_is_retried_5xx_fails_for_good_and_status_shows_both() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &customer_mail(1, "ok@example.com", "Hello", "The report page is broken."),
+    )
+    .await;
+    append(
+        &mut s,
+        &customer_mail(
+            2,
+            "tempfail@example.com",
+            "Hello",
+            "The report page is broken.",
+        ),
+    )
+    .await;
+    append(
+        &mut s,
+        &customer_mail(
+            3,
+            "reject@example.com",
+            "Hello",
+            "The report page is broken.",
+        ),
+    )
+    .await;
+    let _ = s.logout().await;
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    let row = |who: &str| -> (String, i64, Option<String>) {
+        conn.query_row(
+            "SELECT status, attempts, last_error FROM outbox WHERE recipients = ?1",
+            [who],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(row("ok@example.com").0, "sent");
+    let (st, attempts, err) = row("tempfail@example.com");
+    assert_eq!((st.as_str(), attempts), ("pending", 1), "{err:?}");
+    assert!(err.unwrap_or_default().contains("450"));
+    let (st, _, err) = row("reject@example.com");
+    assert_eq!(st, "failed");
+    assert!(err.unwrap_or_default().contains("550"));
+    let status = run(&config, &["status"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("outbox: 1 pending") && text.contains("1 failed"),
+        "{text}"
+    );
+    // A restart in between: nothing lost, nothing sent twice, the
+    // transient one waits for its backoff instead of hammering the server.
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    assert_eq!(row("tempfail@example.com").0, "pending");
+    assert_eq!(row("tempfail@example.com").1, 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
+    assert_eq!(sink_messages(&stack, 1).await.len(), 1);
+}
+
+/// Stops the stack's Dovecot (its master takes every child down).
+fn stop_dovecot(stack: &Stack) {
+    let pid_file = stack.dir.path().join("stack/dovecot/run/master.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    // The master leaves running imap processes to finish their sessions:
+    // kill them as a crash or a reboot would.
+    Command::new("pkill")
+        .args(["-KILL", "-f", &format!("mailstack-{}/", stack.imap)])
+        .status()
+        .unwrap();
+    wait_until("Dovecot to stop", || {
+        TcpListener::bind(("127.0.0.1", stack.imap)).is_ok()
+    });
+}
+
+fn start_dovecot(stack: &Stack) {
+    let conf = stack.dir.path().join("stack/dovecot/dovecot.conf");
+    let st = Command::new("dovecot")
+        .arg("-c")
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until("Dovecot to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", stack.imap)).is_ok()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let ticket_count = |config: &Path| -> i64 {
+        Connection::open(config.parent().unwrap().join("state/supportdesk.db"))
+            .ok()
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    // Unreachable at start-up.
+    stop_dovecot(&stack);
+    let log = stack.dir.path().join("daemon.log");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    start_dovecot(&stack);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &customer_mail(
+            1,
+            "alice@example.com",
+            "First",
+            "The report page is broken.",
+        ),
+    )
+    .await;
+    let _ = s.logout().await;
+    wait_until("the first ticket", || ticket_count(&config) == 1);
+
+    // Restarted mid-session (the daemon is in IDLE or between polls).
+    stop_dovecot(&stack);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    start_dovecot(&stack);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &customer_mail(2, "bob@example.org", "Second", "The report page is broken."),
+    )
+    .await;
+    let _ = s.logout().await;
+    wait_until("the second ticket", || ticket_count(&config) == 2);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let outages = text.matches("IMAP unavailable").count();
+    // Logged once per state change, not once per retry (two outages, each
+    // may show as "refused" then another error while Dovecot comes back).
+    assert!(
+        (2..=4).contains(&outages),
+        "{outages} outage lines:\n{text}"
+    );
+    assert!(text.contains("IMAP connection restored"), "{text}");
+    assert_eq!(sink_messages(&stack, 2).await.len(), 2);
+}

@@ -13,7 +13,8 @@
 # AUTH), +3 submissions (implicit TLS, AUTH), +4 SMTP (no AUTH, loopback
 # relay allowed). Users (password = name + "pw"): support, helpdesk, agent,
 # sink. Every recipient outside those four lands in sink's INBOX, so a test
-# reads back what the desk sent over IMAP.
+# reads back what the desk sent over IMAP, except tempfail@* (refused with
+# 450) and reject@* (refused with 550).
 set -euo pipefail
 
 die() { echo "mailstack: $*" >&2; exit 1; }
@@ -166,6 +167,12 @@ EOF
     cat >"$pf/vmailbox" <<'EOF'
 /^(support|helpdesk|agent|sink)@local\.test$/ ok
 EOF
+    # Recipients that make the server refuse for a while or for good, for
+    # the outbox's retry tests.
+    cat >"$pf/access" <<'EOF'
+/^tempfail@/ 450 4.2.0 Mailbox busy, try again later
+/^reject@/ 550 5.1.1 No such user here
+EOF
     cat >"$pf/main.cf" <<EOF
 compatibility_level = 3.6
 config_directory = $pf
@@ -193,6 +200,7 @@ virtual_mailbox_maps = regexp:$pf/vmailbox
 virtual_transport = lmtp:unix:$dv/run/lmtp
 smtpd_reject_unlisted_recipient = no
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = check_recipient_access regexp:$pf/access
 smtpd_tls_cert_file = $tls/server.crt
 smtpd_tls_key_file = $tls/server.key
 smtpd_tls_security_level = may
