@@ -598,7 +598,7 @@ fn commit_parsed(
             });
         }
     };
-    let out = compose::compose(&Reply {
+    let composed = compose::compose(&Reply {
         from: &cfg.desk.address,
         to,
         subject: &rendered.subject,
@@ -608,7 +608,27 @@ fn commit_parsed(
         reference: &reference,
         kind: "ack",
         auto_submitted: Some("auto-replied"),
-    })?;
+    });
+    let out = match composed {
+        Ok(out) => out,
+        Err(e) => {
+            // An address lettre accepts but cannot build an envelope for
+            // (seen in the wild): the ticket stands, the ack cannot.
+            tx.execute(
+                "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
+                params![
+                    format!("acknowledgement cannot be sent to this address: {e:#}"),
+                    next_id
+                ],
+            )
+            .context("Noting the missing acknowledgement")?;
+            return Ok(Outcome {
+                action: Action::NewTicket,
+                ticket: Some(reference),
+                queued_ack: false,
+            });
+        }
+    };
     enqueue(tx, Some(next_id), "ack", &out, now)?;
     Ok(Outcome {
         action: Action::NewTicket,

@@ -2050,3 +2050,147 @@ async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
     assert!(text.contains("IMAP connection restored"), "{text}");
     assert_eq!(sink_messages(&stack, 2).await.len(), 2);
 }
+
+// ------------------------------------------------------------ the SpamAssassin corpus through the pipeline
+
+fn corpus_files() -> (Vec<PathBuf>, bool) {
+    let required = std::env::var_os("SUPPORTDESK_CORPUS");
+    let dir = required
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("{ROOT}/target/spam-assassin/package/data")));
+    let mut files = Vec::new();
+    for sub in std::fs::read_dir(&dir).into_iter().flatten() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|x| x == "txt") {
+                    files.push(f);
+                }
+            }
+        }
+    }
+    files.sort();
+    (files, required.is_some())
+}
+
+/// Delivers files straight into a Dovecot user's Maildir (what an MTA
+/// does; APPEND of 6,000 messages takes ~20 s, this a second).
+fn deliver_to_dovecot(stack: &Stack, user: &str, files: &[PathBuf]) {
+    let md = stack.dir.path().join(format!("stack/mail/{user}/Maildir"));
+    let owner = std::fs::metadata(stack.dir.path().join("stack/mail")).unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let dest = md
+            .join("new")
+            .join(format!("{}.M{i}P1.corpus", 1_700_000_000 + i));
+        std::fs::copy(f, &dest).unwrap();
+        std::os::unix::fs::chown(
+            &dest,
+            Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+            Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+        )
+        .unwrap();
+    }
+}
+
+/// Every message of the corpus goes through a real Dovecot mailbox and the
+/// whole pipeline: each becomes a ticket or a recorded non-ticket, none is
+/// lost or crashes the run, and a second run adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spamassassin_corpus_through_the_whole_pipeline() {
+    let (files, required) = corpus_files();
+    if files.is_empty() {
+        assert!(!required, "SUPPORTDESK_CORPUS is set but holds no corpus");
+        eprintln!("skipped: no SpamAssassin corpus (scripts/test fetches it)");
+        return;
+    }
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    // Acknowledgements as files: this test is about ingestion.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let outbox_at = text.find("[outbox]").unwrap();
+    let text = format!(
+        "{}[outbox]\nkind = \"directory\"\npath = \"out\"\n",
+        &text[..outbox_at]
+    );
+    std::fs::write(&config, text).unwrap();
+    // Dovecot creates the Maildir at the first login.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.select("INBOX").await.unwrap();
+    let _ = s.logout().await;
+    deliver_to_dovecot(&stack, "support", &files);
+
+    let started = Instant::now();
+    let out = run(&config, &["run", "--once"], &[("RUST_LOG", "warn")]);
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    let n = files.len() as i64;
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages"),
+        n,
+        "one record per message"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
+        0
+    );
+    let tickets = count(&conn, "SELECT count(*) FROM tickets");
+    let kinds: Vec<(String, i64)> = conn
+        .prepare("SELECT kind, count(*) FROM messages GROUP BY kind ORDER BY kind")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let acks = count(&conn, "SELECT count(*) FROM outbox WHERE kind = 'ack'");
+    // A ticket without an acknowledgement says why.
+    let unexplained: Vec<(String, Option<String>)> = conn
+        .prepare(
+            "SELECT requester, note FROM tickets t WHERE NOT EXISTS
+               (SELECT 1 FROM outbox o WHERE o.ticket_id = t.id AND o.kind = 'ack')",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|(_, note)| note.as_deref().is_none_or(|n| !n.contains("acknowledg")))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "tickets without ack or reason: {unexplained:?}"
+    );
+    let held = count(
+        &conn,
+        "SELECT count(*) FROM tickets t WHERE NOT EXISTS
+           (SELECT 1 FROM outbox o WHERE o.ticket_id = t.id AND o.kind = 'ack')",
+    );
+    assert_eq!(
+        acks + held,
+        tickets,
+        "never two acknowledgements for one ticket"
+    );
+    eprintln!(
+        "corpus: {n} messages in {secs:.1}s (debug build, {:.0} msg/s): {tickets} tickets, {acks} acks, {held} held; by kind {kinds:?}",
+        n as f64 / secs
+    );
+    let poison: Vec<String> = conn
+        .prepare("SELECT error FROM messages WHERE kind = 'poison'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(poison.is_empty(), "set aside as poison: {poison:?}");
+    // Nothing again on a second pass.
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(out.status.success());
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages"), n);
+}
