@@ -1,0 +1,376 @@
+//! Benchmarks on the real servers, run by `scripts/bench` in a release
+//! build (`cargo test --release --test bench -- --ignored --nocapture
+//! --test-threads=1`). Ignored by a plain `cargo test`; they print figures
+//! and never assert on time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::TryStreamExt;
+use rusqlite::{Connection, params};
+
+/// A field of /proc/PID/status in kB (VmRSS, VmHWM).
+fn proc_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the binary to completion, sampling its peak RSS; returns (secs, peak MB).
+fn timed_run(config: &Path, args: &[&str]) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        if let Some(kb) = proc_kb(child.id(), "VmHWM:") {
+            peak = peak.max(kb);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (started.elapsed().as_secs_f64(), peak as f64 / 1024.0)
+}
+
+fn directory_outbox(config: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let at = text.find("[outbox]").unwrap();
+    std::fs::write(
+        config,
+        format!(
+            "{}[outbox]\nkind = \"directory\"\npath = \"out\"\n",
+            &text[..at]
+        ),
+    )
+    .unwrap();
+}
+
+fn corpus_or_skip() -> Option<Vec<PathBuf>> {
+    let (files, _) = corpus_files();
+    if files.is_empty() {
+        println!("skipped: no corpus (scripts/bench fetches it)");
+        return None;
+    }
+    Some(files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_1_ingest_from_dovecot() {
+    let Some(files) = corpus_or_skip() else {
+        return;
+    };
+    let stack = start_stack();
+    let config = write_config(&stack, true);
+    directory_outbox(&config);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.select("INBOX").await.unwrap();
+    deliver_to_dovecot(&stack, "support", &files);
+    // A minimal client: UID FETCH BODY.PEEK[] of the whole mailbox, batches of 100.
+    let t = Instant::now();
+    s.select("INBOX").await.unwrap();
+    let mut uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
+    uids.sort_unstable();
+    let mut bytes = 0usize;
+    for chunk in uids.chunks(100) {
+        let set = format!("{}:{}", chunk[0], chunk[chunk.len() - 1]);
+        let fetched: Vec<_> = s
+            .uid_fetch(&set, "BODY.PEEK[]")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        bytes += fetched
+            .iter()
+            .filter_map(|f| f.body())
+            .map(<[u8]>::len)
+            .sum::<usize>();
+    }
+    let fetch_secs = t.elapsed().as_secs_f64();
+    let _ = s.logout().await;
+    let n = files.len() as f64;
+    let (secs, peak) = timed_run(&config, &["run", "--once"]);
+    let conn = db(&config);
+    let tickets = count(&conn, "SELECT count(*) FROM tickets");
+    println!(
+        "BENCH 1 ingest from Dovecot (IMAPS): {n} messages ({:.1} MB): pipeline {:.0} msg/s ({secs:.2} s, {tickets} tickets, acks written as files), \
+         UID FETCH alone {:.0} msg/s ({fetch_secs:.2} s), ratio {:.0}%, peak RSS {peak:.1} MB",
+        bytes as f64 / 1e6,
+        n / secs,
+        n / fetch_secs,
+        100.0 * fetch_secs / secs
+    );
+}
+
+#[test]
+#[ignore]
+fn bench_2_ingest_from_maildir() {
+    let Some(files) = corpus_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let md = maildir(dir.path(), "a");
+    for (i, f) in files.iter().enumerate() {
+        std::fs::copy(f, md.join("new").join(format!("{i}.corpus"))).unwrap();
+    }
+    let config = dir.path().join("supportdesk.toml");
+    std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
+    let (secs, peak) = timed_run(&config, &["run", "--once"]);
+    let n = files.len() as f64;
+    println!(
+        "BENCH 2 ingest from Maildir: {n} messages: {:.0} msg/s ({secs:.2} s), peak RSS {peak:.1} MB",
+        n / secs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_3_outbox_rate() {
+    const N: usize = 1000;
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    // Queue N acknowledgements with the SMTP server out of reach...
+    let good = std::fs::read_to_string(&config).unwrap();
+    let port_line = format!("port = {}\ntls = \"starttls\"\nusername", stack.submission);
+    std::fs::write(
+        &config,
+        good.replace(&port_line, "port = 1\ntls = \"starttls\"\nusername"),
+    )
+    .unwrap();
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    for n in 0..N {
+        append(
+            &mut s,
+            &customer_mail(
+                n,
+                &format!("user{n}@example.com"),
+                "Question",
+                "How do I configure retention?",
+            ),
+        )
+        .await;
+    }
+    let _ = s.logout().await;
+    let _ = run(&config, &["run", "--once"], &[]);
+    let conn = db(&config);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE status = 'pending'"
+        ),
+        N as i64
+    );
+    conn.execute(
+        "UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00Z'",
+        [],
+    )
+    .unwrap();
+    // ... then deliver them all at once.
+    std::fs::write(&config, good).unwrap();
+    let (secs, _) = timed_run(&config, &["run", "--once"]);
+    let sent = count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'");
+    println!(
+        "BENCH 3 outbox to Postfix (submission, STARTTLS + AUTH): {sent} acknowledgements in {secs:.2} s: {:.0} /s",
+        sent as f64 / secs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_4_ack_latency_with_idle() {
+    const N: usize = 200;
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "poll_interval = \"1s\"",
+        "poll_interval = \"1h\"\nidle = true",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let db_path = config.parent().unwrap().join("state/supportdesk.db");
+    let conn = Connection::open(&db_path).unwrap();
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    let mut lat = Vec::with_capacity(N);
+    for n in 0..N {
+        append(
+            &mut s,
+            &customer_mail(
+                n,
+                &format!("user{n}@example.com"),
+                "Question",
+                "How do I configure retention?",
+            ),
+        )
+        .await;
+        let t = Instant::now();
+        let mid = format!("cust-{n}@example.com");
+        loop {
+            let sent: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM outbox o JOIN messages m ON m.ticket_id = o.ticket_id
+                     WHERE m.message_id = ?1 AND o.status = 'sent'",
+                    params![mid],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            if sent > 0 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "no ack for {mid}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = s.logout().await;
+    let rss = proc_kb(child.id(), "VmRSS:").unwrap_or(0) as f64 / 1024.0;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "BENCH 4 ack latency with IDLE (APPEND done -> SMTP 250 recorded): {N} messages one by one: median {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms; daemon RSS after {rss:.1} MB",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        lat[lat.len() - 1]
+    );
+}
+
+#[test]
+#[ignore]
+fn bench_5_sweep_cost() {
+    use supportdesk::config;
+    use supportdesk::render::Renderer;
+    for total in [10_000i64, 100_000, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let md = maildir(dir.path(), "a");
+        let _ = md;
+        let cfg_path = dir.path().join("supportdesk.toml");
+        let text = maildir_config(dir.path(), &["a"])
+            + "\n[escalation]\n[[escalation.recipients]]\naddress = \"manager@desk.test\"\n";
+        std::fs::write(&cfg_path, text).unwrap();
+        let cfg = config::load(&cfg_path).unwrap();
+        let renderer =
+            Renderer::load(&cfg.desk.templates_dir, cfg.triage.default_language()).unwrap();
+        std::fs::create_dir_all(&cfg.desk.state_dir).unwrap();
+        let db_path = cfg.desk.state_dir.join("supportdesk.db");
+        let store = supportdesk::store::Store::open(&db_path).unwrap();
+        drop(store);
+        let mut conn = Connection::open(&db_path).unwrap();
+        let now = chrono::Utc::now();
+        let ts =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (past, future) = (
+            ts(now - chrono::TimeDelta::hours(1)),
+            ts(now + chrono::TimeDelta::days(1)),
+        );
+        let t = Instant::now();
+        {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare(
+                        "INSERT INTO tickets (id, reference, status, subject, requester, plan, language, priority,
+                            received_at, first_response_due, fr_next_at, created_at)
+                         VALUES (?1, 'SUP-' || ?1, ?2, 'subject', 'c@example.com', 'premium', 'en', 'P1', ?3, ?4, ?5, ?3)",
+                    )
+                    .unwrap();
+                for id in 1..=total {
+                    // 10% open and not yet due; 100 due now; the rest resolved.
+                    let (status, next) = if id <= 100 {
+                        ("open", Some(past.as_str()))
+                    } else if id % 10 == 0 {
+                        ("open", Some(future.as_str()))
+                    } else {
+                        ("resolved", None)
+                    };
+                    let due = if id <= 100 { &past } else { &future };
+                    ins.execute(params![id, status, past, due, next]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let fill = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let due = supportdesk::escalate::sweep(&mut conn, &cfg, &renderer, now).unwrap();
+        let first = t.elapsed().as_secs_f64() * 1000.0;
+        let mut steady = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let n = supportdesk::escalate::sweep(&mut conn, &cfg, &renderer, now).unwrap();
+            assert_eq!(n, 0);
+            steady.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        steady.sort_by(f64::total_cmp);
+        println!(
+            "BENCH 5 sweep with {total} tickets ({} open): sweep with 100 due {first:.2} ms ({due} notices queued), steady sweep median {:.3} ms (fill {fill:.1} s)",
+            total / 10,
+            steady[steady.len() / 2]
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn bench_7_memory_idle_and_startup_with_10_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for n in &names {
+        maildir(dir.path(), n);
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let config = dir.path().join("supportdesk.toml");
+    std::fs::write(&config, maildir_config(dir.path(), &refs)).unwrap();
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let db_path = dir.path().join("state/supportdesk.db");
+    wait_until("ten first polls", || {
+        Connection::open(&db_path).ok().and_then(|c| {
+            c.query_row("SELECT count(*) FROM mailbox_health", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
+        }) == Some(10)
+    });
+    let startup = t.elapsed().as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = proc_kb(child.id(), "VmRSS:").unwrap_or(0) as f64 / 1024.0;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    println!(
+        "BENCH 7 memory: RSS idle with 10 Maildir mailboxes {rss:.1} MB; start-up to the 10th first poll {startup:.0} ms"
+    );
+}

@@ -1,0 +1,390 @@
+//! Shared by the integration tests and the benchmarks: a private mail
+//! stack per test (tests/mailstack/mailstack.sh), configs, the binary,
+//! and small helpers. Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use rusqlite::Connection;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_supportdesk");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+// ------------------------------------------------------------ the stack
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub imap: u16,
+    pub imaps: u16,
+    pub submission: u16,
+    pub smtps: u16,
+    pub ca: PathBuf,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+            .arg("stop")
+            .arg(self.dir.path().join("stack"))
+            .output();
+    }
+}
+
+pub static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// Five consecutive free ports, different for every test of this process
+/// and, by the pid, very likely of any other process.
+pub fn free_base() -> u16 {
+    loop {
+        let n = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        let base = 20_000 + ((std::process::id() as u16 % 400) * 80 + n * 10) % 40_000;
+        if (base..base + 5).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+pub fn start_stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_dir = dir.path().join("stack");
+    for _attempt in 0..3 {
+        let base = free_base();
+        let out = Command::new("bash")
+            .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+            .arg("start")
+            .arg(&stack_dir)
+            .arg(base.to_string())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "mailstack start on {base} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = Command::new("bash")
+                .arg(format!("{ROOT}/tests/mailstack/mailstack.sh"))
+                .arg("stop")
+                .arg(&stack_dir)
+                .output();
+            let _ = std::fs::remove_dir_all(&stack_dir);
+            continue;
+        }
+        let vars = String::from_utf8_lossy(&out.stdout).to_string();
+        let get = |k: &str| -> String {
+            vars.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("mailstack did not print {k}: {vars}"))
+                .trim()
+                .to_string()
+        };
+        return Stack {
+            imap: get("IMAP_PORT").parse().unwrap(),
+            imaps: get("IMAPS_PORT").parse().unwrap(),
+            submission: get("SUBMISSION_PORT").parse().unwrap(),
+            smtps: get("SMTPS_PORT").parse().unwrap(),
+            ca: PathBuf::from(get("CA_FILE")),
+            dir,
+        };
+    }
+    panic!("could not start the mail stack");
+}
+
+// ------------------------------------------------------------ IMAP client for the test side
+
+pub type Session = async_imap::Session<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+pub async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
+    let settings = supportdesk::config::ImapSettings {
+        host: "localhost".into(),
+        port: stack.imaps,
+        tls: supportdesk::config::Tls::Implicit,
+        username: user.into(),
+        password: secret(pass),
+        ca_file: Some(stack.ca.clone()),
+        folder: "INBOX".into(),
+        poll_interval: Duration::from_secs(1),
+        idle: false,
+        move_to: None,
+    };
+    supportdesk::mail::imap::connect(&settings).await.unwrap()
+}
+
+pub fn secret(s: &str) -> supportdesk::config::Secret {
+    supportdesk::config::Secret::new(s.to_string())
+}
+
+pub async fn append(session: &mut Session, raw: &str) {
+    session
+        .append("INBOX", None, None, raw.replace('\n', "\r\n").as_bytes())
+        .await
+        .unwrap();
+}
+
+/// Every message in sink's INBOX, waiting until there are at least `n`.
+pub async fn sink_messages(stack: &Stack, n: usize) -> Vec<Vec<u8>> {
+    sink_messages_within(stack, n, Duration::from_secs(60)).await
+}
+
+/// The same, giving up after `wait` (to check that nothing more arrives).
+pub async fn sink_messages_within(stack: &Stack, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut s = imap_login(stack, "sink", "sinkpw").await;
+        let mb = s.select("INBOX").await.unwrap();
+        let mut out = Vec::new();
+        if mb.exists > 0 {
+            let fetches: Vec<_> = s
+                .fetch("1:*", "BODY.PEEK[]")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            out = fetches
+                .iter()
+                .filter_map(|f| f.body().map(<[u8]>::to_vec))
+                .collect();
+        }
+        let _ = s.logout().await;
+        if out.len() >= n || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+// ------------------------------------------------------------ config and binary
+
+/// An example config's policy (priorities, categories, [sla], [triage]),
+/// without its desk, mailboxes and outbox.
+pub fn example_parts(name: &str) -> String {
+    let text = std::fs::read_to_string(format!("{ROOT}/config/examples/{name}.toml")).unwrap();
+    let mut t: toml::Table = toml::from_str(&text).unwrap();
+    t.retain(|k, _| matches!(k, "priorities" | "categories" | "sla" | "triage"));
+    toml::to_string(&t).unwrap()
+}
+
+/// A desk on the stack: IMAP mailbox `support` (STARTTLS or implicit TLS),
+/// SMTP submission (STARTTLS + AUTH) or SMTPS.
+pub fn write_config(stack: &Stack, implicit: bool) -> PathBuf {
+    write_config_with(stack, implicit, "")
+}
+
+/// `write_config`, with `extra` TOML appended (agents, escalation, customers).
+pub fn write_config_with(stack: &Stack, implicit: bool, extra: &str) -> PathBuf {
+    let dir = stack.dir.path();
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    for (f, v) in [("imap", "supportpw"), ("smtp", "supportpw")] {
+        let p = dir.join("secrets").join(f);
+        std::fs::write(&p, v).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&p).unwrap().permissions(),
+            0o600,
+        );
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let (imap_port, imap_tls, smtp_port, smtp_tls) = if implicit {
+        (stack.imaps, "implicit", stack.smtps, "implicit")
+    } else {
+        (stack.imap, "starttls", stack.submission, "starttls")
+    };
+    let cfg = format!(
+        r#"{parts}
+[desk]
+name = "Test Desk"
+address = "Test Desk <support@desk.test>"
+reference_prefix = "SUP"
+state_dir = "state"
+templates_dir = "{root}/templates"
+
+[[mailboxes]]
+name = "support"
+kind = "imap"
+host = "localhost"
+port = {imap_port}
+tls = "{imap_tls}"
+username = "support"
+password_file = "secrets/imap"
+ca_file = "{ca}"
+poll_interval = "1s"
+
+[outbox]
+kind = "smtp"
+host = "localhost"
+port = {smtp_port}
+tls = "{smtp_tls}"
+username = "support"
+password_file = "secrets/smtp"
+ca_file = "{ca}"
+{extra}
+"#,
+        parts = example_parts("zmanda"),
+        root = ROOT,
+        ca = stack.ca.display(),
+    );
+    let path = dir.join("supportdesk.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(config).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn db(config: &Path) -> Connection {
+    Connection::open(config.parent().unwrap().join("state/supportdesk.db")).unwrap()
+}
+
+pub fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+pub fn customer_mail(n: usize, from: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Customer {n} <{from}>\nTo: support@desk.test\nSubject: {subject}\nMessage-ID: <cust-{n}@example.com>\nDate: Mon, 16 Nov 2026 10:00:00 +0100\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
+    )
+}
+
+/// APPEND with an INTERNALDATE `ago` in the past: the server's arrival
+/// time, which is what the desk counts from.
+pub async fn append_at(session: &mut Session, raw: &str, ago: chrono::TimeDelta) {
+    let when = (chrono::Utc::now() - ago)
+        .format("\"%d-%b-%Y %H:%M:%S +0000\"")
+        .to_string();
+    session
+        .append(
+            "INBOX",
+            None,
+            Some(&when),
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+}
+
+pub fn parsed(raws: &[Vec<u8>]) -> Vec<supportdesk::core::inbound::ParsedMail> {
+    raws.iter()
+        .map(|r| supportdesk::core::inbound::parse(r).unwrap())
+        .collect()
+}
+
+pub fn maildir(root: &Path, name: &str) -> PathBuf {
+    let p = root.join(name);
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(p.join(sub)).unwrap();
+    }
+    p
+}
+
+pub fn deliver(md: &Path, n: usize, from: &str) {
+    let raw = format!(
+        "From: {from}\nTo: support@desk.test\nSubject: Question {n}\nMessage-ID: <q{n}@reload.test>\n\nHow do I configure retention?\n"
+    );
+    let tmp = md.join("tmp").join(format!("{n}.reload"));
+    std::fs::write(&tmp, raw).unwrap();
+    std::fs::rename(&tmp, md.join("new").join(format!("{n}.reload"))).unwrap();
+}
+
+pub fn maildir_config(dir: &Path, mailboxes: &[&str]) -> String {
+    let mut boxes = String::new();
+    for m in mailboxes {
+        boxes += &format!("[[mailboxes]]\nname = \"{m}\"\nkind = \"maildir\"\npath = \"{m}\"\n\n");
+    }
+    format!(
+        "{parts}\n[desk]\nname = \"Reload Desk\"\naddress = \"support@desk.test\"\nstate_dir = \"state\"\ntemplates_dir = \"{ROOT}/templates\"\n\n{boxes}[outbox]\nkind = \"directory\"\npath = \"{out}\"\n",
+        parts = example_parts("zmanda"),
+        out = dir.join("out").display(),
+    )
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn corpus_files() -> (Vec<PathBuf>, bool) {
+    let required = std::env::var_os("SUPPORTDESK_CORPUS");
+    let dir = required
+        .clone()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("{ROOT}/target/spam-assassin/package/data")));
+    let mut files = Vec::new();
+    for sub in std::fs::read_dir(&dir).into_iter().flatten() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|x| x == "txt") {
+                    files.push(f);
+                }
+            }
+        }
+    }
+    files.sort();
+    (files, required.is_some())
+}
+
+/// Delivers files straight into a Dovecot user's Maildir (what an MTA
+/// does; APPEND of 6,000 messages takes ~20 s, this a second).
+pub fn deliver_to_dovecot(stack: &Stack, user: &str, files: &[PathBuf]) {
+    let md = stack.dir.path().join(format!("stack/mail/{user}/Maildir"));
+    let owner = std::fs::metadata(stack.dir.path().join("stack/mail")).unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let dest = md
+            .join("new")
+            .join(format!("{}.M{i}P1.corpus", 1_700_000_000 + i));
+        std::fs::copy(f, &dest).unwrap();
+        std::os::unix::fs::chown(
+            &dest,
+            Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+            Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+        )
+        .unwrap();
+    }
+}
+
+/// Stops the stack's Dovecot (its master takes every child down).
+pub fn stop_dovecot(stack: &Stack) {
+    let pid_file = stack.dir.path().join("stack/dovecot/run/master.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    // The master leaves running imap processes to finish their sessions:
+    // kill them as a crash or a reboot would.
+    Command::new("pkill")
+        .args(["-KILL", "-f", &format!("mailstack-{}/", stack.imap)])
+        .status()
+        .unwrap();
+    wait_until("Dovecot to stop", || {
+        TcpListener::bind(("127.0.0.1", stack.imap)).is_ok()
+    });
+}
+
+pub fn start_dovecot(stack: &Stack) {
+    let conf = stack.dir.path().join("stack/dovecot/dovecot.conf");
+    let st = Command::new("dovecot")
+        .arg("-c")
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until("Dovecot to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", stack.imap)).is_ok()
+    });
+}
