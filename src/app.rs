@@ -87,48 +87,75 @@ impl Ctx {
 
     /// Prepares (CPU, in the caller's task) and commits (store thread) one message.
     pub async fn ingest(&self, incoming: Incoming) -> Result<Outcome> {
+        let mut v = self.ingest_batch(vec![incoming]).await?;
+        v.pop().context("An ingested batch of one gave no outcome")
+    }
+
+    /// Prepares a batch (CPU, in the caller's task) and commits it in one
+    /// transaction on the store thread, one savepoint per message. A
+    /// message whose storing fails is set aside as poison (raw bytes and
+    /// error kept) and the rest go on. If even that fails (disk full,
+    /// database locked), nothing of the batch is committed, the error is
+    /// returned, and the source fetches the batch again later.
+    pub async fn ingest_batch(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = Utc::now();
-        let (mailbox, key) = (incoming.mailbox.clone(), incoming.source_key.clone());
-        let prepared = Arc::new(ingest::prepare_guarded(&self.config, incoming, now));
+        let prepared: Arc<Vec<ingest::Prepared>> = Arc::new(
+            batch
+                .into_iter()
+                .map(|i| ingest::prepare_guarded(&self.config, i, now))
+                .collect(),
+        );
         let (config, renderer) = (self.config.clone(), self.renderer.clone());
         let p = prepared.clone();
-        let outcome = match self
+        let results = self
             .store
-            .call(move |conn| ingest::commit(conn, &config, &renderer, &p, now))
+            .call(move |conn| ingest::commit_batch(conn, &config, &renderer, &p, now))
             .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                // A poison message (one whose storing fails) is set aside with
-                // its raw bytes and the error, so the mailbox keeps flowing. If
-                // even that fails (disk full, database locked), give up on this
-                // pass: nothing was committed and the message is fetched again.
-                let err = format!("{e:#}");
-                tracing::error!(mailbox = %mailbox, key = %key, "storing failed, setting the message aside: {err}");
-                self.store
-                    .call(move |conn| ingest::commit_poison(conn, &prepared.incoming, &err, now))
-                    .await
-                    .with_context(|| format!("Ingesting {mailbox} {key}"))?
+            .context("Committing a batch of messages")?;
+        let mut outcomes = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            let inc = &prepared[i].incoming;
+            let outcome = match r {
+                Ok(o) => o,
+                Err(e) => {
+                    let err = format!("{e:#}");
+                    tracing::error!(mailbox = %inc.mailbox, key = %inc.source_key, "storing failed, setting the message aside: {err}");
+                    let (prepared, mailbox, key) = (
+                        prepared.clone(),
+                        inc.mailbox.clone(),
+                        inc.source_key.clone(),
+                    );
+                    self.store
+                        .call(move |conn| {
+                            ingest::commit_poison(conn, &prepared[i].incoming, &err, now)
+                        })
+                        .await
+                        .with_context(|| format!("Ingesting {mailbox} {key}"))?
+                }
+            };
+            if outcome.action != Action::AlreadyDone {
+                tracing::info!(
+                    mailbox = %inc.mailbox,
+                    key = %inc.source_key,
+                    ticket = outcome.ticket.as_deref().unwrap_or("-"),
+                    action = outcome.action.as_str(),
+                    ack = outcome.queued_ack,
+                    "ingested"
+                );
             }
-        };
-        if outcome.action != Action::AlreadyDone {
-            tracing::info!(
-                mailbox = %mailbox,
-                key = %key,
-                ticket = outcome.ticket.as_deref().unwrap_or("-"),
-                action = outcome.action.as_str(),
-                ack = outcome.queued_ack,
-                "ingested"
-            );
+            outcomes.push(outcome);
         }
-        if outcome.queued_ack {
+        if outcomes.iter().any(|o| o.queued_ack) {
             self.outbox_wake.notify_one();
         }
-        if outcome.action != Action::AlreadyDone {
+        if outcomes.iter().any(|o| o.action != Action::AlreadyDone) {
             self.sweep_wake.notify_one();
         }
         fault_point("after_commit");
-        Ok(outcome)
+        Ok(outcomes)
     }
 }
 

@@ -198,11 +198,7 @@ pub fn commit_poison(
     })
 }
 
-fn update_watermark(
-    tx: &rusqlite::Transaction<'_>,
-    inc: &Incoming,
-    now: DateTime<Utc>,
-) -> Result<()> {
+fn update_watermark(tx: &Connection, inc: &Incoming, now: DateTime<Utc>) -> Result<()> {
     if let (Some(v), Some(uid)) = (inc.uidvalidity, inc.uid) {
         tx.execute(
             "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, last_poll_at) VALUES (?1, ?2, ?3, ?4)
@@ -230,6 +226,7 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Commits one message in its own transaction.
 pub fn commit(
     conn: &mut Connection,
     cfg: &Config,
@@ -237,10 +234,51 @@ pub fn commit(
     p: &Prepared,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let inc = &p.incoming;
     let tx = conn
         .transaction()
         .context("Starting the ingest transaction")?;
+    let outcome = commit_in(&tx, cfg, renderer, p, now)?;
+    tx.commit().context("Committing the ingest transaction")?;
+    Ok(outcome)
+}
+
+/// Commits a batch in one transaction (one fsync for all), each message
+/// in its own savepoint: a message whose storing fails is rolled back
+/// alone and reported in its slot, for the caller to set aside as poison.
+pub fn commit_batch(
+    conn: &mut Connection,
+    cfg: &Config,
+    renderer: &Renderer,
+    batch: &[Prepared],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Outcome>>> {
+    let mut tx = conn
+        .transaction()
+        .context("Starting the ingest transaction")?;
+    let mut out = Vec::with_capacity(batch.len());
+    for p in batch {
+        let sp = tx.savepoint().context("Starting a savepoint")?;
+        match commit_in(&sp, cfg, renderer, p, now) {
+            Ok(o) => {
+                sp.commit().context("Releasing the savepoint")?;
+                out.push(Ok(o));
+            }
+            // Dropping the savepoint rolls this message back.
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    tx.commit().context("Committing the ingest transaction")?;
+    Ok(out)
+}
+
+fn commit_in(
+    tx: &Connection,
+    cfg: &Config,
+    renderer: &Renderer,
+    p: &Prepared,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
+    let inc = &p.incoming;
 
     let seen: Option<i64> = tx
         .query_row(
@@ -260,23 +298,22 @@ pub fn commit(
 
     let outcome = match &p.analysis {
         Analysis::Unparsable(err) => {
-            insert_message(&tx, inc, None, "unparsable", None, None, Some(err), now)?;
+            insert_message(tx, inc, None, "unparsable", None, None, Some(err), now)?;
             Outcome {
                 action: Action::Unparsable,
                 ticket: None,
                 queued_ack: false,
             }
         }
-        Analysis::Parsed(a) => commit_parsed(&tx, cfg, renderer, inc, a, now)?,
+        Analysis::Parsed(a) => commit_parsed(tx, cfg, renderer, inc, a, now)?,
     };
 
-    update_watermark(&tx, inc, now)?;
-    tx.commit().context("Committing the ingest transaction")?;
+    update_watermark(tx, inc, now)?;
     Ok(outcome)
 }
 
 fn commit_parsed(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     cfg: &Config,
     renderer: &Renderer,
     inc: &Incoming,
@@ -662,7 +699,7 @@ fn is_no_reply(address: &str) -> bool {
 /// customer's ticket), then In-Reply-To/References against every stored
 /// Message-ID.
 fn find_thread(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     cfg: &Config,
     mail: &ParsedMail,
     sender: &str,
@@ -699,7 +736,7 @@ fn find_thread(
     Ok(None)
 }
 
-fn ticket_ref(tx: &rusqlite::Transaction<'_>, id: Option<i64>) -> Result<Option<String>> {
+fn ticket_ref(tx: &Connection, id: Option<i64>) -> Result<Option<String>> {
     let Some(id) = id else { return Ok(None) };
     tx.query_row("SELECT reference FROM tickets WHERE id = ?1", [id], |r| {
         r.get(0)
@@ -710,7 +747,7 @@ fn ticket_ref(tx: &rusqlite::Transaction<'_>, id: Option<i64>) -> Result<Option<
 
 #[allow(clippy::too_many_arguments)]
 fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     inc: &Incoming,
     ticket: Option<i64>,
     kind: &str,
@@ -746,12 +783,7 @@ fn insert_message(
 
 /// Attachments go to disk under the state directory, content-addressed
 /// (so a repeated ingest rewrites the same file), metadata in SQLite.
-fn store_attachments(
-    tx: &rusqlite::Transaction<'_>,
-    cfg: &Config,
-    msg_id: i64,
-    mail: &ParsedMail,
-) -> Result<()> {
+fn store_attachments(tx: &Connection, cfg: &Config, msg_id: i64, mail: &ParsedMail) -> Result<()> {
     for att in &mail.attachments {
         let hash = format!("{:x}", Sha256::digest(&att.content));
         let rel = Path::new("attachments").join(&hash[..2]).join(&hash);
@@ -774,7 +806,7 @@ fn store_attachments(
 }
 
 pub fn enqueue(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     ticket: Option<i64>,
     kind: &str,
     out: &compose::Outgoing,

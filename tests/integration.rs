@@ -196,7 +196,8 @@ async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() 
     .await;
     let _ = s.logout().await;
 
-    // Abort right after the first ticket is committed, before the IMAP flag.
+    // Abort right after the first batch (both messages, one transaction)
+    // is committed, before the IMAP flag.
     let out = run(
         &config,
         &["run", "--once"],
@@ -207,13 +208,17 @@ async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() 
         "the fault should have killed the process"
     );
     let conn = db(&config);
-    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
     assert_eq!(
         count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
-        1
+        2
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        0
     );
 
-    // Its \Seen flag was never set.
+    // Their \Seen flags were never set.
     let mut s = imap_login(&stack, "support", "supportpw").await;
     s.select("INBOX").await.unwrap();
     let unseen = s.uid_search("UNSEEN").await.unwrap();

@@ -258,19 +258,20 @@ async fn poll(
                 .context("Reading the UID FETCH response")?
         };
         drain_unsolicited(session);
-        let mut done = Vec::with_capacity(fetched.len());
-        for (uid, internal_date, raw) in fetched {
-            let incoming = Incoming {
+        let done: Vec<u32> = fetched.iter().map(|(uid, _, _)| *uid).collect();
+        let batch = fetched
+            .into_iter()
+            .map(|(uid, internal_date, raw)| Incoming {
                 mailbox: name.to_string(),
                 source_key: format!("{uidvalidity}:{uid}"),
                 uidvalidity: Some(uidvalidity),
                 uid: Some(uid),
                 received_at: internal_date.unwrap_or_else(Utc::now),
                 raw,
-            };
-            outcomes.push(ctx.ingest(incoming).await?);
-            done.push(uid);
-        }
+            })
+            .collect();
+        // One transaction per fetched batch; marked only once committed.
+        outcomes.extend(ctx.ingest_batch(batch).await?);
         if !done.is_empty() {
             mark(ctx, name, s, session, uidvalidity, &done).await?;
         }
@@ -326,11 +327,13 @@ async fn mark(
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 {
+                    // By (mailbox, source_key): the UNIQUE index finds the
+                    // row; a lookup by uid would scan the table per message.
                     let mut stmt = tx.prepare(
-                        "UPDATE messages SET marked = 1 WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                        "UPDATE messages SET marked = 1 WHERE mailbox = ?1 AND source_key = ?2",
                     )?;
                     for uid in chunk {
-                        stmt.execute(params![n, uidvalidity, uid])?;
+                        stmt.execute(params![n, format!("{uidvalidity}:{uid}")])?;
                     }
                 }
                 tx.commit()?;

@@ -17,6 +17,8 @@ use crate::app::Ctx;
 use crate::ingest::{Action, Incoming, Outcome};
 
 const POLL: Duration = Duration::from_secs(2);
+/// Messages per transaction.
+const BATCH: usize = 100;
 
 pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
     let mut last_error: Option<String> = None;
@@ -75,37 +77,48 @@ pub async fn pass(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<Vec<
 
     let mut outcomes = Vec::new();
     let mut skipped = 0usize;
+    let mut fresh = Vec::new();
     for c in candidates {
-        if ctx.shutdown.is_cancelled() {
-            break;
-        }
         if known.contains(&c.key) {
             skipped += 1;
             if mark {
                 mark_seen(&c.path)?;
             }
-            continue;
+        } else {
+            fresh.push(c);
         }
-        let raw = match tokio::fs::read(&c.path).await {
-            Ok(raw) => raw,
-            // Moved away by someone else between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("Reading {}", c.path.display())),
-        };
-        let outcome = ctx
-            .ingest(Incoming {
+    }
+    // Batches of BATCH files, one transaction each; files are marked
+    // only once their batch is committed.
+    for chunk in fresh.chunks(BATCH) {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut paths = Vec::with_capacity(chunk.len());
+        for c in chunk {
+            let raw = match tokio::fs::read(&c.path).await {
+                Ok(raw) => raw,
+                // Moved away by someone else between listing and reading.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("Reading {}", c.path.display())),
+            };
+            batch.push(Incoming {
                 mailbox: name.to_string(),
                 source_key: c.key.clone(),
                 uidvalidity: None,
                 uid: None,
                 received_at: c.delivered,
                 raw,
-            })
-            .await?;
-        if mark {
-            mark_seen(&c.path)?;
+            });
+            paths.push(&c.path);
         }
-        outcomes.push(outcome);
+        outcomes.extend(ctx.ingest_batch(batch).await?);
+        if mark {
+            for p in paths {
+                mark_seen(p)?;
+            }
+        }
     }
     outcomes.extend((0..skipped).map(|_| Outcome {
         action: Action::AlreadyDone,
