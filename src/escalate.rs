@@ -64,8 +64,12 @@ pub fn sweep(
         let ids: Vec<i64> = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id FROM tickets WHERE fr_next_at <= ?1
-                     UNION SELECT id FROM tickets WHERE res_next_at <= ?1
+                    // INDEXED BY: the plan must never fall back to a scan
+                    // of all tickets (seen with the bundled SQLite at 1M rows).
+                    "SELECT id FROM tickets INDEXED BY tickets_fr_next
+                       WHERE fr_next_at IS NOT NULL AND fr_next_at <= ?1
+                     UNION SELECT id FROM tickets INDEXED BY tickets_res_next
+                       WHERE res_next_at IS NOT NULL AND res_next_at <= ?1
                      LIMIT ?2",
                 )
                 .context("Preparing the sweep")?;

@@ -162,6 +162,13 @@ CREATE TABLE mailbox_health (
 ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
 "#,
     ),
+    M::up(
+        r#"
+-- The per-address acknowledgement limit looks up recent acks by address:
+-- without this index every new ticket scanned the whole outbox.
+CREATE INDEX outbox_ack_recipient ON outbox(lower(recipients), created_at) WHERE kind = 'ack';
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
