@@ -22,6 +22,8 @@ pub struct Ctx {
     pub renderer: Arc<Renderer>,
     /// Wakes the outbox when something was queued; repeated wake-ups merge.
     pub outbox_wake: Arc<Notify>,
+    /// The last SMTP connection error, so it is logged once per change.
+    pub smtp_error: Arc<std::sync::Mutex<Option<String>>>,
     /// Wakes the escalation sweeper after an ingestion changed something.
     pub sweep_wake: Arc<Notify>,
     pub shutdown: CancellationToken,
@@ -51,6 +53,7 @@ impl Ctx {
             renderer: Arc::new(renderer),
             outbox_wake: Arc::new(Notify::new()),
             sweep_wake: Arc::new(Notify::new()),
+            smtp_error: Arc::default(),
             shutdown: CancellationToken::new(),
             first_pass: Arc::default(),
             first_pass_wake: Arc::new(Notify::new()),

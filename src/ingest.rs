@@ -604,7 +604,7 @@ fn commit_parsed(
         })
     };
     if let Some(why) = hold {
-        tracing::warn!(ticket = %reference, "{why}");
+        tracing::info!(ticket = %reference, "{why}");
         tx.execute(
             "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
             params![why, next_id],

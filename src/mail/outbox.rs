@@ -166,10 +166,12 @@ pub async fn drain(ctx: &Ctx) -> Result<(usize, usize)> {
         if rows.is_empty() {
             return Ok((sent, failed));
         }
-        let (s, f) = deliver(ctx, rows).await?;
+        let (s, f, unreachable) = deliver(ctx, rows).await?;
         sent += s;
         failed += f;
-        if ctx.shutdown.is_cancelled() {
+        // The server is down: the rest waits for its backoff instead of
+        // one failed connection per batch.
+        if unreachable || ctx.shutdown.is_cancelled() {
             return Ok((sent, failed));
         }
     }
@@ -218,7 +220,8 @@ async fn next_due_in(ctx: &Ctx) -> Result<Duration> {
         .max(Duration::from_millis(200)))
 }
 
-async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize)> {
+/// Sends claimed rows; returns (sent, not sent, server unreachable).
+async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
     let (mut sent, mut failed) = (0, 0);
     match &ctx.config.outbox.kind {
         OutboxKind::Directory(dir) => {
@@ -236,15 +239,33 @@ async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize)> {
                 Ok(c) => c,
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    tracing::warn!("SMTP unavailable: {msg}");
+                    // Once per state change, not once per retry.
+                    let changed = {
+                        let mut last = ctx.smtp_error.lock().unwrap_or_else(|e| e.into_inner());
+                        let changed = last.as_deref() != Some(msg.as_str());
+                        *last = Some(msg.clone());
+                        changed
+                    };
+                    if changed {
+                        tracing::warn!("SMTP unavailable: {msg}");
+                    }
                     for r in rows {
                         let res = Err(classify_connect(&msg));
                         finish(ctx, r.id, r.attempts, res).await?;
                         failed += 1;
                     }
-                    return Ok((sent, failed));
+                    return Ok((sent, failed, true));
                 }
             };
+            if ctx
+                .smtp_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .is_some()
+            {
+                tracing::info!("SMTP reachable again");
+            }
             for r in rows {
                 let res = send_one(&mut conn, &r).await;
                 if let Err(SendError::Transient(e) | SendError::Permanent(e)) = &res {
@@ -267,7 +288,7 @@ async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize)> {
             let _ = conn.quit().await;
         }
     }
-    Ok((sent, failed))
+    Ok((sent, failed, false))
 }
 
 fn classify_connect(msg: &str) -> SendError {
