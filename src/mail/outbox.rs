@@ -180,21 +180,20 @@ pub async fn drain(ctx: &Ctx) -> Result<(usize, usize)> {
 /// The daemon loop: drain, then sleep until woken or the next retry is due.
 pub async fn run(ctx: &Ctx) -> Result<()> {
     loop {
+        if ctx.shutdown.is_cancelled() {
+            // Bounded final flush of what is due, whenever the stop came
+            // (mail queued by the last ingest included).
+            let _ = tokio::time::timeout(Duration::from_secs(10), drain(ctx)).await;
+            return Ok(());
+        }
         if let Err(e) = drain(ctx).await {
             tracing::error!("outbox: {e:#}");
-        }
-        if ctx.shutdown.is_cancelled() {
-            return Ok(());
         }
         let next = next_due_in(ctx).await.unwrap_or(Duration::from_secs(60));
         tokio::select! {
             _ = ctx.outbox_wake.notified() => {}
             _ = tokio::time::sleep(next) => {}
-            _ = ctx.shutdown.cancelled() => {
-                // Bounded final flush of what is due.
-                let _ = tokio::time::timeout(Duration::from_secs(10), drain(ctx)).await;
-                return Ok(());
-            }
+            _ = ctx.shutdown.cancelled() => {}
         }
     }
 }

@@ -211,6 +211,10 @@ biff = no
 readme_directory = no
 smtputf8_enable = yes
 message_size_limit = 52428800
+# Tests restart Dovecot: retry LMTP deliveries within seconds, not minutes.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
 EOF
     cat >"$pf/master.cf" <<EOF
 127.0.0.1:$smtp inet n - n - - smtpd
