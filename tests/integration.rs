@@ -1834,3 +1834,121 @@ async fn spamassassin_corpus_through_the_whole_pipeline() {
     assert!(out.status.success());
     assert_eq!(count(&conn, "SELECT count(*) FROM messages"), n);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_uidvalidity_rescans_without_reticketing() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    for n in 1..=3 {
+        append(
+            &mut s,
+            &customer_mail(
+                n,
+                &format!("c{n}@example.com"),
+                "Help",
+                "The report page is broken.",
+            ),
+        )
+        .await;
+    }
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server renumbers the mailbox (restored from backup, migrated...).
+    let conf = stack.dir.path().join("stack/dovecot/dovecot.conf");
+    let st = Command::new("doveadm")
+        .arg("-c")
+        .arg(&conf)
+        .args([
+            "mailbox",
+            "update",
+            "-u",
+            "support",
+            "--uid-validity",
+            "4242",
+            "INBOX",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    append(
+        &mut s,
+        &customer_mail(4, "c4@example.com", "Help", "The report page is broken."),
+    )
+    .await;
+    let _ = s.logout().await;
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT uidvalidity FROM mailbox_state"), 4242);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM tickets"),
+        4,
+        "no ticket twice"
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM messages WHERE kind = 'duplicate'"
+        ),
+        3
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        4
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_is_kept_raw_ticketed_and_acknowledged() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[desk]\n",
+        "[desk]\nmax_message_bytes = 4096\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let body = "The attached log is large. ".repeat(1000);
+    let raw = customer_mail(1, "big@example.com", "Huge log", &body);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(&mut s, &raw).await;
+    let _ = s.logout().await;
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    let (note, subject): (String, String) = conn
+        .query_row("SELECT note, subject FROM tickets", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(note.contains("over the 4096-byte limit"), "{note}");
+    assert_eq!(subject, "Huge log", "headers are still read");
+    let stored: i64 = conn
+        .query_row("SELECT length(raw) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored as usize >= raw.len(), "raw kept whole: {stored}");
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND status = 'sent'"
+        ),
+        1
+    );
+}
