@@ -307,6 +307,10 @@ pub async fn run(mut ctx: Ctx) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("Listening for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("Listening for SIGHUP")?;
     let process_shutdown = ctx.shutdown.clone();
+    if let Some(addr) = ctx.config.metrics_listen {
+        // Bound once per process: a changed address needs a restart.
+        crate::metrics::spawn(addr, ctx.store.clone())?;
+    }
     start_watchdog(&ctx);
     let mut first = true;
     loop {

@@ -37,6 +37,15 @@ pub struct RawConfig {
     pub agents: RawAgents,
     #[serde(default)]
     pub escalation: RawEscalation,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// Off unless `listen` is set, e.g. "127.0.0.1:9187".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
 }
 
 /// Who answers for the desk: their mail is an agent response, never a
@@ -197,6 +206,8 @@ pub struct Config {
     pub triage: TriageModel,
     pub agents: Agents,
     pub escalation: Escalation,
+    /// Where the Prometheus endpoint listens; None: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1002,6 +1013,19 @@ fn check(
             });
         }
     }
+    let metrics_listen = match &raw.metrics.listen {
+        None => None,
+        Some(a) => match a.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(Problem {
+                    path: vec!["metrics".into(), "listen".into()],
+                    message: format!("{a:?} is not an address:port such as \"127.0.0.1:9187\""),
+                });
+                None
+            }
+        },
+    };
     let escalation = Escalation {
         tick,
         warn_share,
@@ -1049,6 +1073,7 @@ fn check(
             triage,
             agents,
             escalation,
+            metrics_listen,
         }),
         _ => Err(problems),
     }

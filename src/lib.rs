@@ -13,5 +13,6 @@ pub mod health;
 pub mod ingest;
 pub mod lifecycle;
 pub mod mail;
+pub mod metrics;
 pub mod render;
 pub mod store;

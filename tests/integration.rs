@@ -1952,3 +1952,59 @@ async fn oversized_message_is_kept_raw_ticketed_and_acknowledged() {
         1
     );
 }
+
+#[test]
+fn metrics_endpoint_serves_the_status_figures_in_prometheus_text() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    deliver(&a, 1, "Ann <ann@example.com>");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(
+        &cfg,
+        maildir_config(dir.path(), &["a"])
+            + &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let mut body = String::new();
+    wait_until("the ticket in the metrics", || {
+        body = get("/metrics").unwrap_or_default();
+        body.contains("supportdesk_tickets_open 1")
+    });
+    assert!(
+        body.contains("supportdesk_mailbox_up{mailbox=\"a\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("supportdesk_outbox_failed 0"), "{body}");
+    assert!(
+        body.contains("# TYPE supportdesk_tickets_breaching gauge"),
+        "{body}"
+    );
+    assert!(
+        get("/other").unwrap().starts_with("HTTP/1.0 404")
+            || get("/other").unwrap().contains(" 404 ")
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
