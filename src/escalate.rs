@@ -51,6 +51,41 @@ struct NoticeContext {
     last_message: String,
 }
 
+/// Contexts covering every branch of an escalation template, for
+/// `check-config`.
+pub fn sample_contexts() -> Vec<serde_json::Value> {
+    ["warning", "breach", "second"]
+        .into_iter()
+        .flat_map(|level| {
+            ["first_response", "resolution"]
+                .into_iter()
+                .map(move |clock| {
+                    let late = level != "warning";
+                    serde_json::to_value(NoticeContext {
+                        desk_name: "Desk".into(),
+                        reference: "SUP-000001".into(),
+                        subject: "Subject".into(),
+                        requester: "customer@example.com".into(),
+                        customer: Some("Customer".into()),
+                        plan: "plan".into(),
+                        priority: Some("P1".into()),
+                        category: Some("category".into()),
+                        status: "open".into(),
+                        assignee: Some("agent@example.com".into()),
+                        level,
+                        clock,
+                        received_at: "2026-01-05 09:00 CET".into(),
+                        due_at: "2026-01-05 10:00 CET".into(),
+                        late_by: late.then(|| "1h".into()),
+                        left: (!late).then(|| "12m".into()),
+                        last_message: "Hello".into(),
+                    })
+                    .unwrap_or_default()
+                })
+        })
+        .collect()
+}
+
 /// Runs one sweep at `now`; returns the number of notices queued.
 pub fn sweep(
     conn: &mut Connection,

@@ -187,11 +187,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             }
-            // Template syntax, as the daemon will load them.
-            if let Err(e) = supportdesk::render::Renderer::load(
+            // Templates as the daemon will load them, then rendered with
+            // sample contexts: syntax, variables and the Subject: line.
+            let checked = supportdesk::render::Renderer::load(
                 &cfg.desk.templates_dir,
                 cfg.triage.default_language(),
-            ) {
+            )
+            .and_then(|r| {
+                r.check_kind("ack", &ack_samples(&cfg))?;
+                r.check_kind("escalation", &supportdesk::escalate::sample_contexts())
+            });
+            if let Err(e) = checked {
                 eprintln!("{}: templates: {e:#}", cli.config.display());
                 return Ok(ExitCode::from(1));
             }
@@ -486,6 +492,33 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Acknowledgement contexts covering the templates' branches.
+fn ack_samples(cfg: &Config) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (category, due) in [
+        (Some("commercial"), Some("2026-01-05 10:00 CET")),
+        (None, None),
+    ] {
+        let ctx = supportdesk::render::AckContext {
+            desk_name: cfg.desk.name.clone(),
+            reference: "SUP-000001".into(),
+            subject: "Subject".into(),
+            customer_name: category.map(|_| "Customer".into()),
+            customer_email: "customer@example.com".into(),
+            language: cfg.triage.default_language().into(),
+            plan: "plan".into(),
+            category: category.map(Into::into),
+            priority: category.map(|_| "P1".into()),
+            first_response_due: due.map(Into::into),
+            resolution_due: due.map(Into::into),
+            received_at: "2026-01-05T08:00:00Z".into(),
+            vars: cfg.desk.template_vars.clone(),
+        };
+        out.push(serde_json::to_value(ctx).unwrap_or_default());
+    }
+    out
 }
 
 fn parse_since(s: &str) -> Result<String> {

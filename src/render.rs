@@ -100,6 +100,29 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// Renders every `kind.*.txt` template with each sample context, so an
+    /// unknown variable (or a missing `Subject:` line) is found by
+    /// `check-config` rather than by the first customer.
+    pub fn check_kind(&self, kind: &str, samples: &[serde_json::Value]) -> Result<usize> {
+        let prefix = format!("{kind}.");
+        let mut checked = 0;
+        for (name, tmpl) in self.env.templates() {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            for sample in samples {
+                let text = tmpl
+                    .render(sample)
+                    .with_context(|| format!("Template {name}"))?;
+                split_subject(&text).with_context(|| format!("Template {name}"))?;
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+}
+
 fn split_subject(text: &str) -> Result<Rendered> {
     let text = text.trim_start_matches('\u{feff}');
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));

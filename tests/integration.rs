@@ -1523,6 +1523,33 @@ fn check_config_rejects_a_template_with_a_syntax_error() {
         err.contains("escalation.en.txt") && err.contains("syntax"),
         "{err}"
     );
+    // A variable the desk never provides: found by rendering samples.
+    std::fs::write(
+        templates.join("escalation.en.txt"),
+        "Subject: {{ reference }}\n\n{{ manager_name }}\n",
+    )
+    .unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("escalation.en.txt") && err.contains("undefined"),
+        "{err}"
+    );
+    // And an acknowledgement without its Subject: line.
+    std::fs::copy(
+        format!("{ROOT}/templates/escalation.en.txt"),
+        templates.join("escalation.en.txt"),
+    )
+    .unwrap();
+    std::fs::write(templates.join("ack.de.txt"), "Hallo {{ reference }}\n").unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ack.de.txt") && err.contains("Subject:"),
+        "{err}"
+    );
 }
 
 #[test]
