@@ -355,23 +355,29 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let store =
-                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let Some(store) = open_existing(&cfg)? else {
+                return Ok(ExitCode::from(1));
+            };
             let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
             let st =
                 store.call_blocking(move |conn| supportdesk::store::tickets::status(conn, &now))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
-                for m in &st.mailboxes {
+                // Every configured mailbox, polled yet or not.
+                for mb in &cfg.mailboxes {
+                    let m = st.mailboxes.iter().find(|m| m.mailbox == mb.name);
                     println!(
-                        "mailbox {:<16} last poll {:<26} {}",
-                        m.mailbox,
-                        m.last_poll_at.as_deref().unwrap_or("never"),
-                        m.last_error
-                            .as_deref()
+                        "mailbox {:<16} last good poll {:<26} {}",
+                        mb.name,
+                        m.and_then(|m| m.last_poll_at.as_deref()).unwrap_or("never"),
+                        m.and_then(|m| m.last_error.as_deref())
                             .map(|e| format!("error: {e}"))
-                            .unwrap_or_else(|| "ok".into())
+                            .unwrap_or_else(|| if m.is_some() {
+                                "ok".into()
+                            } else {
+                                "not polled yet".into()
+                            })
                     );
                 }
                 println!(
@@ -399,8 +405,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let store =
-                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let Some(store) = open_existing(&cfg)? else {
+                return Ok(ExitCode::from(1));
+            };
             let rows = store.call_blocking(move |conn| {
                 let now = breaching.then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
                 supportdesk::store::tickets::list(conn, status.as_deref(), now.as_deref())
@@ -441,8 +448,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let store =
-                supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+            let Some(store) = open_existing(&cfg)? else {
+                return Ok(ExitCode::from(1));
+            };
             let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
             let rows = store.call_blocking(move |conn| {
                 supportdesk::store::tickets::stats(conn, since.as_deref(), &now)
@@ -521,6 +529,20 @@ fn ack_samples(cfg: &Config) -> Vec<serde_json::Value> {
     out
 }
 
+/// The database of an offline command, never created by it: a status
+/// run before the service would leave root-owned files in its state dir.
+fn open_existing(cfg: &Config) -> Result<Option<supportdesk::store::Store>> {
+    let path = cfg.desk.state_dir.join("supportdesk.db");
+    if !path.exists() {
+        eprintln!(
+            "supportdesk: no database at {}: the daemon has not run with this config yet",
+            path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(supportdesk::store::Store::open(&path)?))
+}
+
 fn parse_since(s: &str) -> Result<String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t
@@ -538,7 +560,9 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
     use supportdesk::core::commands::Command as Cmd;
     use supportdesk::lifecycle;
     use supportdesk::store::tickets;
-    let store = supportdesk::store::Store::open(&cfg.desk.state_dir.join("supportdesk.db"))?;
+    let Some(store) = open_existing(&cfg)? else {
+        return Ok(ExitCode::from(1));
+    };
     let cfg = std::sync::Arc::new(cfg);
     let (ticket, action) = match command {
         TicketsCommand::List { .. } => unreachable!("handled above"),
