@@ -1116,32 +1116,12 @@ fn classify_cli_reads_stdin_and_reports_unparsable_files() {
 /// directory to make its absence a failure (scripts/test does).
 #[test]
 fn classify_cli_survives_the_spamassassin_corpus() {
-    let required = std::env::var_os("SUPPORTDESK_CORPUS");
-    let dir = required
-        .clone()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("{ROOT}/target/spam-assassin/package/data")));
-    let mut files = Vec::new();
-    for sub in std::fs::read_dir(&dir).into_iter().flatten() {
-        let sub = sub.unwrap().path();
-        if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).unwrap() {
-                let f = f.unwrap().path();
-                if f.extension().is_some_and(|x| x == "txt") {
-                    files.push(f);
-                }
-            }
-        }
-    }
+    let (files, required) = corpus_files();
     if files.is_empty() {
-        assert!(required.is_none(), "no corpus under {}", dir.display());
-        eprintln!(
-            "skipped: no SpamAssassin corpus under {} (scripts/test fetches it)",
-            dir.display()
-        );
+        assert!(!required, "SUPPORTDESK_CORPUS is set but holds no corpus");
+        eprintln!("skipped: no SpamAssassin corpus (scripts/test fetches it)");
         return;
     }
-    files.sort();
     assert!(files.len() >= 6000, "{} files", files.len());
     let cfg = PathBuf::from(format!("{ROOT}/config/examples/meteorage.toml"));
     let mut lines = 0;
