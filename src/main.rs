@@ -201,6 +201,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 eprintln!("{}: templates: {e:#}", cli.config.display());
                 return Ok(ExitCode::from(1));
             }
+            // Plaintext is accepted only for loopback hosts, and said aloud.
+            for mb in &cfg.mailboxes {
+                if let config::MailboxKind::Imap(s) = &mb.kind
+                    && s.tls == config::Tls::None
+                {
+                    eprintln!(
+                        "{}: warning: mailbox {} talks plaintext IMAP to {}:{}",
+                        cli.config.display(),
+                        mb.name,
+                        s.host,
+                        s.port
+                    );
+                }
+            }
+            if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind
+                && s.tls == config::Tls::None
+            {
+                eprintln!(
+                    "{}: warning: the outbox talks plaintext SMTP to {}:{}",
+                    cli.config.display(),
+                    s.host,
+                    s.port
+                );
+            }
             println!(
                 "{}: ok ({} mailbox{}, {} priorities, {} categories, default language {})",
                 cli.config.display(),

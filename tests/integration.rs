@@ -2035,3 +2035,32 @@ fn offline_commands_never_create_the_database() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mailbox demo"), "{text}");
 }
+
+#[test]
+fn check_config_warns_about_plaintext_smtp() {
+    let dir = tempfile::tempdir().unwrap();
+    maildir(dir.path(), "a");
+    let cfg = dir.path().join("supportdesk.toml");
+    let text = maildir_config(dir.path(), &["a"]);
+    let at = text.find("[outbox]").unwrap();
+    let plain = format!(
+        "{}[outbox]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = 25\ntls = \"none\"\n",
+        &text[..at]
+    );
+    std::fs::write(&cfg, &plain).unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the outbox talks plaintext SMTP to 127.0.0.1:25"),
+        "{err}"
+    );
+    // Not to a remote host.
+    std::fs::write(&cfg, plain.replace("127.0.0.1", "smtp.example.com")).unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+}
