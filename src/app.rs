@@ -43,7 +43,16 @@ impl Ctx {
                 config.desk.state_dir.display()
             )
         })?;
-        let store = Store::open(&config.desk.state_dir.join("supportdesk.db"))?;
+        let db = config.desk.state_dir.join("supportdesk.db");
+        let store = Store::open(&db)?;
+        // Customer mail lives here: the owner only, whatever the umask.
+        private(&config.desk.state_dir, 0o700)?;
+        for f in ["supportdesk.db", "supportdesk.db-wal", "supportdesk.db-shm"] {
+            let p = config.desk.state_dir.join(f);
+            if p.exists() {
+                private(&p, 0o600)?;
+            }
+        }
         store.call_blocking(|conn| crate::mail::outbox::recover_interrupted(conn))?;
         let renderer =
             Renderer::load(&config.desk.templates_dir, config.triage.default_language())?;
@@ -160,6 +169,13 @@ impl Ctx {
         fault_point("after_commit");
         Ok(outcomes)
     }
+}
+
+/// Restricts a path to its owner (`mode` 0700 for directories, 0600 for files).
+pub fn private(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Restricting {} to its owner", path.display()))
 }
 
 /// Test hook: `SUPPORTDESK_FAULT=after_commit` aborts the process right

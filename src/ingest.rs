@@ -791,9 +791,14 @@ fn store_attachments(tx: &Connection, cfg: &Config, msg_id: i64, mail: &ParsedMa
         if !path.exists() {
             let dir = path.parent().context("Attachment path has no parent")?;
             std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+            crate::app::private(dir, 0o700)?;
+            if let Some(top) = dir.parent() {
+                crate::app::private(top, 0o700)?;
+            }
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &att.content)
                 .with_context(|| format!("Writing {}", tmp.display()))?;
+            crate::app::private(&tmp, 0o600)?;
             std::fs::rename(&tmp, &path).with_context(|| format!("Renaming {}", tmp.display()))?;
         }
         tx.execute(

@@ -584,6 +584,13 @@ fn demo_runs_twice_and_the_second_run_says_nothing_new() {
             .count(),
         3
     );
+    // Customer mail is for the owner only.
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&dir.path().join("out")), 0o700);
+    assert_eq!(mode(&dir.path().join("out/supportdesk.db")), 0o600);
     // The shipped Maildir is left as it was.
     assert_eq!(
         std::fs::read_dir(format!("{ROOT}/demo/maildir/new"))
