@@ -2071,3 +2071,51 @@ fn check_config_warns_about_plaintext_smtp() {
     let out = run(&cfg, &["check-config"], &[]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A message whose storing fails (here its attachment cannot be written:
+/// the attachments path is a file) is set aside with its raw bytes and the
+/// error, and the messages behind it still become tickets.
+#[test]
+fn poison_message_is_set_aside_and_the_mailbox_keeps_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    let poison = "From: Pat <pat@example.com>\nTo: support@desk.test\nSubject: Logs attached\nMessage-ID: <poison@example.com>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee the log.\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"job.log\"\nContent-Transfer-Encoding: base64\n\naGVsbG8gd29ybGQ=\n--b--\n";
+    std::fs::write(a.join("new/1.poison"), poison).unwrap();
+    deliver(&a, 2, "Ann <ann@example.com>");
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/attachments"), "not a directory").unwrap();
+    let out = run(&cfg, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
+    let (kind, error, raw_len): (String, String, i64) = conn
+        .query_row(
+            "SELECT kind, error, length(raw) FROM messages WHERE source_key = '1.poison'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(kind, "poison");
+    assert!(error.contains("attachments"), "{error}");
+    assert_eq!(raw_len as usize, poison.len(), "raw bytes kept");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM tickets"),
+        1,
+        "the next message flowed"
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tickets WHERE requester = 'ann@example.com'"
+        ),
+        1
+    );
+    // Never retried as a new message.
+    assert!(run(&cfg, &["run", "--once"], &[]).status.success());
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages"), 2);
+}
