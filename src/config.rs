@@ -174,6 +174,15 @@ pub struct RawSecret {
     pub password_credential: Option<String>,
 }
 
+impl RawSecret {
+    /// Whether any password source is given (read or not).
+    fn is_declared(&self) -> bool {
+        self.password.is_some()
+            || self.password_file.is_some()
+            || self.password_credential.is_some()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutbox {
@@ -728,9 +737,7 @@ fn check(
                 Tls::StartTls => 587,
                 Tls::None => 25,
             });
-            let declared = o.secret.password.is_some()
-                || o.secret.password_file.is_some()
-                || o.secret.password_credential.is_some();
+            let declared = o.secret.is_declared();
             let password = match read_secret(base, &o.secret, secrets) {
                 Ok(s) => s,
                 Err((key, msg)) => {
@@ -1110,9 +1117,7 @@ fn read_secret(
     secrets: Secrets,
 ) -> Result<Option<Secret>, (&'static str, String)> {
     if secrets == Secrets::Skip {
-        let declared =
-            s.password.is_some() || s.password_file.is_some() || s.password_credential.is_some();
-        return Ok(declared.then(|| Secret(String::new())));
+        return Ok(s.is_declared().then(|| Secret(String::new())));
     }
     if let Some(name) = &s.password_credential {
         let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {

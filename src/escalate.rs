@@ -18,9 +18,10 @@ use serde::Serialize;
 use crate::config::{Config, Recipient};
 use crate::core::escalation::{Clock, Level, Schedule};
 use crate::ingest::enqueue;
-use crate::lifecycle::{self, parse_ts, ts};
+use crate::lifecycle;
 use crate::mail::compose::{self, Reply};
 use crate::render::Renderer;
+use crate::store::{parse_ts, ts};
 
 /// How many tickets one transaction handles; a large backlog is worked
 /// through in several, so the store thread is never held for long.

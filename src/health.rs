@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::config::Config;
 use crate::ingest::enqueue;
-use crate::lifecycle::{parse_ts, ts};
 use crate::mail::compose::{self, Reply};
+use crate::store::{parse_ts, ts};
 
 /// Records the outcome of one pass over `mailbox`.
 pub fn record(

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,7 @@ use crate::core::triage::{self, Automated, Verdict};
 use crate::lifecycle::{self, Clocks, Followup};
 use crate::mail::compose::{self, Reply};
 use crate::render::{AckContext, Renderer};
+use crate::store::ts;
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]
@@ -220,10 +221,6 @@ fn header_block(raw: &[u8]) -> &[u8] {
         .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
         .unwrap_or(raw.len().min(64 * 1024));
     &raw[..end.min(256 * 1024)]
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Commits one message in its own transaction.
@@ -560,6 +557,37 @@ fn commit_parsed(
     store_attachments(tx, cfg, msg_id, mail)?;
 
     // The acknowledgement, queued in the same transaction as the ticket.
+    // Loop guards beyond the RFC 3834 checks first: no-reply senders, and
+    // a cap on acknowledgements per address and hour, which holds even
+    // against an autoresponder that sends none of the usual headers.
+    let reply_to = mail.reply_to.as_ref().or(mail.from.as_ref());
+    let ack_to = reply_to.map(|a| a.email.to_lowercase()).unwrap_or_default();
+    if is_no_reply(&ack_to) {
+        return ticket_without_ack(tx, next_id, reference, "no-reply sender: not acknowledged");
+    }
+    let since = ts(now - chrono::TimeDelta::hours(1));
+    let recent: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND lower(recipients) = ?1 AND created_at >= ?2",
+            params![ack_to, since],
+            |r| r.get(0),
+        )
+        .context("Counting recent acknowledgements")?;
+    if recent >= i64::from(cfg.desk.ack_limit_per_hour) {
+        let why = format!(
+            "{recent} acknowledgements to {ack_to} in the last hour (limit {}): not acknowledged",
+            cfg.desk.ack_limit_per_hour
+        );
+        return ticket_without_ack(tx, next_id, reference, &why);
+    }
+    let Some(to) = reply_to.and_then(|a| a.email.parse::<lettre::Address>().ok()) else {
+        return ticket_without_ack(
+            tx,
+            next_id,
+            reference,
+            "sender address cannot receive mail: no acknowledgement",
+        );
+    };
     let tz = cfg.sla.display_zone(&a.customer.plan, a.customer.timezone);
     let local = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
@@ -580,64 +608,9 @@ fn commit_parsed(
         vars: cfg.desk.template_vars.clone(),
     };
     let (_, rendered) = renderer.render("ack", &v.language, &ctx)?;
-    let reply_to = mail.reply_to.as_ref().or(mail.from.as_ref());
-    // Loop guards beyond the RFC 3834 checks: no-reply senders, and a cap
-    // on acknowledgements per address and hour, which holds even against
-    // an autoresponder that sends none of the usual headers.
-    let ack_to = reply_to.map(|a| a.email.to_lowercase()).unwrap_or_default();
-    let hold = if is_no_reply(&ack_to) {
-        Some("no-reply sender: not acknowledged".to_string())
-    } else {
-        let since = ts(now - chrono::TimeDelta::hours(1));
-        let recent: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND lower(recipients) = ?1 AND created_at >= ?2",
-                params![ack_to, since],
-                |r| r.get(0),
-            )
-            .context("Counting recent acknowledgements")?;
-        (recent >= i64::from(cfg.desk.ack_limit_per_hour)).then(|| {
-            format!(
-                "{recent} acknowledgements to {ack_to} in the last hour (limit {}): not acknowledged",
-                cfg.desk.ack_limit_per_hour
-            )
-        })
-    };
-    if let Some(why) = hold {
-        tracing::info!(ticket = %reference, "{why}");
-        tx.execute(
-            "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
-            params![why, next_id],
-        )
-        .context("Noting the held acknowledgement")?;
-        return Ok(Outcome {
-            action: Action::NewTicket,
-            ticket: Some(reference),
-            queued_ack: false,
-        });
-    }
-    let to = match reply_to.and_then(|a| a.email.parse::<lettre::Address>().ok()) {
-        Some(addr) => lettre::message::Mailbox::new(None, addr),
-        None => {
-            // An address lettre cannot send to: the ticket stands, the ack cannot.
-            tx.execute(
-                "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
-                params![
-                    "sender address cannot receive mail: no acknowledgement",
-                    next_id
-                ],
-            )
-            .context("Noting the missing acknowledgement")?;
-            return Ok(Outcome {
-                action: Action::NewTicket,
-                ticket: Some(reference),
-                queued_ack: false,
-            });
-        }
-    };
     let composed = compose::compose(&Reply {
         from: &cfg.desk.address,
-        to,
+        to: lettre::message::Mailbox::new(None, to),
         subject: &rendered.subject,
         body: &rendered.body,
         in_reply_to: mail.message_id.as_deref(),
@@ -648,22 +621,11 @@ fn commit_parsed(
     });
     let out = match composed {
         Ok(out) => out,
+        // An address lettre accepts but cannot build an envelope for
+        // (seen in the wild): the ticket stands, the ack cannot.
         Err(e) => {
-            // An address lettre accepts but cannot build an envelope for
-            // (seen in the wild): the ticket stands, the ack cannot.
-            tx.execute(
-                "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
-                params![
-                    format!("acknowledgement cannot be sent to this address: {e:#}"),
-                    next_id
-                ],
-            )
-            .context("Noting the missing acknowledgement")?;
-            return Ok(Outcome {
-                action: Action::NewTicket,
-                ticket: Some(reference),
-                queued_ack: false,
-            });
+            let why = format!("acknowledgement cannot be sent to this address: {e:#}");
+            return ticket_without_ack(tx, next_id, reference, &why);
         }
     };
     enqueue(tx, Some(next_id), "ack", &out, now)?;
@@ -671,6 +633,27 @@ fn commit_parsed(
         action: Action::NewTicket,
         ticket: Some(reference),
         queued_ack: true,
+    })
+}
+
+/// A new ticket that gets no acknowledgement: the reason goes into its
+/// note (and the log), so an agent sees why the customer heard nothing.
+fn ticket_without_ack(
+    tx: &Connection,
+    ticket: i64,
+    reference: String,
+    why: &str,
+) -> Result<Outcome> {
+    tracing::info!(ticket = %reference, "{why}");
+    tx.execute(
+        "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
+        params![why, ticket],
+    )
+    .context("Noting the missing acknowledgement")?;
+    Ok(Outcome {
+        action: Action::NewTicket,
+        ticket: Some(reference),
+        queued_ack: false,
     })
 }
 

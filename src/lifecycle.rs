@@ -8,7 +8,7 @@
 //! pure core's; this module only stores its results.
 
 use anyhow::{Context, Result, anyhow};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -16,16 +16,7 @@ use crate::config::Config;
 use crate::core::commands::Command;
 use crate::core::escalation::{Clock, Schedule};
 use crate::core::sla::DueQuery;
-
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+use crate::store::{parse_ts, ts};
 
 /// Due and warning instants of both clocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -382,7 +382,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let Some(store) = open_existing(&cfg)? else {
                 return Ok(ExitCode::from(1));
             };
-            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+            let now = supportdesk::store::ts(Utc::now());
             let st =
                 store.call_blocking(move |conn| supportdesk::store::tickets::status(conn, &now))?;
             if json {
@@ -433,7 +433,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             let rows = store.call_blocking(move |conn| {
-                let now = breaching.then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true));
+                let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
                 supportdesk::store::tickets::list(conn, status.as_deref(), now.as_deref())
             })?;
             for t in rows {
@@ -475,7 +475,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             let Some(store) = open_existing(&cfg)? else {
                 return Ok(ExitCode::from(1));
             };
-            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+            let now = supportdesk::store::ts(Utc::now());
             let rows = store.call_blocking(move |conn| {
                 supportdesk::store::tickets::stats(conn, since.as_deref(), &now)
             })?;

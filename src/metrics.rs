@@ -50,7 +50,7 @@ pub fn spawn(addr: SocketAddr, store: Store) -> Result<()> {
 
 fn scrape(store: &Store) -> Result<String> {
     let now = Utc::now();
-    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let stamp = crate::store::ts(now);
     let st = store.call_blocking(move |conn| crate::store::tickets::status(conn, &stamp))?;
     render(&st, now)
 }

@@ -127,7 +127,6 @@ async fn session_loop(
             .has_str("IDLE");
     loop {
         poll(ctx, name, s, &mut session).await?;
-        ctx.record_health(name, None).await;
         ctx.first_pass_done(name);
         if *failures > 0 || last_error.is_some() {
             tracing::info!(mailbox = name, "IMAP connection restored");
@@ -280,16 +279,9 @@ async fn poll(
         }
     }
 
-    let n = name.to_string();
-    ctx.store
-        .call(move |conn| {
-            conn.execute(
-                "UPDATE mailbox_state SET last_poll_at = ?2, last_error = NULL WHERE mailbox = ?1",
-                params![n, Utc::now().to_rfc3339()],
-            )?;
-            Ok(())
-        })
-        .await?;
+    // A good pass, for `status`, metrics and the fetch alert (daemon and
+    // `run --once` alike).
+    ctx.record_health(name, None).await;
     Ok(outcomes)
 }
 

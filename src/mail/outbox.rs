@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
@@ -31,6 +31,7 @@ use tokio_rustls::client::TlsStream;
 use crate::app::Ctx;
 use crate::config::{OutboxKind, SmtpSettings, Tls};
 use crate::mail::tls;
+use crate::store::ts;
 
 const BATCH: i64 = 100;
 
@@ -47,10 +48,6 @@ struct Row {
 enum SendError {
     Transient(String),
     Permanent(String),
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn backoff(attempts: u32) -> Duration {

@@ -17,6 +17,19 @@ use rusqlite::Connection;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// How every instant is stored: RFC 3339, UTC, whole seconds ("...Z"), so
+/// text order is time order in SQL comparisons.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A stored instant back (any RFC 3339 offset accepted).
+pub fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,

@@ -228,37 +228,17 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
             },
         )
         .context("Reading the ticket")?;
-    let mut stmt = conn.prepare(
+    d.messages = message_lines(
+        conn,
         "SELECT direction, kind, sender, subject, received_at, error FROM messages WHERE ticket_id = ?1 ORDER BY id",
+        id,
     )?;
-    d.messages = stmt
-        .query_map([id], |r| {
-            Ok(MessageLine {
-                direction: r.get(0)?,
-                kind: r.get(1)?,
-                sender: r.get(2)?,
-                subject: r.get(3)?,
-                received_at: r.get(4)?,
-                error: r.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = conn.prepare(
+    d.outgoing = message_lines(
+        conn,
         "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error
          FROM outbox WHERE ticket_id = ?1 ORDER BY id",
+        id,
     )?;
-    d.outgoing = stmt
-        .query_map([id], |r| {
-            Ok(MessageLine {
-                direction: r.get(0)?,
-                kind: r.get(1)?,
-                sender: r.get(2)?,
-                subject: r.get(3)?,
-                received_at: r.get(4)?,
-                error: r.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare(
         "SELECT at, actor, action, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id",
     )?;
@@ -273,6 +253,27 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(d)
+}
+
+/// Rows of `sql` (six columns in `MessageLine` order) for ticket `id`.
+fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLine>> {
+    let mut stmt = conn
+        .prepare(sql)
+        .context("Preparing the ticket's messages")?;
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok(MessageLine {
+                direction: r.get(0)?,
+                kind: r.get(1)?,
+                sender: r.get(2)?,
+                subject: r.get(3)?,
+                received_at: r.get(4)?,
+                error: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the ticket's messages")?;
+    Ok(rows)
 }
 
 /// SLA compliance of one clock: met (answered by the due instant),
