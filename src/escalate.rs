@@ -96,7 +96,7 @@ pub fn sweep(
 ) -> Result<usize> {
     let mut queued = 0;
     loop {
-        let tx = conn.transaction().context("Starting a sweep")?;
+        let tx = crate::store::begin(conn).context("Starting a sweep")?;
         let ids: Vec<i64> = {
             let mut stmt = tx
                 .prepare_cached(

@@ -48,7 +48,7 @@ pub fn check(
     let Some(admin) = cfg.desk.admin_address.clone() else {
         return Ok(0);
     };
-    let tx = conn.transaction().context("Starting the health check")?;
+    let tx = crate::store::begin(conn).context("Starting the health check")?;
     let mut queued = 0;
     for mb in &cfg.mailboxes {
         let row: Option<(Option<String>, Option<String>, Option<String>)> = tx

@@ -175,9 +175,7 @@ pub fn commit_poison(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let tx = conn
-        .transaction()
-        .context("Starting the poison transaction")?;
+    let tx = crate::store::begin(conn).context("Starting the poison transaction")?;
     let seen: Option<i64> = tx
         .query_row(
             "SELECT id FROM messages WHERE mailbox = ?1 AND source_key = ?2",
@@ -231,9 +229,7 @@ pub fn commit(
     p: &Prepared,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let tx = conn
-        .transaction()
-        .context("Starting the ingest transaction")?;
+    let tx = crate::store::begin(conn).context("Starting the ingest transaction")?;
     let outcome = commit_in(&tx, cfg, renderer, p, now)?;
     tx.commit().context("Committing the ingest transaction")?;
     Ok(outcome)
@@ -249,9 +245,7 @@ pub fn commit_batch(
     batch: &[Prepared],
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Outcome>>> {
-    let mut tx = conn
-        .transaction()
-        .context("Starting the ingest transaction")?;
+    let mut tx = crate::store::begin(conn).context("Starting the ingest transaction")?;
     let mut out = Vec::with_capacity(batch.len());
     for p in batch {
         let sp = tx.savepoint().context("Starting a savepoint")?;
@@ -260,6 +254,9 @@ pub fn commit_batch(
                 sp.commit().context("Releasing the savepoint")?;
                 out.push(Ok(o));
             }
+            // The machine, not the message: roll the whole batch back
+            // (dropping the transaction) and let the source fetch it again.
+            Err(e) if crate::store::is_transient(&e) => return Err(e),
             // Dropping the savepoint rolls this message back.
             Err(e) => out.push(Err(e)),
         }
@@ -779,8 +776,10 @@ fn store_attachments(tx: &Connection, cfg: &Config, msg_id: i64, mail: &ParsedMa
                 crate::app::private(top, 0o700)?;
             }
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &att.content)
-                .with_context(|| format!("Writing {}", tmp.display()))?;
+            if let Err(e) = std::fs::write(&tmp, &att.content) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("Writing {}", tmp.display()));
+            }
             crate::app::private(&tmp, 0o600)?;
             std::fs::rename(&tmp, &path).with_context(|| format!("Renaming {}", tmp.display()))?;
         }

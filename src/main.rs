@@ -679,7 +679,7 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
     let t = ticket.clone();
     let c = cfg.clone();
     let found = store.call_blocking(move |conn| {
-        let tx = conn.transaction()?;
+        let tx = supportdesk::store::begin(conn)?;
         let Some(id) = tickets::find_id(&tx, &t)? else {
             return Ok(false);
         };

@@ -90,7 +90,14 @@ pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
         let Err(e) = result else { continue };
         let msg = format!("{e:#}");
         if last_error.as_deref() != Some(msg.as_str()) {
-            tracing::warn!(mailbox = name, "IMAP unavailable: {msg}");
+            if crate::store::is_transient(&e) {
+                tracing::warn!(
+                    mailbox = name,
+                    "ingestion paused, storage unavailable: {msg}"
+                );
+            } else {
+                tracing::warn!(mailbox = name, "IMAP unavailable: {msg}");
+            }
             ctx.record_health(name, Some(msg.clone())).await;
             last_error = Some(msg);
         }
@@ -129,7 +136,10 @@ async fn session_loop(
         poll(ctx, name, s, &mut session).await?;
         ctx.first_pass_done(name);
         if *failures > 0 || last_error.is_some() {
-            tracing::info!(mailbox = name, "IMAP connection restored");
+            tracing::info!(
+                mailbox = name,
+                "IMAP connection restored, ingestion resumed"
+            );
             *failures = 0;
             *last_error = None;
         }
@@ -317,7 +327,7 @@ async fn mark(
         let chunk = chunk.to_vec();
         ctx.store
             .call(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = crate::store::begin(conn)?;
                 {
                     // By (mailbox, source_key): the UNIQUE index finds the
                     // row; a lookup by uid would scan the table per message.

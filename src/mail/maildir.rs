@@ -36,7 +36,14 @@ pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
             Err(e) => {
                 let msg = format!("{e:#}");
                 if last_error.as_deref() != Some(&msg) {
-                    tracing::warn!(mailbox = name, "Maildir pass failed: {msg}");
+                    if crate::store::is_transient(&e) {
+                        tracing::warn!(
+                            mailbox = name,
+                            "ingestion paused, storage unavailable: {msg}"
+                        );
+                    } else {
+                        tracing::warn!(mailbox = name, "Maildir pass failed: {msg}");
+                    }
                     last_error = Some(msg);
                 }
             }

@@ -61,7 +61,7 @@ async fn claim(ctx: &Ctx) -> Result<Vec<Row>> {
     ctx.store
         .call(|conn| {
             let now = Utc::now();
-            let tx = conn.transaction()?;
+            let tx = crate::store::begin(conn)?;
             let rows = {
                 let mut stmt = tx.prepare(
                     "SELECT id, message_id, sender, recipients, raw, attempts FROM outbox

@@ -30,6 +30,45 @@ pub fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// Starts a write transaction that takes the write lock at once
+/// (`BEGIN IMMEDIATE`). A deferred one would start as a reader and fail
+/// at its first write, without waiting, if a CLI command wrote between.
+pub fn begin(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
+/// Whether an error comes from the machine rather than the message: disk
+/// or quota full, I/O error, database busy or locked past the busy
+/// timeout, out of memory. Such a failure pauses ingestion and is retried;
+/// it never sets a message aside as poison.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    err.chain().any(|cause| {
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
+            return matches!(
+                e.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::DiskFull
+                    | C::SystemIoFailure
+                    | C::OutOfMemory
+                    | C::CannotOpen
+                    | C::ReadOnly
+            );
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            // ENOSPC, EDQUOT, EIO, EROFS, ENOMEM
+            return matches!(
+                io.kind(),
+                K::StorageFull | K::QuotaExceeded | K::ReadOnlyFilesystem | K::OutOfMemory
+            ) || matches!(io.raw_os_error(), Some(5 | 28 | 30 | 122));
+        }
+        false
+    })
+}
+
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Job>,

@@ -388,3 +388,92 @@ pub fn start_dovecot(stack: &Stack) {
         std::net::TcpStream::connect(("127.0.0.1", stack.imap)).is_ok()
     });
 }
+
+// ------------------------------------------------------------ a small disk
+
+/// A tmpfs of a given size mounted over `path` (the tests run as root, as
+/// the mail stack already requires), unmounted on drop.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs on {} (needs root): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// Writes `path` until the filesystem refuses (ENOSPC); returns the bytes written.
+pub fn fill_disk(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut written = 0u64;
+    for chunk in [1 << 20, 4096, 1] {
+        let buf = vec![0x5au8; chunk];
+        while f.write_all(&buf).is_ok() {
+            written += chunk as u64;
+        }
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// Spawns `supportdesk run` with its log (RUST_LOG=info) in `log`.
+pub fn spawn_daemon(config: &Path, log: &Path) -> std::process::Child {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, and the exit must be clean.
+pub fn stop_daemon(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "daemon exit status");
+}
+
+/// Like `wait_until`, with its own limit.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A count from a database the daemon may be writing (0 while it does not exist yet).
+pub fn count_at(config: &Path, sql: &str) -> i64 {
+    Connection::open(config.parent().unwrap().join("state/supportdesk.db"))
+        .ok()
+        .and_then(|c| c.query_row(sql, [], |r| r.get(0)).ok())
+        .unwrap_or(0)
+}
