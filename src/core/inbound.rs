@@ -148,7 +148,9 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     let attachments = msg
         .attachments()
         .map(|part| Attachment {
-            filename: part.attachment_name().map(|s| truncate_chars(s, 255)),
+            filename: part
+                .attachment_name()
+                .map(|s| one_line(&truncate_chars(s, 255))),
             content_type: part
                 .content_type()
                 .map(|ct| match ct.subtype() {
@@ -169,7 +171,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         cc: all(msg.cc()),
         subject: msg
             .subject()
-            .map(|s| truncate_chars(s, MAX_SUBJECT_CHARS))
+            .map(|s| one_line(&truncate_chars(s, MAX_SUBJECT_CHARS)))
             .unwrap_or_default(),
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),
@@ -194,10 +196,7 @@ fn to_address(a: &mail_parser::Addr) -> Option<Address> {
         return None;
     }
     Some(Address {
-        name: a
-            .name()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty()),
+        name: a.name().map(one_line).filter(|n| !n.is_empty()),
         email,
     })
 }
@@ -222,6 +221,17 @@ fn unfold(v: &str) -> String {
     v.split(['\r', '\n'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Decoded text that ends up in a header or a single line (subject,
+/// display name, file name): an encoded word may carry CR, LF, NUL or
+/// other controls, which must never reach a header we write (injection) or
+/// a log line. Each run of controls and spaces becomes one space.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -275,6 +285,35 @@ Bonjour, plus rien ne marche.\r\n";
             m.referenced_ids().collect::<Vec<_>>(),
             vec!["prev@desk.test", "prev@desk.test", "first@desk.test"]
         );
+    }
+
+    #[test]
+    fn encoded_words_cannot_smuggle_line_breaks() {
+        let raw =
+            b"From: =?utf-8?b?RXZlDQpCY2M6IHZpY3RpbTJAZXZpbC50ZXN0AA==?= <eve@example.com>\r\n\
+Subject: =?utf-8?b?SGVscA0KQmNjOiB2aWN0aW1AZXZpbC50ZXN0DQpYLUluamVjdGVkOiB5ZXM=?=\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+hi\r\n\
+--b\r\n\
+Content-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=\"=?utf-8?b?YQ0KYi5wZGY=?=\"\r\n\
+\r\n\
+x\r\n\
+--b--\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(
+            m.subject, "Help Bcc: victim@evil.test X-Injected: yes",
+            "one line, nothing lost"
+        );
+        assert_eq!(
+            m.from.as_ref().unwrap().name.as_deref(),
+            Some("Eve Bcc: victim2@evil.test")
+        );
+        assert_eq!(m.attachments[0].filename.as_deref(), Some("a b.pdf"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ install_packages() {
     [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
     command -v postfix >/dev/null || missing+=(postfix)
     command -v openssl >/dev/null || missing+=(openssl)
+    [ -x /usr/bin/time ] || missing+=(time)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
