@@ -2597,3 +2597,70 @@ fn auto_replies_bounces_and_list_mail_are_recorded_never_acknowledged() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_breaks_in_subject_or_name_cannot_inject_headers_on_real_smtp() {
+    let stack = start_stack();
+    let config = write_config_with(
+        &stack,
+        false,
+        r#"
+[escalation]
+[[escalation.recipients]]
+address = "Manager <manager@corp.test>"
+language = "en"
+
+[sla.customers.acme]
+domains = ["acme.test"]
+plan = "premium"
+"#,
+    );
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    // Subject "Help\r\nBcc: victim@evil.test\r\nX-Injected: yes" and display
+    // name "Eve\r\nBcc: victim2@evil.test\0", each as an encoded word; the
+    // ticket is two days old, so it is escalated too.
+    append_at(
+        &mut s,
+        "From: =?utf-8?b?RXZlDQpCY2M6IHZpY3RpbTJAZXZpbC50ZXN0AA==?= <eve@acme.test>\nTo: support@desk.test\nSubject: =?utf-8?b?SGVscA0KQmNjOiB2aWN0aW1AZXZpbC50ZXN0DQpYLUluamVjdGVkOiB5ZXM=?=\nMessage-ID: <inject-1@acme.test>\n\nOur server is down, all backups fail.\n",
+        chrono::TimeDelta::days(2),
+    )
+    .await;
+    let _ = s.logout().await;
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = db(&config);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        2,
+        "one ack, one escalation"
+    );
+    // Every recipient outside the desk lands in the sink: an injected Bcc
+    // would be a third message there.
+    let got = sink_messages_within(&stack, 3, Duration::from_secs(8)).await;
+    assert_eq!(got.len(), 2, "exactly the ack and the escalation");
+    for m in parsed(&got) {
+        for (name, value) in &m.headers {
+            assert!(
+                !name.eq_ignore_ascii_case("Bcc") && !name.eq_ignore_ascii_case("X-Injected"),
+                "injected header {name}: {value}"
+            );
+        }
+        assert!(!m.subject.chars().any(char::is_control), "{:?}", m.subject);
+        let to: Vec<&str> = m.to.iter().map(|a| a.email.as_str()).collect();
+        assert!(
+            to == ["eve@acme.test"] || to == ["manager@corp.test"],
+            "{to:?}"
+        );
+    }
+    let subjects: Vec<String> = parsed(&got).into_iter().map(|m| m.subject).collect();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains("Help Bcc: victim@evil.test X-Injected: yes")),
+        "the customer's words are kept, on one line: {subjects:?}"
+    );
+}
