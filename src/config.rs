@@ -157,6 +157,12 @@ pub struct RawMailbox {
     pub folder: Option<String>,
     pub poll_interval: Option<String>,
     pub idle: Option<bool>,
+    /// Longest wait for one answer from the server (default 2m): a server
+    /// that stops answering is treated as down, not waited for forever.
+    pub timeout: Option<String>,
+    /// How long one IDLE lasts before it is re-issued (default 25m, at
+    /// most 29m: RFC 2177).
+    pub idle_timeout: Option<String>,
     /// Folder to move processed messages into; default: flag them \Seen.
     pub move_to: Option<String>,
     // maildir
@@ -352,6 +358,8 @@ pub struct ImapSettings {
     pub folder: String,
     pub poll_interval: Duration,
     pub idle: bool,
+    pub timeout: Duration,
+    pub idle_timeout: Duration,
     pub move_to: Option<String>,
 }
 
@@ -637,6 +645,29 @@ fn check(
                             Duration::from_secs(60)
                         }
                     };
+                let timeout = match parse_duration(m.timeout.as_deref().unwrap_or("2m")) {
+                    Some(d) if d >= Duration::from_secs(1) => d,
+                    _ => {
+                        p(
+                            "timeout",
+                            "expected a duration of at least 1s, e.g. \"2m\"".into(),
+                        );
+                        Duration::from_secs(120)
+                    }
+                };
+                let idle_timeout = match parse_duration(m.idle_timeout.as_deref().unwrap_or("25m"))
+                {
+                    Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(29 * 60) => {
+                        d
+                    }
+                    _ => {
+                        p(
+                            "idle_timeout",
+                            "expected a duration from 1s to 29m (RFC 2177), e.g. \"25m\"".into(),
+                        );
+                        Duration::from_secs(25 * 60)
+                    }
+                };
                 for key in ["path"] {
                     if m.path.is_some() {
                         p(key, "`path` is for maildir mailboxes".into());
@@ -654,6 +685,8 @@ fn check(
                         folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
                         poll_interval,
                         idle: m.idle.unwrap_or(true),
+                        timeout,
+                        idle_timeout,
                         move_to: m.move_to.clone(),
                     }),
                 });
@@ -678,6 +711,8 @@ fn check(
                     ("host", m.host.is_some()),
                     ("username", m.username.is_some()),
                     ("move_to", m.move_to.is_some()),
+                    ("timeout", m.timeout.is_some()),
+                    ("idle_timeout", m.idle_timeout.is_some()),
                 ] {
                     if set {
                         p(key, "not used by a maildir mailbox".into());

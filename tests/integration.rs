@@ -2664,3 +2664,164 @@ plan = "premium"
         "the customer's words are kept, on one line: {subjects:?}"
     );
 }
+
+// ------------------------------------------------------------ a frozen server, IDLE, secrets in logs
+
+/// Sends `sig` (e.g. "STOP", "CONT") to a stack's whole Dovecot: master and children.
+fn signal_dovecot(stack: &Stack, sig: &str) {
+    let pid =
+        std::fs::read_to_string(stack.dir.path().join("stack/dovecot/run/master.pid")).unwrap();
+    Command::new("kill")
+        .args([&format!("-{sig}"), pid.trim()])
+        .status()
+        .unwrap();
+    Command::new("pkill")
+        .args([
+            &format!("-{sig}"),
+            "-f",
+            &format!("mailstack-{}/", stack.imap),
+        ])
+        .status()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_mailbox_never_delays_the_others_and_idle_is_reissued() {
+    let a = start_stack();
+    let b = start_stack();
+    let config = write_config_with(
+        &a,
+        false,
+        &format!(
+            r#"
+[[mailboxes]]
+name = "frozen"
+kind = "imap"
+host = "localhost"
+port = {port}
+tls = "starttls"
+username = "support"
+password_file = "secrets/imap"
+ca_file = "{ca}"
+timeout = "3s"
+idle_timeout = "3s"
+"#,
+            port = b.imap,
+            ca = b.ca.display()
+        ),
+    );
+    // Mailbox "support" (on a) uses IDLE, re-issued every 3 s.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "poll_interval = \"1s\"",
+        "poll_interval = \"1s\"\ntimeout = \"3s\"\nidle_timeout = \"3s\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let log = a.dir.path().join("daemon.log");
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "trace")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let tickets_from = |domain: &str| {
+        count_at(
+            &config,
+            &format!("SELECT count(*) FROM tickets WHERE requester LIKE '%@{domain}'"),
+        )
+    };
+    let sent_to = |domain: &str| {
+        count_at(
+            &config,
+            &format!(
+                "SELECT count(*) FROM outbox WHERE status = 'sent' AND recipients LIKE '%@{domain}'"
+            ),
+        )
+    };
+    let mut sa = imap_login(&a, "support", "supportpw").await;
+    let mut sb = imap_login(&b, "support", "supportpw").await;
+    append(
+        &mut sa,
+        &customer_mail(1, "one@a.test", "First on a", "Backups fail."),
+    )
+    .await;
+    append(
+        &mut sb,
+        &customer_mail(2, "one@b.test", "First on b", "Restore fails."),
+    )
+    .await;
+    let _ = sb.logout().await;
+    wait_for(
+        "both mailboxes acknowledged",
+        Duration::from_secs(60),
+        || sent_to("a.test") == 1 && sent_to("b.test") == 1,
+    );
+
+    // b's Dovecot stops answering: no RST, no FIN, just silence.
+    signal_dovecot(&b, "STOP");
+    for n in 3..6 {
+        // Each one arrives after at least one IDLE re-issue on a.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        append(
+            &mut sa,
+            &customer_mail(
+                n,
+                &format!("n{n}@a.test"),
+                "While b is frozen",
+                "Reports fail.",
+            ),
+        )
+        .await;
+        wait_for(
+            "a's mail acknowledged while b is frozen",
+            Duration::from_secs(30),
+            || sent_to("a.test") == n as i64 - 1,
+        );
+    }
+    let _ = sa.logout().await;
+    let frozen_log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        frozen_log.contains("no answer from the IMAP server in 3s"),
+        "the frozen server is detected"
+    );
+
+    // b comes back: it catches up.
+    signal_dovecot(&b, "CONT");
+    let mut sb = imap_login(&b, "support", "supportpw").await;
+    append(
+        &mut sb,
+        &customer_mail(7, "two@b.test", "Second on b", "Still failing."),
+    )
+    .await;
+    let _ = sb.logout().await;
+    wait_for("b catches up", Duration::from_secs(90), || {
+        tickets_from("b.test") == 2 && sent_to("b.test") == 2
+    });
+    stop_daemon(child);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    let reissued = log.matches("IDLE timed out, re-issuing it").count();
+    assert!(reissued >= 3, "IDLE re-issued {reissued} times");
+    let unavailable = log.matches("IMAP unavailable").count();
+    assert!(
+        (1..=3).contains(&unavailable),
+        "logged once per state change, not per retry: {unavailable}"
+    );
+    assert!(log.contains("IMAP connection restored"));
+    assert_eq!(tickets_from("a.test"), 4);
+    assert_eq!(
+        count_at(&config, "SELECT count(*) FROM outbox"),
+        6,
+        "one ack per ticket"
+    );
+    // Secrets never reach the log, even at trace level (the IDLE lines
+    // above are debug ones): neither the password nor its SASL PLAIN
+    // encoding (lettre's `tracing` feature logged the AUTH line).
+    let plain = "AHN1cHBvcnQAc3VwcG9ydHB3"; // base64("\0support\0supportpw")
+    let leaks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("supportpw") || l.contains(plain))
+        .collect();
+    assert!(leaks.is_empty(), "password in the log: {leaks:#?}");
+}

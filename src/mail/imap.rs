@@ -4,7 +4,10 @@
 //! UIDVALIDITY/UID watermark kept in SQLite, fetching, and marking after
 //! commit. New mail is awaited with IDLE when the server offers it, or by
 //! polling. Connection failures back off exponentially with jitter and are
-//! logged once per state change, not once per retry.
+//! logged once per state change, not once per retry. Every wait on the
+//! server is bounded (`timeout`), so a server that stops answering (hung,
+//! SIGSTOPped, a dead link without a RST) is treated as down and retried,
+//! and only its own mailbox task waits.
 
 use std::time::Duration;
 
@@ -25,10 +28,30 @@ use crate::mail::tls;
 type ImapSession = Session<TlsStream<TcpStream>>;
 
 const FETCH_BATCH: usize = 100;
-/// RFC 2177: re-issue IDLE at least every 29 minutes.
-const IDLE_MAX: Duration = Duration::from_secs(25 * 60);
+
+/// One wait on the server, bounded by the mailbox's `timeout`.
+async fn net<T, E>(
+    s: &ImapSettings,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(s.timeout, fut).await {
+        Ok(r) => r.map_err(Into::into).context(what.to_string()),
+        Err(_) => Err(anyhow!(
+            "{what}: no answer from the IMAP server in {}s",
+            s.timeout.as_secs()
+        )),
+    }
+}
 
 pub async fn connect(s: &ImapSettings) -> Result<ImapSession> {
+    net(s, "Connecting", connect_inner(s)).await
+}
+
+async fn connect_inner(s: &ImapSettings) -> Result<ImapSession> {
     let config = tls::client_config(s.ca_file.as_deref())?;
     let tcp = tls::connect_tcp(&s.host, s.port).await?;
     let stream = match s.tls {
@@ -73,7 +96,7 @@ where
 pub async fn pass_once(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<Vec<Outcome>> {
     let mut session = connect(s).await?;
     let outcomes = poll(ctx, name, s, &mut session).await?;
-    let _ = session.logout().await;
+    let _ = tokio::time::timeout(s.timeout, session.logout()).await;
     Ok(outcomes)
 }
 
@@ -127,10 +150,8 @@ async fn session_loop(
 ) -> Result<()> {
     let mut session = connect(s).await?;
     let idle = s.idle
-        && session
-            .capabilities()
-            .await
-            .context("CAPABILITY")?
+        && net(s, "CAPABILITY", session.capabilities())
+            .await?
             .has_str("IDLE");
     loop {
         poll(ctx, name, s, &mut session).await?;
@@ -144,28 +165,38 @@ async fn session_loop(
             *last_error = None;
         }
         if ctx.shutdown.is_cancelled() {
-            let _ = session.logout().await;
+            let _ = tokio::time::timeout(s.timeout, session.logout()).await;
             return Ok(());
         }
         if idle {
             let mut handle = session.idle();
-            handle.init().await.context("IDLE")?;
-            let (wait, stop) = handle.wait_with_timeout(IDLE_MAX);
+            net(s, "IDLE", handle.init()).await?;
+            // Re-issued after `idle_timeout` (RFC 2177: servers may drop an
+            // IDLE after 30 minutes); a silent server is noticed then too.
+            let (wait, stop) = handle.wait_with_timeout(s.idle_timeout);
             let stopped = tokio::select! {
-                r = wait => { r.context("IDLE wait")?; false }
+                r = wait => {
+                    match r.context("IDLE wait")? {
+                        async_imap::extensions::idle::IdleResponse::Timeout => {
+                            tracing::debug!(mailbox = name, "IDLE timed out, re-issuing it");
+                        }
+                        other => tracing::debug!(mailbox = name, "IDLE woke: {other:?}"),
+                    }
+                    false
+                }
                 _ = ctx.shutdown.cancelled() => true,
             };
             drop(stop);
-            session = handle.done().await.context("IDLE DONE")?;
+            session = net(s, "IDLE DONE", handle.done()).await?;
             if stopped {
-                let _ = session.logout().await;
+                let _ = tokio::time::timeout(s.timeout, session.logout()).await;
                 return Ok(());
             }
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(s.poll_interval) => {}
                 _ = ctx.shutdown.cancelled() => {
-                    let _ = session.logout().await;
+                    let _ = tokio::time::timeout(s.timeout, session.logout()).await;
                     return Ok(());
                 }
             }
@@ -180,10 +211,12 @@ async fn poll(
     s: &ImapSettings,
     session: &mut ImapSession,
 ) -> Result<Vec<Outcome>> {
-    let mb = session
-        .select(&s.folder)
-        .await
-        .with_context(|| format!("SELECT {}", s.folder))?;
+    let mb = net(
+        s,
+        &format!("SELECT {}", s.folder),
+        session.select(&s.folder),
+    )
+    .await?;
     let uidvalidity = mb
         .uid_validity
         .ok_or_else(|| anyhow!("The server gave no UIDVALIDITY for {}", s.folder))?;
@@ -234,38 +267,42 @@ async fn poll(
         mark(ctx, name, s, session, uidvalidity, &unmarked).await?;
     }
 
-    let mut uids: Vec<u32> = session
-        .uid_search(format!("UID {}:*", last_uid.saturating_add(1)))
-        .await
-        .context("UID SEARCH")?
-        .into_iter()
-        .filter(|u| *u > last_uid)
-        .collect();
+    let mut uids: Vec<u32> = net(
+        s,
+        "UID SEARCH",
+        session.uid_search(format!("UID {}:*", last_uid.saturating_add(1))),
+    )
+    .await?
+    .into_iter()
+    .filter(|u| *u > last_uid)
+    .collect();
     uids.sort_unstable();
     drain_unsolicited(session);
 
     let mut outcomes = Vec::with_capacity(uids.len());
     for batch in uids.chunks(FETCH_BATCH) {
         let set = uid_set(batch);
-        let fetched: Vec<(u32, Option<chrono::DateTime<Utc>>, Vec<u8>)> = {
-            let stream = session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await
-                .context("UID FETCH")?;
-            stream
-                .try_filter_map(|f| async move {
-                    Ok(f.uid.map(|uid| {
-                        (
-                            uid,
-                            f.internal_date().map(|d| d.with_timezone(&Utc)),
-                            f.body().map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    }))
-                })
-                .try_collect()
-                .await
-                .context("Reading the UID FETCH response")?
-        };
+        let mut fetched: Vec<(u32, Option<chrono::DateTime<Utc>>, Vec<u8>)> = Vec::new();
+        {
+            let stream = net(
+                s,
+                "UID FETCH",
+                session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])"),
+            )
+            .await?;
+            let mut stream = std::pin::pin!(stream);
+            // The timeout bounds the wait for each message, not the batch:
+            // a big batch on a slow link is progress, a silent server is not.
+            while let Some(f) = net(s, "Reading the UID FETCH response", stream.try_next()).await? {
+                if let Some(uid) = f.uid {
+                    fetched.push((
+                        uid,
+                        f.internal_date().map(|d| d.with_timezone(&Utc)),
+                        f.body().map(<[u8]>::to_vec).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
         drain_unsolicited(session);
         let done: Vec<u32> = fetched.iter().map(|(uid, _, _)| *uid).collect();
         let batch = fetched
@@ -307,19 +344,27 @@ async fn mark(
     for chunk in uids.chunks(500) {
         let set = uid_set(chunk);
         match &s.move_to {
-            Some(folder) => session
-                .uid_mv(&set, folder)
-                .await
-                .with_context(|| format!("UID MOVE to {folder}"))?,
+            Some(folder) => {
+                net(
+                    s,
+                    &format!("UID MOVE to {folder}"),
+                    session.uid_mv(&set, folder),
+                )
+                .await?
+            }
             None => {
-                let stream = session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
-                    .await
-                    .context("UID STORE \\Seen")?;
-                stream
-                    .try_for_each(|_| async { Ok(()) })
-                    .await
-                    .context("Reading the UID STORE response")?;
+                let stream = net(
+                    s,
+                    "UID STORE \\Seen",
+                    session.uid_store(&set, "+FLAGS.SILENT (\\Seen)"),
+                )
+                .await?;
+                net(
+                    s,
+                    "Reading the UID STORE response",
+                    stream.try_for_each(|_| async { Ok(()) }),
+                )
+                .await?;
             }
         }
         drain_unsolicited(session);

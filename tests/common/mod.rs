@@ -110,6 +110,8 @@ pub async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
         folder: "INBOX".into(),
         poll_interval: Duration::from_secs(1),
         idle: false,
+        timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(60),
         move_to: None,
     };
     supportdesk::mail::imap::connect(&settings).await.unwrap()
