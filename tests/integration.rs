@@ -2825,3 +2825,67 @@ idle_timeout = "3s"
         .collect();
     assert!(leaks.is_empty(), "password in the log: {leaks:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_certificates_are_verified_and_a_private_ca_needs_ca_file() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let good = std::fs::read_to_string(&config).unwrap();
+    let ca_line = format!("ca_file = \"{}\"\n", stack.ca.display());
+    let (imap_part, smtp_part) = good.split_once("[outbox]").unwrap();
+    assert!(imap_part.contains(&ca_line) && smtp_part.contains(&ca_line));
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append(
+        &mut s,
+        &customer_mail(1, "tls@example.com", "Certificates", "Is TLS checked?"),
+    )
+    .await;
+    let _ = s.logout().await;
+
+    // 1. IMAP without the private CA: the server's certificate is refused,
+    //    nothing is read, nothing is lost.
+    std::fs::write(&config, good.replacen(&ca_line, "", 1)).unwrap();
+    let out = run(&config, &["run", "--once"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(count_at(&config, "SELECT count(*) FROM messages"), 0);
+
+    // 2. IMAP trusted, SMTP without the CA: the ticket is opened, the ack
+    //    waits with the certificate error, never sent in clear.
+    let smtp_without = format!("{imap_part}[outbox]{}", smtp_part.replacen(&ca_line, "", 1));
+    std::fs::write(&config, smtp_without).unwrap();
+    let out = run(&config, &["run", "--once"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        count_at(&config, "SELECT count(*) FROM tickets"),
+        1,
+        "{err}"
+    );
+    let (status, last_error): (String, String) = db(&config)
+        .query_row("SELECT status, last_error FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(status, "pending");
+    assert!(last_error.contains("certificate"), "{last_error}");
+    assert!(
+        sink_messages_within(&stack, 1, Duration::from_secs(3))
+            .await
+            .is_empty(),
+        "nothing delivered"
+    );
+
+    // 3. With the CA file, once the retry is due (its backoff is skipped
+    //    here): the ack goes out, exactly once.
+    std::fs::write(&config, &good).unwrap();
+    db(&config)
+        .execute("UPDATE outbox SET next_attempt_at = created_at", [])
+        .unwrap();
+    assert!(run(&config, &["run", "--once"], &[]).status.success());
+    assert_eq!(
+        count_at(&config, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        1
+    );
+    assert_eq!(sink_messages(&stack, 1).await.len(), 1);
+}
