@@ -293,12 +293,14 @@ async fn daemon_with_idle_acknowledges_new_mail_and_stops_on_sigterm() {
         .replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
     std::fs::write(&config, cfg).unwrap();
 
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .spawn()
+            .unwrap(),
+    );
     // Let it connect and enter IDLE.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut s = imap_login(&stack, "support", "supportpw").await;
@@ -1194,16 +1196,18 @@ fn sighup_reloads_a_good_config_refuses_a_bad_one_and_notifies_systemd() {
 
     deliver(&a, 1, "Ann <ann@example.com>");
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("RUST_LOG", "info")
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "400000")
+            .env("RUST_LOG", "info")
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
     let db_path = dir.path().join("state/supportdesk.db");
     let tickets = || -> i64 {
         Connection::open(&db_path)
@@ -1313,13 +1317,15 @@ fn unreachable_mailbox_alerts_the_admin_once_and_again_on_recovery() {
         1,
     ) + "\n[escalation]\ntick = \"1s\"\n";
     std::fs::write(&cfg, text).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let out = dir.path().join("out");
     let mails = || -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&out)
@@ -1406,13 +1412,15 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut rng = rand::rng();
     let mut progress = Vec::new();
     for _ in 0..KILLS {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Daemon(
+            Command::new(BIN)
+                .arg("--config")
+                .arg(&config)
+                .arg("run")
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -1680,14 +1688,16 @@ async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
     // Unreachable at start-up.
     stop_dovecot(&stack);
     let log = stack.dir.path().join("daemon.log");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     start_dovecot(&stack);
     let mut s = imap_login(&stack, "support", "supportpw").await;
@@ -1985,13 +1995,15 @@ fn metrics_endpoint_serves_the_status_figures_in_prometheus_text() {
             + &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let get = |path: &str| -> Option<String> {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
@@ -2717,14 +2729,16 @@ idle_timeout = "3s"
     );
     std::fs::write(&config, text).unwrap();
     let log = a.dir.path().join("daemon.log");
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "trace")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "trace")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let tickets_from = |domain: &str| {
         count_at(
             &config,

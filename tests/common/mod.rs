@@ -442,20 +442,49 @@ pub fn fill_disk(path: &Path) -> u64 {
     written
 }
 
+/// A daemon started by a test, killed when the test ends, even by a
+/// failed assertion: an orphan would keep the test's output pipe open
+/// (and cargo test waiting) and keep talking to a stack being torn down.
+pub struct Daemon(pub std::process::Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Spawns `supportdesk run` with its log (RUST_LOG=info) in `log`.
-pub fn spawn_daemon(config: &Path, log: &Path) -> std::process::Child {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+pub fn spawn_daemon(config: &Path, log: &Path) -> Daemon {
+    Daemon(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// SIGTERM, and the exit must be clean.
-pub fn stop_daemon(mut child: std::process::Child) {
+pub fn stop_daemon(mut child: Daemon) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
