@@ -320,6 +320,7 @@ fn notify(
         to: r.address.clone(),
         subject: &rendered.subject,
         body: &rendered.body,
+        html: rendered.html.as_deref(),
         in_reply_to: None,
         references: &[],
         reference: &row.reference,

@@ -140,6 +140,7 @@ fn queue(
         to: to.clone(),
         subject,
         body,
+        html: None,
         in_reply_to: None,
         references: &[],
         reference: "desk",

@@ -610,6 +610,7 @@ fn commit_parsed(
         to: lettre::message::Mailbox::new(None, to),
         subject: &rendered.subject,
         body: &rendered.body,
+        html: rendered.html.as_deref(),
         in_reply_to: mail.message_id.as_deref(),
         references: &mail.references,
         reference: &reference,

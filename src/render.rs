@@ -2,7 +2,10 @@
 //!
 //! A template file `ack.<lang>.txt` starts with a `Subject: ...` line, then
 //! a blank line, then the body. A language without a template falls back to
-//! the config's default language.
+//! the config's default language. An optional `ack.<lang>.html` next to it
+//! is sent as the HTML alternative of the same message; minijinja escapes
+//! every value in `.html` templates (customer subjects and names are
+//! untrusted), never in `.txt` ones.
 
 use std::path::Path;
 
@@ -37,10 +40,19 @@ pub struct AckContext {
 pub struct Rendered {
     pub subject: String,
     pub body: String,
+    /// From `<kind>.<lang>.html`, when there is one.
+    pub html: Option<String>,
+}
+
+fn is_template(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("txt" | "html")
+    )
 }
 
 impl Renderer {
-    /// Loads every `*.txt` template in `dir`, failing on a syntax error.
+    /// Loads every `*.txt` and `*.html` template in `dir`, failing on a syntax error.
     pub fn load(dir: &Path, default_language: &str) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -49,7 +61,7 @@ impl Renderer {
             .with_context(|| format!("Reading templates in {}", dir.display()))?;
         for entry in entries {
             let path = entry.context("Listing templates")?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("txt") {
+            if !is_template(&path) {
                 continue;
             }
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -96,7 +108,14 @@ impl Renderer {
         let text = tmpl
             .render(ctx)
             .with_context(|| format!("Rendering {kind}.{lang}.txt"))?;
-        Ok((lang.to_string(), split_subject(&text)?))
+        let mut rendered = split_subject(&text)?;
+        if let Ok(html) = self.env.get_template(&format!("{kind}.{lang}.html")) {
+            rendered.html = Some(
+                html.render(ctx)
+                    .with_context(|| format!("Rendering {kind}.{lang}.html"))?,
+            );
+        }
+        Ok((lang.to_string(), rendered))
     }
 }
 
@@ -115,7 +134,9 @@ impl Renderer {
                 let text = tmpl
                     .render(sample)
                     .with_context(|| format!("Template {name}"))?;
-                split_subject(&text).with_context(|| format!("Template {name}"))?;
+                if name.ends_with(".txt") {
+                    split_subject(&text).with_context(|| format!("Template {name}"))?;
+                }
             }
             checked += 1;
         }
@@ -133,7 +154,11 @@ fn split_subject(text: &str) -> Result<Rendered> {
         .trim()
         .to_string();
     let body = rest.trim_start_matches(['\r', '\n']).to_string();
-    Ok(Rendered { subject, body })
+    Ok(Rendered {
+        subject,
+        body,
+        html: None,
+    })
 }
 
 #[cfg(test)]
@@ -162,6 +187,42 @@ mod tests {
         let (lang, out) = r.render("ack", "fr", &ctx).unwrap();
         assert_eq!(lang, "fr");
         assert_eq!(out.body, "Bonjour\n");
+    }
+
+    #[test]
+    fn html_templates_escape_customer_text_and_text_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ack.en.txt"),
+            "Subject: [{{ reference }}] {{ subject }}\n\nHello {{ customer_name }}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("ack.en.html"),
+            "<p>Hello {{ customer_name }}, about {{ subject }}</p>\n",
+        )
+        .unwrap();
+        let r = Renderer::load(dir.path(), "en").unwrap();
+        let ctx = serde_json::json!({
+            "reference": "SUP-000001",
+            "subject": "<script>alert(1)</script> & \"x\"",
+            "customer_name": "<b>Eve</b>",
+        });
+        let (_, out) = r.render("ack", "en", &ctx).unwrap();
+        assert_eq!(
+            out.subject,
+            "[SUP-000001] <script>alert(1)</script> & \"x\""
+        );
+        assert_eq!(out.body, "Hello <b>Eve</b>\n");
+        let html = out.html.unwrap();
+        assert_eq!(
+            html,
+            "<p>Hello &lt;b&gt;Eve&lt;&#x2f;b&gt;, about &lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;x&quot;</p>\n"
+        );
+        // A language with a text template but no HTML one sends text only.
+        std::fs::write(dir.path().join("ack.fr.txt"), "Subject: x\n\nBonjour\n").unwrap();
+        let r = Renderer::load(dir.path(), "en").unwrap();
+        assert!(r.render("ack", "fr", &ctx).unwrap().1.html.is_none());
     }
 
     #[test]

@@ -2903,3 +2903,67 @@ async fn tls_certificates_are_verified_and_a_private_ca_needs_ca_file() {
     );
     assert_eq!(sink_messages(&stack, 1).await.len(), 1);
 }
+
+#[test]
+fn html_acknowledgements_escape_the_customers_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for sub in ["", "html"] {
+        for f in std::fs::read_dir(format!("{ROOT}/templates/{sub}")).unwrap() {
+            let f = f.unwrap().path();
+            if f.is_file() {
+                std::fs::copy(&f, templates.join(f.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let a = maildir(dir.path(), "a");
+    std::fs::write(
+        a.join("new/1.html"),
+        "From: =?utf-8?q?=3Cimg_src=3Dx_onerror=3Dalert=281=29=3E?= <xss@example.com>\nTo: support@desk.test\nSubject: <script>alert('x')</script> & backups\nMessage-ID: <xss-1@example.com>\n\nBackups fail since yesterday.\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(
+        &cfg,
+        maildir_config(dir.path(), &["a"]).replace(&format!("{ROOT}/templates"), "templates"),
+    )
+    .unwrap();
+    let out = run(&cfg, &["check-config"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&cfg, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<PathBuf> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    let raw = std::fs::read(&sent[0]).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = msg.body_text(0).unwrap();
+    let html = msg.body_html(0).unwrap();
+    assert!(
+        text.contains("<img src=x onerror=alert(1)>"),
+        "text is sent as written: {text}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; backups"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+}

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Mailbox, Message, MultiPart};
 use rand::Rng;
 
 pub struct Outgoing {
@@ -21,6 +21,8 @@ pub struct Reply<'a> {
     pub to: Mailbox,
     pub subject: &'a str,
     pub body: &'a str,
+    /// An HTML alternative of `body` (already escaped by its template).
+    pub html: Option<&'a str>,
     /// Message-ID of the message answered (without brackets).
     pub in_reply_to: Option<&'a str>,
     /// Its References chain (without brackets), oldest first.
@@ -64,10 +66,14 @@ pub fn compose(r: &Reply<'_>) -> Result<Outgoing> {
             .join(" ");
         b = b.references(refs);
     }
-    let mut msg = b
-        .header(ContentType::TEXT_PLAIN)
-        .body(r.body.to_string())
-        .context("Building the outgoing message")?;
+    let mut msg = match r.html {
+        None => b.header(ContentType::TEXT_PLAIN).body(r.body.to_string()),
+        Some(html) => b.multipart(MultiPart::alternative_plain_html(
+            r.body.to_string(),
+            html.to_string(),
+        )),
+    }
+    .context("Building the outgoing message")?;
     if let Some(v) = r.auto_submitted {
         msg.headers_mut().insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
@@ -94,6 +100,7 @@ mod tests {
             to: "René <rene@example.com>".parse().unwrap(),
             subject: "[SUP-000001] Sauvegarde échouée",
             body: "Bonjour\n",
+            html: None,
             in_reply_to: Some("abc@example.com"),
             references: &["root@example.com".to_string()],
             reference: "SUP-000001",
