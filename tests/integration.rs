@@ -1500,7 +1500,9 @@ fn check_config_rejects_a_template_with_a_syntax_error() {
     std::fs::create_dir_all(&templates).unwrap();
     for e in std::fs::read_dir(format!("{ROOT}/templates")).unwrap() {
         let p = e.unwrap().path();
-        std::fs::copy(&p, templates.join(p.file_name().unwrap())).unwrap();
+        if p.is_file() {
+            std::fs::copy(&p, templates.join(p.file_name().unwrap())).unwrap();
+        }
     }
     std::fs::write(
         templates.join("escalation.en.txt"),
