@@ -13,5 +13,9 @@ fuzz_target!(|data: &[u8]| {
     };
     // Relative paths resolve against a directory that does not exist, so
     // nothing outside is read and nothing is created.
-    let _ = config::parse_with(Path::new("/nonexistent/fuzz/supportdesk.toml"), src, Secrets::Skip);
+    let _ = config::parse_with(
+        Path::new("/nonexistent/fuzz/supportdesk.toml"),
+        src,
+        Secrets::Skip,
+    );
 });

@@ -15,13 +15,19 @@ fn configs() -> &'static [Config] {
     static CONFIGS: OnceLock<Vec<Config>> = OnceLock::new();
     CONFIGS.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
-        ["zmanda", "meteorage", "cirrus-shield", "cloud-avenue", "cegedim"]
-            .iter()
-            .map(|n| {
-                config::load_with(&dir.join(format!("{n}.toml")), Secrets::Skip)
-                    .unwrap_or_else(|e| panic!("{n}: {e}"))
-            })
-            .collect()
+        [
+            "zmanda",
+            "meteorage",
+            "cirrus-shield",
+            "cloud-avenue",
+            "cegedim",
+        ]
+        .iter()
+        .map(|n| {
+            config::load_with(&dir.join(format!("{n}.toml")), Secrets::Skip)
+                .unwrap_or_else(|e| panic!("{n}: {e}"))
+        })
+        .collect()
     })
 }
 
