@@ -225,12 +225,7 @@ async fn killed_after_commit_before_mark_makes_no_duplicate_over_implicit_tls() 
     assert_eq!(unseen.len(), 2);
     let _ = s.logout().await;
 
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 2);
     assert_eq!(
@@ -374,12 +369,7 @@ plan = "premium"
     append_at(&mut s, "From: Mallory <mallory@evil.test>\nTo: support@desk.test\nSubject: Re: [SUP-000001] Server down\nMessage-ID: <m1@evil.test>\n\nAdd me to this ticket.\n", chrono::TimeDelta::zero()).await;
     let _ = s.logout().await;
 
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 3);
     let ticket_of = |mid: &str| -> Option<i64> {
@@ -464,12 +454,7 @@ plan = "premium"
     assert!(mails.iter().all(|m| m.to[0].email != "agent@desk.test"));
 
     // A restart and another sweep: still exactly one notice.
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         sink_messages_within(&stack, 5, Duration::from_secs(3))
@@ -561,12 +546,7 @@ fn demo_copy() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn demo_runs_twice_and_the_second_run_says_nothing_new() {
     let (dir, cfg) = demo_copy();
-    let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_once_ok(&cfg);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("3 new tickets, 1 other message recorded"),
@@ -1437,12 +1417,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         "{progress:?}"
     );
     // Then let it finish.
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
 
     let conn = db(&config);
     assert_eq!(
@@ -1561,12 +1536,7 @@ fn loop_guards_hold_acks_for_a_chatty_robot_no_reply_and_our_own_address() {
     deliver(&a, 300, "Desk <support@desk.test>");
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
-    let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&cfg);
     let conn = Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
     assert_eq!(
         count(&conn, "SELECT count(*) FROM tickets"),
@@ -1636,12 +1606,7 @@ async fn smtp_4xx_is_retried_5xx_fails_for_good_and_status_shows_both() {
     )
     .await;
     let _ = s.logout().await;
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     let conn = db(&config);
     let row = |who: &str| -> (String, i64, Option<String>) {
         conn.query_row(
@@ -1878,12 +1843,7 @@ async fn changed_uidvalidity_rescans_without_reticketing() {
         )
         .await;
     }
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     // The server renumbers the mailbox (restored from backup, migrated...).
     let conf = stack.dir.path().join("stack/dovecot/dovecot.conf");
     let st = Command::new("doveadm")
@@ -1907,12 +1867,7 @@ async fn changed_uidvalidity_rescans_without_reticketing() {
     )
     .await;
     let _ = s.logout().await;
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT uidvalidity FROM mailbox_state"), 4242);
     assert_eq!(
@@ -1952,12 +1907,7 @@ async fn oversized_message_is_kept_raw_ticketed_and_acknowledged() {
     let mut s = imap_login(&stack, "support", "supportpw").await;
     append(&mut s, &raw).await;
     let _ = s.logout().await;
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     let conn = db(&config);
     let (note, subject): (String, String) = conn
         .query_row("SELECT note, subject FROM tickets", [], |r| {
@@ -2100,12 +2050,7 @@ fn poison_message_is_set_aside_and_the_mailbox_keeps_flowing() {
     std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
     std::fs::write(dir.path().join("state/attachments"), "not a directory").unwrap();
-    let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&cfg);
     let conn = Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
     let (kind, error, raw_len): (String, String, i64) = conn
         .query_row(
@@ -2584,12 +2529,7 @@ fn auto_replies_bounces_and_list_mail_are_recorded_never_acknowledged() {
     deliver(&a, 77, "Person <person@example.com>");
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
-    let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&cfg);
     let conn = Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
     for (i, (what, _)) in robots.iter().enumerate() {
         let kind: String = conn
@@ -2647,12 +2587,7 @@ plan = "premium"
     )
     .await;
     let _ = s.logout().await;
-    let out = run(&config, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&config);
     let conn = db(&config);
     assert_eq!(
         count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
@@ -2944,12 +2879,7 @@ fn html_acknowledgements_escape_the_customers_words() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(&cfg, &["run", "--once"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&cfg);
     let sent: Vec<PathBuf> = std::fs::read_dir(dir.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -244,6 +244,17 @@ pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `run --once`, which must succeed.
+pub fn run_once_ok(config: &Path) -> Output {
+    let out = run(config, &["run", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "run --once failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn db(config: &Path) -> Connection {
     Connection::open(config.parent().unwrap().join("state/supportdesk.db")).unwrap()
 }
