@@ -111,18 +111,8 @@ pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
         };
         ctx.first_pass_done(name);
         let Err(e) = result else { continue };
-        let msg = format!("{e:#}");
-        if last_error.as_deref() != Some(msg.as_str()) {
-            if crate::store::is_transient(&e) {
-                tracing::warn!(
-                    mailbox = name,
-                    "ingestion paused, storage unavailable: {msg}"
-                );
-            } else {
-                tracing::warn!(mailbox = name, "IMAP unavailable: {msg}");
-            }
-            ctx.record_health(name, Some(msg.clone())).await;
-            last_error = Some(msg);
+        if let Some(msg) = super::log_failure(name, "IMAP unavailable", &e, &mut last_error) {
+            ctx.record_health(name, Some(msg)).await;
         }
         failures = failures.saturating_add(1);
         let delay = backoff(failures);

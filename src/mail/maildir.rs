@@ -34,18 +34,7 @@ pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
                 }
             }
             Err(e) => {
-                let msg = format!("{e:#}");
-                if last_error.as_deref() != Some(&msg) {
-                    if crate::store::is_transient(&e) {
-                        tracing::warn!(
-                            mailbox = name,
-                            "ingestion paused, storage unavailable: {msg}"
-                        );
-                    } else {
-                        tracing::warn!(mailbox = name, "Maildir pass failed: {msg}");
-                    }
-                    last_error = Some(msg);
-                }
+                super::log_failure(name, "Maildir pass failed", &e, &mut last_error);
             }
         }
         tokio::select! {
