@@ -1374,7 +1374,7 @@ fn unreachable_mailbox_alerts_the_admin_once_and_again_on_recovery() {
 async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     use rand::Rng;
     const MESSAGES: usize = 500;
-    const KILLS: usize = 30;
+    const KILLS: usize = 50;
     let stack = start_stack();
     let config = write_config_with(&stack, false, "");
     let mut s = imap_login(&stack, "support", "supportpw").await;
@@ -1401,7 +1401,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
                 .spawn()
                 .unwrap(),
         );
-        tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(30..300))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let conn = db(&config);
@@ -1411,11 +1411,13 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         ));
     }
     eprintln!("(tickets, acks sent) after each kill: {progress:?}");
-    // The kills must have landed mid-stream, not after the work was done.
-    assert!(
-        progress[0].0 < MESSAGES as i64 || progress[0].1 < MESSAGES as i64,
-        "{progress:?}"
-    );
+    // Most kills must have landed mid-stream, not after the work was done.
+    let mid_stream = progress
+        .iter()
+        .filter(|(t, sent)| *t < MESSAGES as i64 || *sent < MESSAGES as i64)
+        .count();
+    eprintln!("{mid_stream} of {KILLS} kills landed mid-stream");
+    assert!(mid_stream >= 10, "{progress:?}");
     // Then let it finish.
     run_once_ok(&config);
 
