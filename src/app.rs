@@ -128,26 +128,8 @@ impl Ctx {
             .await
             .context("Committing a batch of messages")?;
         let mut outcomes = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
+        for (i, outcome) in results.into_iter().enumerate() {
             let inc = &prepared[i].incoming;
-            let outcome = match r {
-                Ok(o) => o,
-                Err(e) => {
-                    let err = format!("{e:#}");
-                    tracing::error!(mailbox = %inc.mailbox, key = %inc.source_key, "storing failed, setting the message aside: {err}");
-                    let (prepared, mailbox, key) = (
-                        prepared.clone(),
-                        inc.mailbox.clone(),
-                        inc.source_key.clone(),
-                    );
-                    self.store
-                        .call(move |conn| {
-                            ingest::commit_poison(conn, &prepared[i].incoming, &err, now)
-                        })
-                        .await
-                        .with_context(|| format!("Ingesting {mailbox} {key}"))?
-                }
-            };
             if outcome.action != Action::AlreadyDone {
                 tracing::info!(
                     mailbox = %inc.mailbox,

@@ -298,7 +298,8 @@ fn notify(
     let ctx = NoticeContext {
         desk_name: cfg.desk.name.clone(),
         reference: row.reference.clone(),
-        subject: row.subject.clone(),
+        // One line even for a ticket stored before subjects were cleaned.
+        subject: crate::core::inbound::one_line(&row.subject),
         requester: row.requester.clone(),
         customer: row.customer.clone(),
         plan: row.plan.clone(),

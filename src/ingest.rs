@@ -168,28 +168,17 @@ pub fn prepare_guarded(cfg: &Config, incoming: Incoming, now: DateTime<Utc>) -> 
 }
 
 /// Records a message whose normal commit failed: raw bytes and error, no
-/// ticket, watermark advanced.
-pub fn commit_poison(
-    conn: &mut Connection,
+/// ticket, watermark advanced. Inside the batch's transaction, so the
+/// watermark never passes a message that has no row.
+fn record_poison(
+    tx: &Connection,
     inc: &Incoming,
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let tx = crate::store::begin(conn).context("Starting the poison transaction")?;
-    let seen: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM messages WHERE mailbox = ?1 AND source_key = ?2",
-            params![inc.mailbox, inc.source_key],
-            |r| r.get(0),
-        )
-        .optional()
-        .context("Checking for an earlier ingest")?;
-    if seen.is_none() {
-        let err = format!("poison: {error}");
-        insert_message(&tx, inc, None, "poison", None, None, Some(&err), now)?;
-        update_watermark(&tx, inc, now)?;
-    }
-    tx.commit().context("Committing the poison record")?;
+    let err = format!("poison: {error}");
+    insert_message(tx, inc, None, "poison", None, None, Some(&err), now)?;
+    update_watermark(tx, inc, now)?;
     Ok(Outcome {
         action: Action::Unparsable,
         ticket: None,
@@ -237,28 +226,37 @@ pub fn commit(
 
 /// Commits a batch in one transaction (one fsync for all), each message
 /// in its own savepoint: a message whose storing fails is rolled back
-/// alone and reported in its slot, for the caller to set aside as poison.
+/// alone and set aside as poison (raw bytes and error) in the same
+/// transaction. A transient failure (disk full, database locked) rolls the
+/// whole batch back: the error is returned and the source fetches again.
 pub fn commit_batch(
     conn: &mut Connection,
     cfg: &Config,
     renderer: &Renderer,
     batch: &[Prepared],
     now: DateTime<Utc>,
-) -> Result<Vec<Result<Outcome>>> {
+) -> Result<Vec<Outcome>> {
     let mut tx = crate::store::begin(conn).context("Starting the ingest transaction")?;
     let mut out = Vec::with_capacity(batch.len());
     for p in batch {
         let sp = tx.savepoint().context("Starting a savepoint")?;
-        match commit_in(&sp, cfg, renderer, p, now) {
+        let result = commit_in(&sp, cfg, renderer, p, now);
+        match result {
             Ok(o) => {
                 sp.commit().context("Releasing the savepoint")?;
-                out.push(Ok(o));
+                out.push(o);
             }
             // The machine, not the message: roll the whole batch back
             // (dropping the transaction) and let the source fetch it again.
             Err(e) if crate::store::is_transient(&e) => return Err(e),
-            // Dropping the savepoint rolls this message back.
-            Err(e) => out.push(Err(e)),
+            Err(e) => {
+                // Dropping the savepoint rolls this message back.
+                drop(sp);
+                let err = format!("{e:#}");
+                let inc = &p.incoming;
+                tracing::error!(mailbox = %inc.mailbox, key = %inc.source_key, "storing failed, setting the message aside: {err}");
+                out.push(record_poison(&tx, inc, &err, now)?);
+            }
         }
     }
     tx.commit().context("Committing the ingest transaction")?;

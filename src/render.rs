@@ -109,11 +109,16 @@ impl Renderer {
             .render(ctx)
             .with_context(|| format!("Rendering {kind}.{lang}.txt"))?;
         let mut rendered = split_subject(&text)?;
+        // The HTML part is optional: if it fails to render (an error that
+        // depends on this message's data), the mail goes out as text only
+        // rather than not at all.
         if let Ok(html) = self.env.get_template(&format!("{kind}.{lang}.html")) {
-            rendered.html = Some(
-                html.render(ctx)
-                    .with_context(|| format!("Rendering {kind}.{lang}.html"))?,
-            );
+            match html.render(ctx) {
+                Ok(h) => rendered.html = Some(h),
+                Err(e) => {
+                    tracing::warn!("{kind}.{lang}.html failed to render, sending text only: {e:#}")
+                }
+            }
         }
         Ok((lang.to_string(), rendered))
     }

@@ -213,8 +213,18 @@ fn id_list(v: &mail_parser::HeaderValue) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A Message-ID without its brackets. Folding whitespace and controls
+/// inside it (seen in the wild, kept by the parser) are dropped: an id is
+/// one token, and it goes back out in In-Reply-To and References.
 fn clean_id(s: &str) -> String {
-    truncate_chars(s.trim().trim_start_matches('<').trim_end_matches('>'), 500)
+    let id: String = s
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect();
+    truncate_chars(&id, 500)
 }
 
 fn unfold(v: &str) -> String {
@@ -229,7 +239,7 @@ fn unfold(v: &str) -> String {
 /// display name, file name): an encoded word may carry CR, LF, NUL or
 /// other controls, which must never reach a header we write (injection) or
 /// a log line. Each run of controls and spaces becomes one space.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.split(|c: char| c.is_control() || c.is_whitespace())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
@@ -314,6 +324,11 @@ x\r\n\
             Some("Eve Bcc: victim2@evil.test")
         );
         assert_eq!(m.attachments[0].filename.as_deref(), Some("a b.pdf"));
+    }
+
+    #[test]
+    fn message_ids_are_one_token() {
+        assert_eq!(clean_id(" <ab\r\n c\0@example.com> "), "abc@example.com");
     }
 
     #[test]

@@ -163,8 +163,15 @@ async fn session_loop(
             net(s, "IDLE", handle.init()).await?;
             // Re-issued after `idle_timeout` (RFC 2177: servers may drop an
             // IDLE after 30 minutes); a silent server is noticed then too.
+            // async-imap's own timeout restarts on every response and skips
+            // keepalives ("* OK Still here", every 2 minutes in Dovecot), so
+            // the whole IDLE is bounded here as well.
             let (wait, stop) = handle.wait_with_timeout(s.idle_timeout);
             let stopped = tokio::select! {
+                _ = tokio::time::sleep(s.idle_timeout) => {
+                    tracing::debug!(mailbox = name, "IDLE timed out, re-issuing it");
+                    false
+                }
                 r = wait => {
                     match r.context("IDLE wait")? {
                         async_imap::extensions::idle::IdleResponse::Timeout => {
