@@ -121,6 +121,9 @@ $dh
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_failure_delay = 0
+# Keepalives during IDLE ("* OK Still here") every second instead of every
+# 2 minutes, so a test sees that IDLE is re-issued despite them.
+imap_idle_notify_interval = 1 secs
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%n $dv/users
