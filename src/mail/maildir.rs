@@ -24,19 +24,25 @@ pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
     let mut last_error: Option<String> = None;
     while !ctx.shutdown.is_cancelled() {
         let result = pass(ctx, name, path, mark).await;
-        ctx.record_health(name, result.as_ref().err().map(|e| format!("{e:#}")))
-            .await;
-        ctx.first_pass_done(name);
         match result {
             Ok(_) => {
+                ctx.record_health(name, None).await;
                 if last_error.take().is_some() {
                     tracing::info!(mailbox = name, "Maildir readable again");
                 }
             }
             Err(e) => {
-                super::log_failure(name, "Maildir pass failed", &e, &mut last_error);
+                // Recorded (and logged) once per state change: with the
+                // database locked or full, the health write would fail and
+                // warn on every pass too.
+                if let Some(msg) =
+                    super::log_failure(name, "Maildir pass failed", &e, &mut last_error)
+                {
+                    ctx.record_health(name, Some(msg)).await;
+                }
             }
         }
+        ctx.first_pass_done(name);
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = ctx.shutdown.cancelled() => {}
