@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use async_imap::Session;
+use async_imap::extensions::idle::IdleResponse;
 use chrono::Utc;
 use futures::TryStreamExt;
 use rand::Rng;
@@ -49,6 +50,11 @@ where
 
 pub async fn connect(s: &ImapSettings) -> Result<ImapSession> {
     net(s, "Connecting", connect_inner(s)).await
+}
+
+/// Logs out politely, but never waits longer than `timeout` for it.
+async fn logout(s: &ImapSettings, mut session: ImapSession) {
+    let _ = tokio::time::timeout(s.timeout, session.logout()).await;
 }
 
 async fn connect_inner(s: &ImapSettings) -> Result<ImapSession> {
@@ -96,7 +102,7 @@ where
 pub async fn pass_once(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<Vec<Outcome>> {
     let mut session = connect(s).await?;
     let outcomes = poll(ctx, name, s, &mut session).await?;
-    let _ = tokio::time::timeout(s.timeout, session.logout()).await;
+    logout(s, session).await;
     Ok(outcomes)
 }
 
@@ -155,7 +161,7 @@ async fn session_loop(
             *last_error = None;
         }
         if ctx.shutdown.is_cancelled() {
-            let _ = tokio::time::timeout(s.timeout, session.logout()).await;
+            logout(s, session).await;
             return Ok(());
         }
         if idle {
@@ -168,16 +174,15 @@ async fn session_loop(
             // the whole IDLE is bounded here as well.
             let (wait, stop) = handle.wait_with_timeout(s.idle_timeout);
             let stopped = tokio::select! {
-                _ = tokio::time::sleep(s.idle_timeout) => {
-                    tracing::debug!(mailbox = name, "IDLE timed out, re-issuing it");
-                    false
-                }
-                r = wait => {
-                    match r.context("IDLE wait")? {
-                        async_imap::extensions::idle::IdleResponse::Timeout => {
+                r = tokio::time::timeout(s.idle_timeout, wait) => {
+                    match r {
+                        Err(_) | Ok(Ok(IdleResponse::Timeout)) => {
                             tracing::debug!(mailbox = name, "IDLE timed out, re-issuing it");
                         }
-                        other => tracing::debug!(mailbox = name, "IDLE woke: {other:?}"),
+                        Ok(r) => {
+                            let woke = r.context("IDLE wait")?;
+                            tracing::debug!(mailbox = name, "IDLE woke: {woke:?}");
+                        }
                     }
                     false
                 }
@@ -186,14 +191,14 @@ async fn session_loop(
             drop(stop);
             session = net(s, "IDLE DONE", handle.done()).await?;
             if stopped {
-                let _ = tokio::time::timeout(s.timeout, session.logout()).await;
+                logout(s, session).await;
                 return Ok(());
             }
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(s.poll_interval) => {}
                 _ = ctx.shutdown.cancelled() => {
-                    let _ = tokio::time::timeout(s.timeout, session.logout()).await;
+                    logout(s, session).await;
                     return Ok(());
                 }
             }
