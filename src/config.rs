@@ -635,39 +635,36 @@ fn check(
                     );
                 }
                 let poll_interval =
-                    match parse_duration(m.poll_interval.as_deref().unwrap_or("60s")) {
-                        Some(d) if d >= Duration::from_secs(1) => d,
-                        _ => {
+                    bounded_duration(m.poll_interval.as_deref(), 60, ONE_SECOND, Duration::MAX)
+                        .unwrap_or_else(|d| {
                             p(
                                 "poll_interval",
                                 "expected a duration of at least 1s, e.g. \"30s\", \"5m\"".into(),
                             );
-                            Duration::from_secs(60)
-                        }
-                    };
-                let timeout = match parse_duration(m.timeout.as_deref().unwrap_or("2m")) {
-                    Some(d) if d >= Duration::from_secs(1) => d,
-                    _ => {
-                        p(
-                            "timeout",
-                            "expected a duration of at least 1s, e.g. \"2m\"".into(),
-                        );
-                        Duration::from_secs(120)
-                    }
-                };
-                let idle_timeout = match parse_duration(m.idle_timeout.as_deref().unwrap_or("25m"))
-                {
-                    Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(29 * 60) => {
-                        d
-                    }
-                    _ => {
-                        p(
-                            "idle_timeout",
-                            "expected a duration from 1s to 29m (RFC 2177), e.g. \"25m\"".into(),
-                        );
-                        Duration::from_secs(25 * 60)
-                    }
-                };
+                            d
+                        });
+                let timeout =
+                    bounded_duration(m.timeout.as_deref(), 120, ONE_SECOND, Duration::MAX)
+                        .unwrap_or_else(|d| {
+                            p(
+                                "timeout",
+                                "expected a duration of at least 1s, e.g. \"2m\"".into(),
+                            );
+                            d
+                        });
+                let idle_timeout = bounded_duration(
+                    m.idle_timeout.as_deref(),
+                    25 * 60,
+                    ONE_SECOND,
+                    Duration::from_secs(29 * 60),
+                )
+                .unwrap_or_else(|d| {
+                    p(
+                        "idle_timeout",
+                        "expected a duration from 1s to 29m (RFC 2177), e.g. \"25m\"".into(),
+                    );
+                    d
+                });
                 for key in ["path"] {
                     if m.path.is_some() {
                         p(key, "`path` is for maildir mailboxes".into());
@@ -795,16 +792,14 @@ fn check(
                     format!("{} is not a readable file", ca.display()),
                 );
             }
-            let timeout = match parse_duration(o.timeout.as_deref().unwrap_or("30s")) {
-                Some(d) if d >= Duration::from_secs(1) => d,
-                _ => {
+            let timeout = bounded_duration(o.timeout.as_deref(), 30, ONE_SECOND, Duration::MAX)
+                .unwrap_or_else(|d| {
                     problem(
                         &["outbox", "timeout"],
                         "expected a duration of at least 1s".into(),
                     );
-                    Duration::from_secs(30)
-                }
-            };
+                    d
+                });
             Some(OutboxKind::Smtp(SmtpSettings {
                 host,
                 port,
@@ -921,16 +916,14 @@ fn check(
         p.extend(path.iter().map(|s| s.to_string()));
         problems.push(Problem { path: p, message });
     };
-    let tick = match parse_duration(e.tick.as_deref().unwrap_or("1m")) {
-        Some(t) if t >= Duration::from_secs(1) => t,
-        _ => {
+    let tick =
+        bounded_duration(e.tick.as_deref(), 60, ONE_SECOND, Duration::MAX).unwrap_or_else(|d| {
             eprob(
                 &["tick"],
                 "expected a duration of at least 1s, e.g. \"1m\"".into(),
             );
-            Duration::from_secs(60)
-        }
-    };
+            d
+        });
     let warn_share = match e.warn_at_percent.unwrap_or(80) {
         0 => None,
         p if p < 100 => Some(f64::from(p) / 100.0),
@@ -1198,6 +1191,24 @@ fn read_secret_file(path: &Path) -> Result<Secret, String> {
 }
 
 /// "30s", "5m", "1h30m", "250ms", "2d".
+const ONE_SECOND: Duration = Duration::from_secs(1);
+
+/// A duration key: `value` (absent: `default_secs`), from `min` to `max`.
+/// Err carries the default, for checking to go on once the caller has
+/// recorded the problem.
+fn bounded_duration(
+    value: Option<&str>,
+    default_secs: u64,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Duration> {
+    let default = Duration::from_secs(default_secs);
+    match value.map_or(Some(default), parse_duration) {
+        Some(d) if d >= min && d <= max => Ok(d),
+        _ => Err(default),
+    }
+}
+
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
@@ -1341,6 +1352,18 @@ mod tests {
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn bounded_durations() {
+        let max = Duration::from_secs(29 * 60);
+        let b = |v| bounded_duration(v, 1500, ONE_SECOND, max);
+        assert_eq!(b(None), Ok(Duration::from_secs(1500)));
+        assert_eq!(b(Some("3s")), Ok(Duration::from_secs(3)));
+        assert_eq!(b(Some("29m")), Ok(max));
+        assert_eq!(b(Some("30m")), Err(Duration::from_secs(1500)));
+        assert_eq!(b(Some("500ms")), Err(Duration::from_secs(1500)));
+        assert_eq!(b(Some("soon")), Err(Duration::from_secs(1500)));
     }
 
     #[test]
