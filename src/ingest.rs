@@ -1,7 +1,7 @@
 //! Ingest: one raw message from a source to a committed ticket.
 //!
 //! Two halves. `prepare` is CPU only (parse, automated/spam check, triage,
-//! customer and SLA) and runs in the source's task. `commit` runs on the
+//! customer and SLA) and runs in the source's task. `commit_batch` runs on the
 //! store thread and does everything that must be atomic in one
 //! transaction: the dedupe check, threading, the ticket, the message with
 //! its raw bytes, the acknowledgement in the outbox and the mailbox
@@ -208,20 +208,6 @@ fn header_block(raw: &[u8]) -> &[u8] {
         .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
         .unwrap_or(raw.len().min(64 * 1024));
     &raw[..end.min(256 * 1024)]
-}
-
-/// Commits one message in its own transaction.
-pub fn commit(
-    conn: &mut Connection,
-    cfg: &Config,
-    renderer: &Renderer,
-    p: &Prepared,
-    now: DateTime<Utc>,
-) -> Result<Outcome> {
-    let tx = crate::store::begin(conn).context("Starting the ingest transaction")?;
-    let outcome = commit_in(&tx, cfg, renderer, p, now)?;
-    tx.commit().context("Committing the ingest transaction")?;
-    Ok(outcome)
 }
 
 /// Commits a batch in one transaction (one fsync for all), each message
