@@ -10,18 +10,75 @@
 //! `fr_next_at` / `res_next_at`, which hold open, unanswered tickets
 //! with something left to send; closed tickets are not in them.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Recipient};
 use crate::core::escalation::{Clock, Level, Schedule};
-use crate::ingest::enqueue;
 use crate::lifecycle;
 use crate::mail::compose::{self, Reply};
 use crate::render::Renderer;
-use crate::store::{parse_ts, ts};
+use crate::store::escalations::{self, TicketRow};
+use crate::store::{Store, messages, outbox, parse_ts, tickets};
+
+/// What the sweeper works with: the store, the config and templates of
+/// this generation, when the process started (the fetch alert's
+/// baseline), its own wake-up, the outbox's, and the shutdown token.
+#[derive(Clone)]
+pub struct Sweeper {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub renderer: Arc<Renderer>,
+    pub started: DateTime<Utc>,
+    pub wake: Arc<Notify>,
+    pub outbox_wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl Sweeper {
+    /// One escalation sweep and one health check; wakes the outbox when
+    /// they queued mail. Returns the number of notices queued.
+    pub async fn sweep(&self) -> Result<usize> {
+        let (config, renderer) = (self.config.clone(), self.renderer.clone());
+        let n = self
+            .store
+            .call(move |conn| sweep(conn, &config, &renderer, Utc::now()))
+            .await?;
+        let (config, started) = (self.config.clone(), self.started);
+        let alerts = self
+            .store
+            .call(move |conn| crate::health::check(conn, &config, started, Utc::now()))
+            .await?;
+        if n > 0 {
+            tracing::info!(notices = n, "escalations queued");
+        }
+        if n + alerts > 0 {
+            self.outbox_wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// The daemon loop: a sweep every `escalation.tick`, or sooner when
+    /// an ingest changed something.
+    pub async fn run(&self) -> Result<()> {
+        loop {
+            if let Err(e) = self.sweep().await {
+                tracing::error!("escalation sweep: {e:#}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.escalation.tick) => {}
+                _ = self.wake.notified() => {}
+                _ = self.shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
 
 /// How many tickets one transaction handles; a large backlog is worked
 /// through in several, so the store thread is never held for long.
@@ -97,23 +154,7 @@ pub fn sweep(
     let mut queued = 0;
     loop {
         let tx = crate::store::begin(conn).context("Starting a sweep")?;
-        let ids: Vec<i64> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    // INDEXED BY: the plan must never fall back to a scan
-                    // of all tickets (seen with the bundled SQLite at 1M rows).
-                    "SELECT id FROM tickets INDEXED BY tickets_fr_next
-                       WHERE fr_next_at IS NOT NULL AND fr_next_at <= ?1
-                     UNION SELECT id FROM tickets INDEXED BY tickets_res_next
-                       WHERE res_next_at IS NOT NULL AND res_next_at <= ?1
-                     LIMIT ?2",
-                )
-                .context("Preparing the sweep")?;
-            stmt.query_map(params![ts(now), BATCH as i64], |r| r.get(0))
-                .context("Finding tickets to escalate")?
-                .collect::<rusqlite::Result<_>>()
-                .context("Reading tickets to escalate")?
-        };
+        let ids = escalations::due(&tx, now, BATCH)?;
         for &id in &ids {
             queued += escalate_ticket(&tx, cfg, renderer, id, now)?;
         }
@@ -131,33 +172,7 @@ fn escalate_ticket(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let row = tx
-        .query_row(
-            "SELECT reference, subject, requester, customer, plan, priority, category, status, assignee,
-                    received_at, fr_next_at, first_response_due, first_response_warn, fr_level,
-                    res_next_at, resolution_due, resolution_warn, res_level
-             FROM tickets WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(TicketRow {
-                    reference: r.get(0)?,
-                    subject: r.get(1)?,
-                    requester: r.get(2)?,
-                    customer: r.get(3)?,
-                    plan: r.get(4)?,
-                    priority: r.get(5)?,
-                    category: r.get(6)?,
-                    status: r.get(7)?,
-                    assignee: r.get(8)?,
-                    received_at: r.get(9)?,
-                    clocks: [
-                        (Clock::FirstResponse, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?),
-                        (Clock::Resolution, r.get(14)?, r.get(15)?, r.get(16)?, r.get(17)?),
-                    ],
-                })
-            },
-        )
-        .context("Reading a ticket to escalate")?;
+    let row = escalations::ticket(tx, id)?;
     let mut queued = 0;
     for (clock, next, due, warn, level) in &row.clocks {
         let Some(next) = next.as_deref().and_then(parse_ts) else {
@@ -208,15 +223,7 @@ fn escalate_ticket(
                 ),
             }
         }
-        let col = match clock {
-            Clock::FirstResponse => "fr_level",
-            Clock::Resolution => "res_level",
-        };
-        tx.execute(
-            &format!("UPDATE tickets SET {col} = ?1 WHERE id = ?2"),
-            params![owed.rank(), id],
-        )
-        .context("Recording the escalation level")?;
+        tickets::set_level(tx, id, *clock, owed.rank())?;
         lifecycle::event(
             tx,
             id,
@@ -228,23 +235,6 @@ fn escalate_ticket(
     }
     lifecycle::refresh_next(tx, cfg, id)?;
     Ok(queued)
-}
-
-/// clock, next_at, due, warn, level handled
-type ClockRow = (Clock, Option<String>, Option<String>, Option<String>, u8);
-
-struct TicketRow {
-    reference: String,
-    subject: String,
-    requester: String,
-    customer: Option<String>,
-    plan: String,
-    priority: Option<String>,
-    category: Option<String>,
-    status: String,
-    assignee: Option<String>,
-    received_at: String,
-    clocks: [ClockRow; 2],
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -261,34 +251,16 @@ fn notify(
     now: DateTime<Utc>,
 ) -> Result<usize> {
     let recipient = r.address.email.to_string();
-    let inserted = tx
-        .execute(
-            "INSERT INTO escalations (ticket_id, clock, level, recipient, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            params![id, clock.as_str(), level.as_str(), recipient, ts(now)],
-        )
-        .context("Recording the escalation")?;
-    if inserted == 0 {
+    let Some(esc_id) = escalations::record(tx, id, clock, level, &recipient, now)? else {
         return Ok(0);
-    }
-    let esc_id = tx.last_insert_rowid();
+    };
     let local = |t: DateTime<Utc>| {
         t.with_timezone(&r.timezone)
             .format("%Y-%m-%d %H:%M %Z")
             .to_string()
     };
     let received = parse_ts(&row.received_at).unwrap_or(now);
-    let last_message: Option<String> = tx
-        .query_row(
-            "SELECT body_text FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND body_text IS NOT NULL
-             ORDER BY id DESC LIMIT 1",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()
-        .context("Reading the last message")?
-        .flatten();
-    let last_message = last_message
+    let last_message = messages::last_body(tx, id)?
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -328,12 +300,19 @@ fn notify(
         kind: &format!("escalation-{}", level.as_str()),
         auto_submitted: Some("auto-generated"),
     })?;
-    enqueue(tx, Some(id), "escalation", &out, now)?;
-    tx.execute(
-        "UPDATE escalations SET outbox_id = last_insert_rowid() WHERE id = ?1",
-        [esc_id],
-    )
-    .context("Linking the escalation to its mail")?;
+    let outbox_id = outbox::enqueue(
+        tx,
+        &outbox::NewOutgoing {
+            ticket: Some(id),
+            kind: "escalation",
+            message_id: &out.message_id,
+            sender: &out.sender,
+            recipients: &out.recipients,
+            raw: &out.raw,
+        },
+        now,
+    )?;
+    escalations::link(tx, esc_id, outbox_id)?;
     Ok(1)
 }
 

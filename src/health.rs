@@ -1,39 +1,15 @@
-//! Mailbox health: the last good pass and the last error of every
-//! mailbox, and the admin alert when one has not been fetched for
-//! `desk.fetch_alert_after` (one mail when it starts, one on recovery).
+//! Mailbox health alerts: one mail to the admin when a mailbox has not
+//! been fetched for `desk.fetch_alert_after`, one more on recovery. The
+//! health records themselves are the store's (`store::health`).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use crate::config::Config;
-use crate::ingest::enqueue;
 use crate::mail::compose::{self, Reply};
-use crate::store::{parse_ts, ts};
-
-/// Records the outcome of one pass over `mailbox`.
-pub fn record(
-    conn: &Connection,
-    mailbox: &str,
-    error: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    match error {
-        None => conn.execute(
-            "INSERT INTO mailbox_health (mailbox, last_ok_at) VALUES (?1, ?2)
-             ON CONFLICT(mailbox) DO UPDATE SET last_ok_at = excluded.last_ok_at, last_error = NULL",
-            params![mailbox, ts(now)],
-        ),
-        Some(e) => conn.execute(
-            "INSERT INTO mailbox_health (mailbox, last_error, last_error_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(mailbox) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at",
-            params![mailbox, e, ts(now)],
-        ),
-    }
-    .context("Recording mailbox health")?;
-    Ok(())
-}
+use crate::store::{health, outbox, ts};
 
 /// Queues the alerts owed at `now`: a mailbox without a good pass since
 /// `fetch_alert_after` (counted from `started` when it never had one in
@@ -51,17 +27,11 @@ pub fn check(
     let tx = crate::store::begin(conn).context("Starting the health check")?;
     let mut queued = 0;
     for mb in &cfg.mailboxes {
-        let row: Option<(Option<String>, Option<String>, Option<String>)> = tx
-            .query_row(
-                "SELECT last_ok_at, last_error, alerted_at FROM mailbox_health WHERE mailbox = ?1",
-                [&mb.name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .context("Reading mailbox health")?;
-        let (last_ok, last_error, alerted) = row.unwrap_or((None, None, None));
-        let last_ok = last_ok.as_deref().and_then(parse_ts);
-        let alerted = alerted.as_deref().and_then(parse_ts);
+        let health::Health {
+            last_ok,
+            last_error,
+            alerted,
+        } = health::read(&tx, &mb.name)?;
         match alerted {
             None => {
                 let since = last_ok.map_or(started, |t| t.max(started));
@@ -88,12 +58,7 @@ pub fn check(
                     &body,
                     now,
                 )?;
-                tx.execute(
-                    "INSERT INTO mailbox_health (mailbox, alerted_at) VALUES (?1, ?2)
-                     ON CONFLICT(mailbox) DO UPDATE SET alerted_at = excluded.alerted_at",
-                    params![mb.name, ts(now)],
-                )
-                .context("Recording the alert")?;
+                health::set_alerted(&tx, &mb.name, Some(now))?;
                 tracing::warn!(mailbox = %mb.name, "fetch alert sent to the admin");
                 queued += 1;
             }
@@ -112,11 +77,7 @@ pub fn check(
                     &body,
                     now,
                 )?;
-                tx.execute(
-                    "UPDATE mailbox_health SET alerted_at = NULL WHERE mailbox = ?1",
-                    [&mb.name],
-                )
-                .context("Clearing the alert")?;
+                health::set_alerted(&tx, &mb.name, None)?;
                 tracing::info!(mailbox = %mb.name, "recovery notice sent to the admin");
                 queued += 1;
             }
@@ -147,5 +108,17 @@ fn queue(
         kind: "alert",
         auto_submitted: Some("auto-generated"),
     })?;
-    enqueue(tx, None, "alert", &out, now)
+    outbox::enqueue(
+        tx,
+        &outbox::NewOutgoing {
+            ticket: None,
+            kind: "alert",
+            message_id: &out.message_id,
+            sender: &out.sender,
+            recipients: &out.recipients,
+            raw: &out.raw,
+        },
+        now,
+    )?;
+    Ok(())
 }

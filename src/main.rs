@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 
-use supportdesk::app::{self, Ctx};
+use supportdesk::app::{self, App};
 use supportdesk::config::{self, Config};
 use supportdesk::core::{inbound, sla, triage};
+use supportdesk::validate::validate;
 
 #[derive(Parser)]
 #[command(
@@ -129,10 +130,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    load_config_with(path, config::Secrets::Read)
-}
-
 /// For commands that never connect: passwords are not read.
 fn load_offline(path: &std::path::Path) -> Result<Config, ExitCode> {
     load_config_with(path, config::Secrets::Skip)
@@ -172,105 +169,8 @@ fn init_logging(level: Option<&str>, format: config::LogFormat) {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig { connect } => {
-            let cfg = match load_config(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            if connect {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .context("Starting the tokio runtime")?;
-                let failures = rt.block_on(check_connections(&cfg));
-                if failures > 0 {
-                    return Ok(ExitCode::from(1));
-                }
-            }
-            // Templates as the daemon will load them, then rendered with
-            // sample contexts: syntax, variables and the Subject: line.
-            let checked = supportdesk::render::Renderer::load(
-                &cfg.desk.templates_dir,
-                cfg.triage.default_language(),
-            )
-            .and_then(|r| {
-                r.check_kind("ack", &ack_samples(&cfg))?;
-                r.check_kind("escalation", &supportdesk::escalate::sample_contexts())
-            });
-            if let Err(e) = checked {
-                eprintln!("{}: templates: {e:#}", cli.config.display());
-                return Ok(ExitCode::from(1));
-            }
-            // Plaintext is accepted only for loopback hosts, and said aloud.
-            for mb in &cfg.mailboxes {
-                if let config::MailboxKind::Imap(s) = &mb.kind
-                    && s.tls == config::Tls::None
-                {
-                    eprintln!(
-                        "{}: warning: mailbox {} talks plaintext IMAP to {}:{}",
-                        cli.config.display(),
-                        mb.name,
-                        s.host,
-                        s.port
-                    );
-                }
-            }
-            if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind
-                && s.tls == config::Tls::None
-            {
-                eprintln!(
-                    "{}: warning: the outbox talks plaintext SMTP to {}:{}",
-                    cli.config.display(),
-                    s.host,
-                    s.port
-                );
-            }
-            println!(
-                "{}: ok ({} mailbox{}, {} priorities, {} categories, default language {})",
-                cli.config.display(),
-                cfg.mailboxes.len(),
-                if cfg.mailboxes.len() == 1 { "" } else { "es" },
-                cfg.priorities.len(),
-                cfg.categories.len(),
-                cfg.triage.default_language()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run { once } => {
-            let cfg = match load_config(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            init_logging(cfg.desk.log_level.as_deref(), cfg.desk.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("Starting the tokio runtime")?;
-            rt.block_on(async move {
-                let ctx = Ctx::new(cfg)?;
-                if once {
-                    let s = app::run_once(&ctx).await?;
-                    println!(
-                        "{} new ticket{}, {} other message{} recorded, {} already processed; {} mail{} sent, {} not sent",
-                        s.new_tickets,
-                        if s.new_tickets == 1 { "" } else { "s" },
-                        s.other,
-                        if s.other == 1 { "" } else { "s" },
-                        s.already_done,
-                        s.sent,
-                        if s.sent == 1 { "" } else { "s" },
-                        s.failed
-                    );
-                    if s.new_tickets + s.other == 0 && s.already_done > 0 {
-                        println!("nothing new arrived since the last run");
-                    }
-                } else {
-                    app::run(ctx).await?;
-                }
-                Ok::<_, anyhow::Error>(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CheckConfig { connect } => check_config(&cli.config, connect),
+        Command::Run { once } => run(&cli.config, once),
         Command::Sla {
             command:
                 SlaCommand::Due {
@@ -384,7 +284,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             let now = supportdesk::store::ts(Utc::now());
             let st =
-                store.call_blocking(move |conn| supportdesk::store::tickets::status(conn, &now))?;
+                store.call_blocking(move |conn| supportdesk::store::report::status(conn, &now))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -434,7 +334,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             let rows = store.call_blocking(move |conn| {
                 let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
-                supportdesk::store::tickets::list(conn, status.as_deref(), now.as_deref())
+                supportdesk::store::report::list(conn, status.as_deref(), now.as_deref())
             })?;
             for t in rows {
                 if json {
@@ -477,7 +377,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             let now = supportdesk::store::ts(Utc::now());
             let rows = store.call_blocking(move |conn| {
-                supportdesk::store::tickets::stats(conn, since.as_deref(), &now)
+                supportdesk::store::report::stats(conn, since.as_deref(), &now)
             })?;
             if json {
                 for r in &rows {
@@ -526,31 +426,83 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Acknowledgement contexts covering the templates' branches.
-fn ack_samples(cfg: &Config) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for (category, due) in [
-        (Some("commercial"), Some("2026-01-05 10:00 CET")),
-        (None, None),
-    ] {
-        let ctx = supportdesk::render::AckContext {
-            desk_name: cfg.desk.name.clone(),
-            reference: "SUP-000001".into(),
-            subject: "Subject".into(),
-            customer_name: category.map(|_| "Customer".into()),
-            customer_email: "customer@example.com".into(),
-            language: cfg.triage.default_language().into(),
-            plan: "plan".into(),
-            category: category.map(Into::into),
-            priority: category.map(|_| "P1".into()),
-            first_response_due: due.map(Into::into),
-            resolution_due: due.map(Into::into),
-            received_at: "2026-01-05T08:00:00Z".into(),
-            vars: cfg.desk.template_vars.clone(),
-        };
-        out.push(serde_json::to_value(ctx).unwrap_or_default());
+/// `check-config [--connect]`: the validation start-up and reload run,
+/// then (with --connect) a login to every server.
+fn check_config(path: &std::path::Path, connect: bool) -> Result<ExitCode> {
+    let v = match validate(path, config::Secrets::Read) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if connect {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("Starting the tokio runtime")?;
+        let failures = rt.block_on(check_connections(&v.config));
+        if failures > 0 {
+            return Ok(ExitCode::from(1));
+        }
     }
-    out
+    for w in &v.warnings {
+        eprintln!("{w}");
+    }
+    let cfg = &v.config;
+    println!(
+        "{}: ok ({} mailbox{}, {} priorities, {} categories, default language {})",
+        path.display(),
+        cfg.mailboxes.len(),
+        if cfg.mailboxes.len() == 1 { "" } else { "es" },
+        cfg.priorities.len(),
+        cfg.categories.len(),
+        cfg.triage.default_language()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run [--once]`: refuses to start on what check-config refuses.
+fn run(path: &std::path::Path, once: bool) -> Result<ExitCode> {
+    let v = match validate(path, config::Secrets::Read) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    init_logging(v.config.desk.log_level.as_deref(), v.config.desk.log_format);
+    for w in &v.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Starting the tokio runtime")?;
+    rt.block_on(async move {
+        let app = App::open(v)?;
+        if once {
+            let s = app::run_once(&app).await?;
+            println!(
+                "{} new ticket{}, {} other message{} recorded, {} already processed; {} mail{} sent, {} not sent",
+                s.new_tickets,
+                if s.new_tickets == 1 { "" } else { "s" },
+                s.other,
+                if s.other == 1 { "" } else { "s" },
+                s.already_done,
+                s.sent,
+                if s.sent == 1 { "" } else { "s" },
+                s.failed
+            );
+            if s.new_tickets + s.other == 0 && s.already_done > 0 {
+                println!("nothing new arrived since the last run");
+            }
+        } else {
+            app::run(app).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The database of an offline command, never created by it: a status
@@ -583,7 +535,7 @@ fn parse_since(s: &str) -> Result<String> {
 fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
     use supportdesk::core::commands::Command as Cmd;
     use supportdesk::lifecycle;
-    use supportdesk::store::tickets;
+    use supportdesk::store::report as tickets;
     let Some(store) = open_existing(&cfg)? else {
         return Ok(ExitCode::from(1));
     };

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::store::Store;
-use crate::store::tickets::Status;
+use crate::store::report::Status;
 
 type Labels = Vec<(String, String)>;
 
@@ -51,7 +51,7 @@ pub fn spawn(addr: SocketAddr, store: Store) -> Result<()> {
 fn scrape(store: &Store) -> Result<String> {
     let now = Utc::now();
     let stamp = crate::store::ts(now);
-    let st = store.call_blocking(move |conn| crate::store::tickets::status(conn, &stamp))?;
+    let st = store.call_blocking(move |conn| crate::store::report::status(conn, &stamp))?;
     render(&st, now)
 }
 

@@ -9,6 +9,15 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// Due and warning instants of both clocks of a ticket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clocks {
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub first_response_warn: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    pub resolution_warn: Option<DateTime<Utc>>,
+}
+
 /// Which promise a notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Clock {

@@ -17,11 +17,10 @@ use async_imap::extensions::idle::IdleResponse;
 use chrono::Utc;
 use futures::TryStreamExt;
 use rand::Rng;
-use rusqlite::{OptionalExtension, params};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::app::Ctx;
+use super::Source;
 use crate::config::{ImapSettings, Tls};
 use crate::ingest::{Incoming, Outcome};
 use crate::mail::tls;
@@ -99,32 +98,33 @@ where
 }
 
 /// `run --once`: connect, one pass, log out.
-pub async fn pass_once(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<Vec<Outcome>> {
+pub async fn pass_once(src: &Source, s: &ImapSettings) -> Result<Vec<Outcome>> {
     let mut session = connect(s).await?;
-    let outcomes = poll(ctx, name, s, &mut session).await?;
+    let outcomes = poll(src, s, &mut session).await?;
     logout(s, session).await;
     Ok(outcomes)
 }
 
 /// The daemon loop for one mailbox.
-pub async fn run(ctx: &Ctx, name: &str, s: &ImapSettings) -> Result<()> {
+pub async fn run(src: &Source, s: &ImapSettings) -> Result<()> {
+    let name = src.name.as_str();
     let mut failures: u32 = 0;
     let mut last_error: Option<String> = None;
-    while !ctx.shutdown.is_cancelled() {
+    while !src.shutdown.is_cancelled() {
         let result = tokio::select! {
-            r = session_loop(ctx, name, s, &mut failures, &mut last_error) => r,
-            _ = ctx.shutdown.cancelled() => Ok(()),
+            r = session_loop(src, s, &mut failures, &mut last_error) => r,
+            _ = src.shutdown.cancelled() => Ok(()),
         };
-        ctx.first_pass_done(name);
+        src.first_pass_done();
         let Err(e) = result else { continue };
         if let Some(msg) = super::log_failure(name, "IMAP unavailable", &e, &mut last_error) {
-            ctx.record_health(name, Some(msg)).await;
+            src.record_health(Some(msg)).await;
         }
         failures = failures.saturating_add(1);
         let delay = backoff(failures);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = ctx.shutdown.cancelled() => {}
+            _ = src.shutdown.cancelled() => {}
         }
     }
     Ok(())
@@ -138,8 +138,7 @@ fn backoff(failures: u32) -> Duration {
 }
 
 async fn session_loop(
-    ctx: &Ctx,
-    name: &str,
+    src: &Source,
     s: &ImapSettings,
     failures: &mut u32,
     last_error: &mut Option<String>,
@@ -149,9 +148,10 @@ async fn session_loop(
         && net(s, "CAPABILITY", session.capabilities())
             .await?
             .has_str("IDLE");
+    let name = src.name.as_str();
     loop {
-        poll(ctx, name, s, &mut session).await?;
-        ctx.first_pass_done(name);
+        poll(src, s, &mut session).await?;
+        src.first_pass_done();
         if *failures > 0 || last_error.is_some() {
             tracing::info!(
                 mailbox = name,
@@ -160,7 +160,7 @@ async fn session_loop(
             *failures = 0;
             *last_error = None;
         }
-        if ctx.shutdown.is_cancelled() {
+        if src.shutdown.is_cancelled() {
             logout(s, session).await;
             return Ok(());
         }
@@ -186,7 +186,7 @@ async fn session_loop(
                     }
                     false
                 }
-                _ = ctx.shutdown.cancelled() => true,
+                _ = src.shutdown.cancelled() => true,
             };
             drop(stop);
             session = net(s, "IDLE DONE", handle.done()).await?;
@@ -197,7 +197,7 @@ async fn session_loop(
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(s.poll_interval) => {}
-                _ = ctx.shutdown.cancelled() => {
+                _ = src.shutdown.cancelled() => {
                     logout(s, session).await;
                     return Ok(());
                 }
@@ -207,12 +207,7 @@ async fn session_loop(
 }
 
 /// One pass: everything above the watermark, in UID order.
-async fn poll(
-    ctx: &Ctx,
-    name: &str,
-    s: &ImapSettings,
-    session: &mut ImapSession,
-) -> Result<Vec<Outcome>> {
+async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Result<Vec<Outcome>> {
     let mb = net(
         s,
         &format!("SELECT {}", s.folder),
@@ -223,50 +218,12 @@ async fn poll(
         .uid_validity
         .ok_or_else(|| anyhow!("The server gave no UIDVALIDITY for {}", s.folder))?;
 
-    let n = name.to_string();
-    let (last_uid, unmarked) = ctx
-        .store
-        .call(move |conn| {
-            let state: Option<(u32, u32)> = conn
-                .query_row(
-                    "SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = ?1",
-                    [&n],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let last_uid = match state {
-                Some((v, last)) if v == uidvalidity => last,
-                Some(_) => {
-                    // A new UIDVALIDITY: every UID is new. Message-ID dedupe in
-                    // ingest keeps the mail already ticketed from being ticketed twice.
-                    tracing::warn!(mailbox = %n, uidvalidity, "UIDVALIDITY changed; rescanning");
-                    conn.execute(
-                        "UPDATE mailbox_state SET uidvalidity = ?2, last_uid = 0 WHERE mailbox = ?1",
-                        params![n, uidvalidity],
-                    )?;
-                    0
-                }
-                None => {
-                    conn.execute(
-                        "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid) VALUES (?1, ?2, 0)",
-                        params![n, uidvalidity],
-                    )?;
-                    0
-                }
-            };
-            let mut stmt = conn.prepare(
-                "SELECT uid FROM messages WHERE mailbox = ?1 AND marked = 0 AND uidvalidity = ?2 AND uid IS NOT NULL",
-            )?;
-            let unmarked = stmt
-                .query_map(params![n, uidvalidity], |r| r.get::<_, u32>(0))?
-                .collect::<rusqlite::Result<Vec<u32>>>()?;
-            Ok((last_uid, unmarked))
-        })
-        .await?;
+    let name = src.name.as_str();
+    let (last_uid, unmarked) = src.watermark(uidvalidity).await?;
 
     // Committed before a crash but never marked: mark them now.
     if !unmarked.is_empty() {
-        mark(ctx, name, s, session, uidvalidity, &unmarked).await?;
+        mark(src, s, session, uidvalidity, &unmarked).await?;
     }
 
     let mut uids: Vec<u32> = net(
@@ -319,25 +276,24 @@ async fn poll(
             })
             .collect();
         // One transaction per fetched batch; marked only once committed.
-        outcomes.extend(ctx.ingest_batch(batch).await?);
+        outcomes.extend(src.submit(batch).await?);
         if !done.is_empty() {
-            mark(ctx, name, s, session, uidvalidity, &done).await?;
+            mark(src, s, session, uidvalidity, &done).await?;
         }
-        if ctx.shutdown.is_cancelled() {
+        if src.shutdown.is_cancelled() {
             break;
         }
     }
 
     // A good pass, for `status`, metrics and the fetch alert (daemon and
     // `run --once` alike).
-    ctx.record_health(name, None).await;
+    src.record_health(None).await;
     Ok(outcomes)
 }
 
 /// Tells the server the messages are handled, then records that it did.
 async fn mark(
-    ctx: &Ctx,
-    name: &str,
+    src: &Source,
     s: &ImapSettings,
     session: &mut ImapSession,
     uidvalidity: u32,
@@ -370,25 +326,13 @@ async fn mark(
             }
         }
         drain_unsolicited(session);
-        let n = name.to_string();
-        let chunk = chunk.to_vec();
-        ctx.store
-            .call(move |conn| {
-                let tx = crate::store::begin(conn)?;
-                {
-                    // By (mailbox, source_key): the UNIQUE index finds the
-                    // row; a lookup by uid would scan the table per message.
-                    let mut stmt = tx.prepare(
-                        "UPDATE messages SET marked = 1 WHERE mailbox = ?1 AND source_key = ?2",
-                    )?;
-                    for uid in chunk {
-                        stmt.execute(params![n, format!("{uidvalidity}:{uid}")])?;
-                    }
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await?;
+        src.set_marked(
+            chunk
+                .iter()
+                .map(|uid| format!("{uidvalidity}:{uid}"))
+                .collect(),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -13,20 +13,21 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use crate::app::Ctx;
+use super::Source;
 use crate::ingest::{Action, Incoming, Outcome};
 
 const POLL: Duration = Duration::from_secs(2);
 /// Messages per transaction.
 const BATCH: usize = 100;
 
-pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
+pub async fn run(src: &Source, path: &Path, mark: bool) -> Result<()> {
+    let name = src.name.as_str();
     let mut last_error: Option<String> = None;
-    while !ctx.shutdown.is_cancelled() {
-        let result = pass(ctx, name, path, mark).await;
+    while !src.shutdown.is_cancelled() {
+        let result = pass(src, path, mark).await;
         match result {
             Ok(_) => {
-                ctx.record_health(name, None).await;
+                src.record_health(None).await;
                 if last_error.take().is_some() {
                     tracing::info!(mailbox = name, "Maildir readable again");
                 }
@@ -38,14 +39,14 @@ pub async fn run(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<()> {
                 if let Some(msg) =
                     super::log_failure(name, "Maildir pass failed", &e, &mut last_error)
                 {
-                    ctx.record_health(name, Some(msg)).await;
+                    src.record_health(Some(msg)).await;
                 }
             }
         }
-        ctx.first_pass_done(name);
+        src.first_pass_done();
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = ctx.shutdown.cancelled() => {}
+            _ = src.shutdown.cancelled() => {}
         }
     }
     Ok(())
@@ -58,18 +59,9 @@ struct Candidate {
 }
 
 /// One pass over new/ and the unseen part of cur/, oldest delivery first.
-pub async fn pass(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<Vec<Outcome>> {
-    let n = name.to_string();
-    let known: HashSet<String> = ctx
-        .store
-        .call(move |conn| {
-            let mut stmt = conn.prepare("SELECT source_key FROM messages WHERE mailbox = ?1")?;
-            let keys = stmt
-                .query_map([&n], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<HashSet<String>>>()?;
-            Ok(keys)
-        })
-        .await?;
+pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>> {
+    let name = src.name.as_str();
+    let known: HashSet<String> = src.known_keys().await?;
 
     let dir = path.to_path_buf();
     let mut candidates = tokio::task::spawn_blocking(move || list(&dir))
@@ -93,7 +85,7 @@ pub async fn pass(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<Vec<
     // Batches of BATCH files, one transaction each; files are marked
     // only once their batch is committed.
     for chunk in fresh.chunks(BATCH) {
-        if ctx.shutdown.is_cancelled() {
+        if src.shutdown.is_cancelled() {
             break;
         }
         let mut batch = Vec::with_capacity(chunk.len());
@@ -115,7 +107,7 @@ pub async fn pass(ctx: &Ctx, name: &str, path: &Path, mark: bool) -> Result<Vec<
             });
             paths.push(&c.path);
         }
-        outcomes.extend(ctx.ingest_batch(batch).await?);
+        outcomes.extend(src.submit(batch).await?);
         if mark {
             for p in paths {
                 mark_seen(p)?;

@@ -1,10 +1,137 @@
-//! Mail I/O: IMAP and Maildir sources, composing, and outbox delivery.
+//! Mail I/O: IMAP and Maildir sources, composing, and outbox delivery,
+//! and the narrow handle a source works through ([`Source`]).
 
 pub mod compose;
 pub mod imap;
 pub mod maildir;
 pub mod outbox;
 pub mod tls;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::{Incoming, Intake, Outcome};
+use crate::store::{mailbox, messages};
+
+/// Which mailboxes have made their first attempt (ok or not): readiness.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    done: Arc<Mutex<HashSet<String>>>,
+    wake: Arc<Notify>,
+}
+
+impl Readiness {
+    pub fn mark(&self, mailbox: &str) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if done.insert(mailbox.to_string()) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until `n` mailboxes have made their first attempt.
+    pub async fn wait_for(&self, n: usize) {
+        loop {
+            let notified = self.wake.notified();
+            if self.done.lock().unwrap_or_else(|e| e.into_inner()).len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What one mailbox source works with: its name, the intake to submit
+/// batches to, its own bookkeeping in the store (watermark, marks,
+/// health), readiness and the shutdown token. Nothing else of the app.
+#[derive(Clone)]
+pub struct Source {
+    pub name: String,
+    pub shutdown: CancellationToken,
+    intake: Intake,
+    ready: Readiness,
+}
+
+impl Source {
+    pub fn new(
+        name: &str,
+        intake: Intake,
+        ready: Readiness,
+        shutdown: CancellationToken,
+    ) -> Source {
+        Source {
+            name: name.to_string(),
+            shutdown,
+            intake,
+            ready,
+        }
+    }
+
+    /// Ingests a batch; see [`Intake::submit`].
+    pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
+        self.intake.submit(batch).await
+    }
+
+    /// Called after the source's first connection attempt and pass.
+    pub fn first_pass_done(&self) {
+        self.ready.mark(&self.name);
+    }
+
+    /// Records how a pass went (for `status` and the fetch alert).
+    pub async fn record_health(&self, error: Option<String>) {
+        let name = self.name.clone();
+        let r = self
+            .intake
+            .store()
+            .call(move |conn| {
+                crate::store::health::record(conn, &name, error.as_deref(), Utc::now())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(mailbox = %self.name, "recording mailbox health: {e:#}");
+        }
+    }
+
+    /// The IMAP watermark under `uidvalidity`, and the UIDs committed but
+    /// not yet marked at the server.
+    pub async fn watermark(&self, uidvalidity: u32) -> Result<(u32, Vec<u32>)> {
+        let name = self.name.clone();
+        self.intake
+            .store()
+            .call(move |conn| {
+                let last = mailbox::watermark(conn, &name, uidvalidity)?;
+                Ok((last, messages::unmarked_uids(conn, &name, uidvalidity)?))
+            })
+            .await
+    }
+
+    /// The source keys committed from this mailbox.
+    pub async fn known_keys(&self) -> Result<HashSet<String>> {
+        let name = self.name.clone();
+        self.intake
+            .store()
+            .call(move |conn| messages::known_keys(conn, &name))
+            .await
+    }
+
+    /// Records that the server has these messages marked.
+    pub async fn set_marked(&self, keys: Vec<String>) -> Result<()> {
+        let name = self.name.clone();
+        self.intake
+            .store()
+            .call(move |conn| {
+                let tx = crate::store::begin(conn)?;
+                messages::set_marked(&tx, &name, &keys)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+}
 
 /// Logs a mailbox source's failure once per state change, not once per
 /// retry: storage trouble (disk full, database locked) as a pause, anything

@@ -11,11 +11,12 @@
 
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
@@ -23,26 +24,46 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 use rand::Rng;
-use rusqlite::params;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::Ctx;
-use crate::config::{OutboxKind, SmtpSettings, Tls};
+use crate::config::{self, OutboxKind, SmtpSettings, Tls};
 use crate::mail::tls;
-use crate::store::ts;
+use crate::store::Store;
+use crate::store::outbox::{self as queue, Claimed as Row};
 
 const BATCH: i64 = 100;
 
-#[derive(Debug)]
-struct Row {
-    id: i64,
-    message_id: String,
-    sender: String,
-    recipients: Vec<String>,
-    raw: Vec<u8>,
-    attempts: u32,
+/// What the outbox task works with: the queue in the store, its own
+/// settings, its wake-up and the shutdown token.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    settings: Arc<config::Outbox>,
+    pub wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+    /// The last SMTP connection error, so it is logged once per change.
+    smtp_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Store,
+        settings: config::Outbox,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Outbox {
+        Outbox {
+            store,
+            settings: Arc::new(settings),
+            wake,
+            shutdown,
+            smtp_error: Arc::default(),
+        }
+    }
 }
 
 enum SendError {
@@ -57,80 +78,33 @@ fn backoff(attempts: u32) -> Duration {
 
 /// Claims up to BATCH due rows: counts the attempt and pushes the next
 /// attempt back by the backoff, so a crash mid-send retries later.
-async fn claim(ctx: &Ctx) -> Result<Vec<Row>> {
-    ctx.store
-        .call(|conn| {
-            let now = Utc::now();
-            let tx = crate::store::begin(conn)?;
-            let rows = {
-                let mut stmt = tx.prepare(
-                    "SELECT id, message_id, sender, recipients, raw, attempts FROM outbox
-                     WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
-                )?;
-                stmt.query_map(params![ts(now), BATCH], |r| {
-                    Ok(Row {
-                        id: r.get(0)?,
-                        message_id: r.get(1)?,
-                        sender: r.get(2)?,
-                        recipients: r
-                            .get::<_, String>(3)?
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect(),
-                        raw: r.get(4)?,
-                        attempts: r.get::<_, u32>(5)? + 1,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<Row>>>()?
-            };
-            {
-                let mut up = tx.prepare(
-                    "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, claimed_at = ?4 WHERE id = ?1",
-                )?;
-                for r in &rows {
-                    up.execute(params![
-                        r.id,
-                        r.attempts,
-                        ts(now + chrono::Duration::from_std(backoff(r.attempts))?),
-                        ts(now)
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(rows)
-        })
+async fn claim(ob: &Outbox) -> Result<Vec<Row>> {
+    ob.store
+        .call(|conn| queue::claim(conn, Utc::now(), BATCH, backoff))
         .await
 }
 
-async fn finish(ctx: &Ctx, id: i64, attempts: u32, result: Result<(), SendError>) -> Result<bool> {
-    let max = ctx.config.outbox.max_attempts;
-    ctx.store
-        .call(move |conn| {
-            let now = ts(Utc::now());
-            match result {
-                Ok(()) => {
-                    conn.execute(
-                        "UPDATE outbox SET status = 'sent', sent_at = ?2, last_error = NULL, claimed_at = NULL WHERE id = ?1",
-                        params![id, now],
-                    )?;
-                    Ok(true)
-                }
-                Err(SendError::Transient(e)) if attempts < max => {
-                    conn.execute(
-                        "UPDATE outbox SET last_error = ?2, claimed_at = NULL WHERE id = ?1",
-                        params![id, e],
-                    )?;
-                    Ok(false)
-                }
-                Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
-                    tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
-                    conn.execute(
-                        "UPDATE outbox SET status = 'failed', last_error = ?2, claimed_at = NULL WHERE id = ?1",
-                        params![id, e],
-                    )?;
-                    Ok(false)
-                }
+async fn finish(
+    ob: &Outbox,
+    id: i64,
+    attempts: u32,
+    result: Result<(), SendError>,
+) -> Result<bool> {
+    let max = ob.settings.max_attempts;
+    ob.store
+        .call(move |conn| match result {
+            Ok(()) => {
+                queue::mark_sent(conn, id, Utc::now())?;
+                Ok(true)
+            }
+            Err(SendError::Transient(e)) if attempts < max => {
+                queue::retry_later(conn, id, &e)?;
+                Ok(false)
+            }
+            Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+                tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
+                queue::mark_failed(conn, id, &e)?;
+                Ok(false)
             }
         })
         .await
@@ -141,11 +115,7 @@ async fn finish(ctx: &Ctx, id: i64, attempts: u32, result: Result<(), SendError>
 /// backoff. The attempt they used still counts, so a message that crashes
 /// the sender every time ends as failed rather than in a crash loop.
 pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
-    let n = conn.execute(
-        "UPDATE outbox SET next_attempt_at = ?1, claimed_at = NULL
-         WHERE status = 'pending' AND claimed_at IS NOT NULL",
-        [ts(Utc::now())],
-    )?;
+    let n = queue::recover_interrupted(conn, Utc::now())?;
     if n > 0 {
         tracing::info!(
             rows = n,
@@ -156,60 +126,49 @@ pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
 }
 
 /// Delivers everything due now; returns (sent, not sent).
-pub async fn drain(ctx: &Ctx) -> Result<(usize, usize)> {
+pub async fn drain(ob: &Outbox) -> Result<(usize, usize)> {
     let (mut sent, mut failed) = (0, 0);
     loop {
-        let rows = claim(ctx).await?;
+        let rows = claim(ob).await?;
         if rows.is_empty() {
             return Ok((sent, failed));
         }
-        let (s, f, unreachable) = deliver(ctx, rows).await?;
+        let (s, f, unreachable) = deliver(ob, rows).await?;
         sent += s;
         failed += f;
         // The server is down: the rest waits for its backoff instead of
         // one failed connection per batch.
-        if unreachable || ctx.shutdown.is_cancelled() {
+        if unreachable || ob.shutdown.is_cancelled() {
             return Ok((sent, failed));
         }
     }
 }
 
 /// The daemon loop: drain, then sleep until woken or the next retry is due.
-pub async fn run(ctx: &Ctx) -> Result<()> {
+pub async fn run(ob: &Outbox) -> Result<()> {
     loop {
-        if ctx.shutdown.is_cancelled() {
+        if ob.shutdown.is_cancelled() {
             // Bounded final flush of what is due, whenever the stop came
             // (mail queued by the last ingest included).
-            let _ = tokio::time::timeout(Duration::from_secs(10), drain(ctx)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), drain(ob)).await;
             return Ok(());
         }
-        if let Err(e) = drain(ctx).await {
+        if let Err(e) = drain(ob).await {
             tracing::error!("outbox: {e:#}");
         }
-        let next = next_due_in(ctx).await.unwrap_or(Duration::from_secs(60));
+        let next = next_due_in(ob).await.unwrap_or(Duration::from_secs(60));
         tokio::select! {
-            _ = ctx.outbox_wake.notified() => {}
+            _ = ob.wake.notified() => {}
             _ = tokio::time::sleep(next) => {}
-            _ = ctx.shutdown.cancelled() => {}
+            _ = ob.shutdown.cancelled() => {}
         }
     }
 }
 
-async fn next_due_in(ctx: &Ctx) -> Result<Duration> {
-    let next: Option<String> = ctx
-        .store
-        .call(|conn| {
-            Ok(conn.query_row(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await?;
-    let Some(next) = next else {
+async fn next_due_in(ob: &Outbox) -> Result<Duration> {
+    let Some(at) = ob.store.call(|conn| queue::next_due(conn)).await? else {
         return Ok(Duration::from_secs(300));
     };
-    let at = DateTime::parse_from_rfc3339(&next)?.with_timezone(&Utc);
     Ok((at - Utc::now())
         .to_std()
         .unwrap_or(Duration::ZERO)
@@ -217,13 +176,13 @@ async fn next_due_in(ctx: &Ctx) -> Result<Duration> {
 }
 
 /// Sends claimed rows; returns (sent, not sent, server unreachable).
-async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
+async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
     let (mut sent, mut failed) = (0, 0);
-    match &ctx.config.outbox.kind {
+    match &ob.settings.kind {
         OutboxKind::Directory(dir) => {
             for r in rows {
                 let res = write_eml(dir, &r).map_err(|e| SendError::Transient(format!("{e:#}")));
-                if finish(ctx, r.id, r.attempts, res).await? {
+                if finish(ob, r.id, r.attempts, res).await? {
                     sent += 1;
                 } else {
                     failed += 1;
@@ -237,7 +196,7 @@ async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                     let msg = format!("{e:#}");
                     // Once per state change, not once per retry.
                     let changed = {
-                        let mut last = ctx.smtp_error.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut last = ob.smtp_error.lock().unwrap_or_else(|e| e.into_inner());
                         let changed = last.as_deref() != Some(msg.as_str());
                         *last = Some(msg.clone());
                         changed
@@ -247,13 +206,13 @@ async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                     }
                     for r in rows {
                         let res = Err(classify_connect(&msg));
-                        finish(ctx, r.id, r.attempts, res).await?;
+                        finish(ob, r.id, r.attempts, res).await?;
                         failed += 1;
                     }
                     return Ok((sent, failed, true));
                 }
             };
-            if ctx
+            if ob
                 .smtp_error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -268,7 +227,7 @@ async fn deliver(ctx: &Ctx, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                     tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
                 }
                 let broken = conn.has_broken();
-                if finish(ctx, r.id, r.attempts, res).await? {
+                if finish(ob, r.id, r.attempts, res).await? {
                     tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
                     sent += 1;
                 } else {

@@ -1,4 +1,6 @@
-//! The SQLite store: one owner thread, migrations, and the queries.
+//! The SQLite store: one owner thread, migrations, and every SQL
+//! statement of the program, one module per table family behind typed
+//! functions (nothing outside src/store/ writes SQL).
 //!
 //! SQLite allows one writer at a time, and rusqlite's `Connection` is not
 //! `Sync`, so a single thread owns the connection and runs closures sent to
@@ -6,6 +8,12 @@
 //! no query is ever held across an `.await`, and blocking disk I/O never
 //! runs on the tokio workers.
 
+pub mod escalations;
+pub mod health;
+pub mod mailbox;
+pub mod messages;
+pub mod outbox;
+pub mod report;
 pub mod schema;
 pub mod tickets;
 
@@ -35,6 +43,24 @@ pub fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// at its first write, without waiting, if a CLI command wrote between.
 pub fn begin(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
+/// Restricts a path to its owner (`mode` 0700 for directories, 0600 for files).
+pub fn private(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Restricting {} to its owner", path.display()))
+}
+
+/// Changes whenever anything was written to the database since the last
+/// call returned the same value: SQLite's data_version (commits by other
+/// connections, the CLI) and this connection's own change count. A reader
+/// that saw `version` before can trust what it read while it is unchanged.
+pub fn version(conn: &Connection) -> Result<(i64, u64)> {
+    let data: i64 = conn
+        .query_row("PRAGMA data_version", [], |r| r.get(0))
+        .context("Reading the data version")?;
+    Ok((data, conn.total_changes()))
 }
 
 /// Whether an error comes from the machine rather than the message: disk

@@ -1,393 +1,309 @@
-//! Ticket queries for the CLI and tests.
+//! The `tickets` and `ticket_events` tables: every statement that writes a
+//! ticket (opening, lifecycle changes, escalation levels, the sweeper's
+//! next-look instants) and the reads those writes depend on.
+//!
+//! Each function runs inside the caller's transaction (`&Connection` is a
+//! `Transaction` or a savepoint), so a message and its effect on its
+//! ticket commit together. Decisions are the callers'; this module only
+//! stores them.
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
 
-#[derive(Debug, Serialize)]
-pub struct TicketRow {
+use super::{parse_ts, ts};
+use crate::core::escalation::{Clock, Clocks};
+
+/// A ticket as ingest opens it.
+pub struct NewTicket<'a> {
+    pub id: i64,
+    pub reference: &'a str,
+    pub subject: &'a str,
+    pub requester: &'a str,
+    pub requester_name: Option<&'a str>,
+    pub customer: Option<&'a str>,
+    pub plan: &'a str,
+    pub language: &'a str,
+    pub category: Option<&'a str>,
+    pub priority: Option<&'a str>,
+    pub impact: Option<&'a str>,
+    pub urgency: Option<&'a str>,
+    /// JSON array of strings.
+    pub triage_reasons: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub clocks: Clocks,
+    pub note: Option<&'a str>,
+    pub customer_timezone: Option<&'a str>,
+    pub previous: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn insert(conn: &Connection, t: &NewTicket<'_>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tickets (id, reference, status, subject, requester, requester_name, customer, plan,
+            language, category, priority, impact, urgency, triage_reasons, received_at,
+            first_response_due, resolution_due, note, created_at,
+            customer_timezone, first_response_warn, resolution_warn, previous_ticket)
+         VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21, ?22)",
+    )?
+    .execute(params![
+        t.id,
+        t.reference,
+        t.subject,
+        t.requester,
+        t.requester_name,
+        t.customer,
+        t.plan,
+        t.language,
+        t.category,
+        t.priority,
+        t.impact,
+        t.urgency,
+        t.triage_reasons,
+        ts(t.received_at),
+        t.clocks.first_response_due.map(ts),
+        t.clocks.resolution_due.map(ts),
+        t.note,
+        ts(t.created_at),
+        t.customer_timezone,
+        t.clocks.first_response_warn.map(ts),
+        t.clocks.resolution_warn.map(ts),
+        t.previous,
+    ])
+    .context("Inserting the ticket")?;
+    Ok(())
+}
+
+/// The id the next ticket gets. One writer owns the database, so it is
+/// stable until that writer inserts.
+pub fn next_id(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets")?
+        .query_row([], |r| r.get(0))
+        .context("Choosing the ticket id")
+}
+
+/// Appends `note` to the ticket's note ("; " between notes).
+pub fn append_note(conn: &Connection, id: i64, note: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET note = COALESCE(note || '; ', '') || ?1 WHERE id = ?2",
+    )?
+    .execute(params![note, id])
+    .context("Noting on the ticket")?;
+    Ok(())
+}
+
+/// What threading and the follow-up policy need to know of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
     pub reference: String,
-    pub status: String,
-    pub subject: String,
     pub requester: String,
-    pub plan: String,
-    pub language: String,
-    pub category: Option<String>,
-    pub priority: Option<String>,
-    pub received_at: String,
-    pub first_response_due: Option<String>,
-    pub resolution_due: Option<String>,
+    pub status: String,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub pending_since: Option<DateTime<Utc>>,
 }
 
-/// Tickets, optionally of one status, or only those breaching at
-/// `breaching_at` (RFC 3339): open or pending with a due instant passed
-/// and its clock still running.
-pub fn list(
-    conn: &Connection,
-    status: Option<&str>,
-    breaching_at: Option<&str>,
-) -> Result<Vec<TicketRow>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT reference, status, subject, requester, plan, language, category, priority,
-                    received_at, first_response_due, resolution_due
-             FROM tickets WHERE (?1 IS NULL OR status = ?1)
-               AND (?2 IS NULL OR (status = 'open'
-                    AND ((first_responded_at IS NULL AND first_response_due < ?2)
-                      OR resolution_due < ?2)))
-             ORDER BY id",
-        )
-        .context("Preparing the ticket list")?;
-    let rows = stmt
-        .query_map(rusqlite::params![status, breaching_at], |r| {
-            Ok(TicketRow {
-                reference: r.get(0)?,
-                status: r.get(1)?,
-                subject: r.get(2)?,
-                requester: r.get(3)?,
-                plan: r.get(4)?,
-                language: r.get(5)?,
-                category: r.get(6)?,
-                priority: r.get(7)?,
-                received_at: r.get(8)?,
-                first_response_due: r.get(9)?,
-                resolution_due: r.get(10)?,
-            })
+pub fn thread(conn: &Connection, id: i64) -> Result<Option<Thread>> {
+    conn.prepare_cached(
+        "SELECT reference, requester, status, resolved_at, pending_since FROM tickets WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Thread {
+            reference: r.get(0)?,
+            requester: r.get(1)?,
+            status: r.get(2)?,
+            resolved_at: r.get::<_, Option<String>>(3)?.as_deref().and_then(parse_ts),
+            pending_since: r.get::<_, Option<String>>(4)?.as_deref().and_then(parse_ts),
         })
-        .context("Listing tickets")?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .context("Reading tickets")?;
-    Ok(rows)
-}
-
-#[derive(Debug, Serialize)]
-pub struct MailboxStatus {
-    pub mailbox: String,
-    pub last_poll_at: Option<String>,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub mailboxes: Vec<MailboxStatus>,
-    pub outbox_pending: i64,
-    pub outbox_oldest_pending: Option<String>,
-    pub outbox_failed: i64,
-    pub open_tickets: i64,
-    pub breaching: i64,
-    pub unticketed_messages: i64,
-}
-
-/// Health figures for `supportdesk status`; `now` is RFC 3339 UTC.
-pub fn status(conn: &Connection, now: &str) -> Result<Status> {
-    let mut stmt = conn
-        .prepare("SELECT mailbox, last_ok_at, last_error FROM mailbox_health ORDER BY mailbox")
-        .context("Preparing mailbox status")?;
-    let mailboxes = stmt
-        .query_map([], |r| {
-            Ok(MailboxStatus {
-                mailbox: r.get(0)?,
-                last_poll_at: r.get(1)?,
-                last_error: r.get(2)?,
-            })
-        })
-        .context("Reading mailbox status")?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let one = |sql: &str| -> Result<i64> {
-        conn.query_row(sql, [], |r| r.get(0))
-            .with_context(|| format!("Running {sql}"))
-    };
-    Ok(Status {
-        mailboxes,
-        outbox_pending: one("SELECT count(*) FROM outbox WHERE status = 'pending'")?,
-        outbox_oldest_pending: conn
-            .query_row(
-                "SELECT min(created_at) FROM outbox WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-            .context("Reading the oldest pending mail")?,
-        outbox_failed: one("SELECT count(*) FROM outbox WHERE status = 'failed'")?,
-        open_tickets: one("SELECT count(*) FROM tickets WHERE status IN ('open', 'pending')")?,
-        breaching: conn
-            .query_row(
-                "SELECT count(*) FROM tickets WHERE status = 'open'
-                   AND ((first_responded_at IS NULL AND first_response_due < ?1)
-                     OR (resolution_due < ?1))",
-                [now],
-                |r| r.get(0),
-            )
-            .context("Counting breaching tickets")?,
-        unticketed_messages: one("SELECT count(*) FROM messages WHERE ticket_id IS NULL")?,
     })
+    .optional()
+    .context("Reading the ticket")
 }
 
-/// A ticket id from "SUP-000123", "000123" or "123".
-pub fn find_id(conn: &Connection, text: &str) -> Result<Option<i64>> {
-    let by_ref: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM tickets WHERE reference = ?1 COLLATE NOCASE",
-            [text],
-            |r| r.get(0),
-        )
-        .optional()
-        .context("Looking up the ticket")?;
-    if by_ref.is_some() {
-        return Ok(by_ref);
-    }
-    let digits = text.rsplit('-').next().unwrap_or(text);
-    let Ok(id) = digits.parse::<i64>() else {
-        return Ok(None);
-    };
-    conn.query_row("SELECT id FROM tickets WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
-        .context("Looking up the ticket")
-}
-
-#[derive(Debug, Serialize)]
-pub struct MessageLine {
-    pub direction: String,
-    pub kind: String,
-    pub sender: Option<String>,
-    pub subject: Option<String>,
-    pub received_at: String,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct EventLine {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TicketDetail {
-    pub reference: String,
+/// Both clocks of a ticket as the escalation schedule needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockState {
     pub status: String,
-    pub subject: String,
-    pub requester: String,
-    pub customer: Option<String>,
-    pub plan: String,
-    pub language: String,
-    pub category: Option<String>,
-    pub priority: Option<String>,
-    pub impact: Option<String>,
-    pub urgency: Option<String>,
-    pub triage_reasons: serde_json::Value,
-    pub assignee: Option<String>,
-    pub received_at: String,
-    pub first_response_due: Option<String>,
-    pub first_responded_at: Option<String>,
-    pub resolution_due: Option<String>,
-    pub resolved_at: Option<String>,
-    pub previous_ticket: Option<String>,
-    pub note: Option<String>,
-    pub messages: Vec<MessageLine>,
-    pub outgoing: Vec<MessageLine>,
-    pub events: Vec<EventLine>,
+    pub first_responded_at: Option<DateTime<Utc>>,
+    pub clocks: Clocks,
+    pub fr_level: u8,
+    pub res_level: u8,
 }
 
-pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
-    let mut d = conn
-        .query_row(
-            "SELECT t.reference, t.status, t.subject, t.requester, t.customer, t.plan, t.language,
-                    t.category, t.priority, t.impact, t.urgency, t.triage_reasons, t.assignee,
-                    t.received_at, t.first_response_due, t.first_responded_at, t.resolution_due,
-                    t.resolved_at, p.reference, t.note
-             FROM tickets t LEFT JOIN tickets p ON p.id = t.previous_ticket WHERE t.id = ?1",
-            [id],
-            |r| {
-                Ok(TicketDetail {
-                    reference: r.get(0)?,
-                    status: r.get(1)?,
-                    subject: r.get(2)?,
-                    requester: r.get(3)?,
-                    customer: r.get(4)?,
-                    plan: r.get(5)?,
-                    language: r.get(6)?,
-                    category: r.get(7)?,
-                    priority: r.get(8)?,
-                    impact: r.get(9)?,
-                    urgency: r.get(10)?,
-                    triage_reasons: serde_json::from_str(&r.get::<_, String>(11)?)
-                        .unwrap_or(serde_json::Value::Null),
-                    assignee: r.get(12)?,
-                    received_at: r.get(13)?,
-                    first_response_due: r.get(14)?,
-                    first_responded_at: r.get(15)?,
-                    resolution_due: r.get(16)?,
-                    resolved_at: r.get(17)?,
-                    previous_ticket: r.get(18)?,
-                    note: r.get(19)?,
-                    messages: Vec::new(),
-                    outgoing: Vec::new(),
-                    events: Vec::new(),
-                })
+pub fn clock_state(conn: &Connection, id: i64) -> Result<ClockState> {
+    conn.prepare_cached(
+        "SELECT status, first_responded_at, first_response_due, first_response_warn,
+                resolution_due, resolution_warn, fr_level, res_level
+         FROM tickets WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+            Ok(r.get::<_, Option<String>>(i)?.as_deref().and_then(parse_ts))
+        };
+        Ok(ClockState {
+            status: r.get(0)?,
+            first_responded_at: t(1)?,
+            clocks: Clocks {
+                first_response_due: t(2)?,
+                first_response_warn: t(3)?,
+                resolution_due: t(4)?,
+                resolution_warn: t(5)?,
             },
-        )
-        .context("Reading the ticket")?;
-    d.messages = message_lines(
-        conn,
-        "SELECT direction, kind, sender, subject, received_at, error FROM messages WHERE ticket_id = ?1 ORDER BY id",
-        id,
-    )?;
-    d.outgoing = message_lines(
-        conn,
-        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error
-         FROM outbox WHERE ticket_id = ?1 ORDER BY id",
-        id,
-    )?;
-    let mut stmt = conn.prepare(
-        "SELECT at, actor, action, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id",
-    )?;
-    d.events = stmt
-        .query_map([id], |r| {
-            Ok(EventLine {
-                at: r.get(0)?,
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                detail: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(d)
-}
-
-/// Rows of `sql` (six columns in `MessageLine` order) for ticket `id`.
-fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLine>> {
-    let mut stmt = conn
-        .prepare(sql)
-        .context("Preparing the ticket's messages")?;
-    let rows = stmt
-        .query_map([id], |r| {
-            Ok(MessageLine {
-                direction: r.get(0)?,
-                kind: r.get(1)?,
-                sender: r.get(2)?,
-                subject: r.get(3)?,
-                received_at: r.get(4)?,
-                error: r.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()
-        .context("Reading the ticket's messages")?;
-    Ok(rows)
-}
-
-/// SLA compliance of one clock: met (answered by the due instant),
-/// breached (answered late, or still running past it), open (running,
-/// not yet due), and the times taken by those answered, in minutes.
-#[derive(Debug, Default, Serialize)]
-pub struct ClockStats {
-    pub met: u64,
-    pub breached: u64,
-    pub open: u64,
-    pub median_minutes: Option<i64>,
-    pub p90_minutes: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StatsRow {
-    pub plan: String,
-    pub priority: Option<String>,
-    pub tickets: u64,
-    pub first_response: ClockStats,
-    pub resolution: ClockStats,
-}
-
-/// `stats`: per plan and priority, tickets received since `since`.
-pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<StatsRow>> {
-    use std::collections::BTreeMap;
-    let mut stmt = conn.prepare(
-        "SELECT plan, priority, received_at, first_response_due, first_responded_at,
-                resolution_due, resolved_at
-         FROM tickets WHERE ?1 IS NULL OR received_at >= ?1",
-    )?;
-    type Row = (
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map([since], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let ts = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
-    struct Acc {
-        tickets: u64,
-        fr: ClockStats,
-        res: ClockStats,
-        fr_times: Vec<i64>,
-        res_times: Vec<i64>,
-    }
-    let mut acc: BTreeMap<(String, Option<String>), Acc> = BTreeMap::new();
-    let tally = |st: &mut ClockStats,
-                 times: &mut Vec<i64>,
-                 received: &str,
-                 due: &Option<String>,
-                 done: &Option<String>| {
-        if let (Some(r), Some(d)) = (ts(received), done.as_deref().and_then(ts)) {
-            times.push((d - r).num_minutes());
-        }
-        let Some(due) = due else { return };
-        match done {
-            Some(done) if done.as_str() <= due.as_str() => st.met += 1,
-            Some(_) => st.breached += 1,
-            None if due.as_str() < now => st.breached += 1,
-            None => st.open += 1,
-        }
-    };
-    for (plan, prio, received, fr_due, fr_done, res_due, res_done) in &rows {
-        let a = acc
-            .entry((plan.clone(), prio.clone()))
-            .or_insert_with(|| Acc {
-                tickets: 0,
-                fr: ClockStats::default(),
-                res: ClockStats::default(),
-                fr_times: Vec::new(),
-                res_times: Vec::new(),
-            });
-        a.tickets += 1;
-        tally(&mut a.fr, &mut a.fr_times, received, fr_due, fr_done);
-        tally(&mut a.res, &mut a.res_times, received, res_due, res_done);
-    }
-    let pct = |v: &mut Vec<i64>, q: f64| -> Option<i64> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-        v.get(i).copied()
-    };
-    Ok(acc
-        .into_iter()
-        .map(|((plan, priority), mut a)| {
-            a.fr.median_minutes = pct(&mut a.fr_times, 0.5);
-            a.fr.p90_minutes = pct(&mut a.fr_times, 0.9);
-            a.res.median_minutes = pct(&mut a.res_times, 0.5);
-            a.res.p90_minutes = pct(&mut a.res_times, 0.9);
-            StatsRow {
-                plan,
-                priority,
-                tickets: a.tickets,
-                first_response: a.fr,
-                resolution: a.res,
-            }
+            fr_level: r.get(6)?,
+            res_level: r.get(7)?,
         })
-        .collect())
+    })
+    .context("Reading the ticket's clocks")
+}
+
+/// When the sweeper must next look at each clock (None: never).
+pub fn set_next(
+    conn: &Connection,
+    id: i64,
+    fr_next: Option<DateTime<Utc>>,
+    res_next: Option<DateTime<Utc>>,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE tickets SET fr_next_at = ?1, res_next_at = ?2 WHERE id = ?3")?
+        .execute(params![fr_next.map(ts), res_next.map(ts), id])
+        .context("Updating the escalation schedule")?;
+    Ok(())
+}
+
+/// Stops the first-response clock at `at`; false when it already stood.
+pub fn set_first_response(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tickets SET first_responded_at = ?1 WHERE id = ?2 AND first_responded_at IS NULL",
+        )?
+        .execute(params![ts(at), id])
+        .context("Recording the first response")?;
+    Ok(n > 0)
+}
+
+pub fn resolve(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET status = 'resolved', resolved_at = ?1, pending_since = NULL
+         WHERE id = ?2 AND status IN ('open', 'pending')",
+    )?
+    .execute(params![ts(at), id])
+    .context("Closing the ticket")?;
+    Ok(())
+}
+
+pub fn set_pending(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET status = 'pending', pending_since = ?1 WHERE id = ?2 AND status = 'open'",
+    )?
+    .execute(params![ts(at), id])
+    .context("Setting the ticket pending")?;
+    Ok(())
+}
+
+pub fn assign(conn: &Connection, id: i64, who: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE tickets SET assignee = ?1 WHERE id = ?2")?
+        .execute(params![who, id])
+        .context("Assigning the ticket")?;
+    Ok(())
+}
+
+/// Reopens a resolved or closed ticket; false when it was not.
+pub fn reopen(conn: &Connection, id: i64) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tickets SET status = 'open', resolved_at = NULL, pending_since = NULL
+             WHERE id = ?1 AND status IN ('resolved', 'closed')",
+        )?
+        .execute([id])
+        .context("Reopening the ticket")?;
+    Ok(n > 0)
+}
+
+/// Back from pending: open again, the resolution instants pushed back by
+/// the `paused_secs` the desk waited on the customer.
+pub fn resume(conn: &Connection, id: i64, paused_secs: i64) -> Result<()> {
+    let shift = |col: &str| {
+        format!(
+            "{col} = CASE WHEN {col} IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%SZ', {col}, '+{paused_secs} seconds') END"
+        )
+    };
+    conn.execute(
+        &format!(
+            "UPDATE tickets SET status = 'open', pending_since = NULL, {}, {} WHERE id = ?1",
+            shift("resolution_due"),
+            shift("resolution_warn")
+        ),
+        [id],
+    )
+    .context("Resuming the ticket")?;
+    Ok(())
+}
+
+/// What the SLA engine needs to compute a ticket's clocks again.
+pub struct SlaInputs {
+    pub plan: String,
+    pub category: Option<String>,
+    pub customer_timezone: Option<String>,
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+pub fn sla_inputs(conn: &Connection, id: i64) -> Result<SlaInputs> {
+    conn.prepare_cached(
+        "SELECT plan, category, customer_timezone, received_at FROM tickets WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(SlaInputs {
+            plan: r.get(0)?,
+            category: r.get(1)?,
+            customer_timezone: r.get(2)?,
+            received_at: parse_ts(&r.get::<_, String>(3)?),
+        })
+    })
+    .context("Reading the ticket")
+}
+
+/// A new priority with its clocks; escalation starts over.
+pub fn set_priority(conn: &Connection, id: i64, priority: &str, c: &Clocks) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET priority = ?1, first_response_due = ?2, first_response_warn = ?3,
+                resolution_due = ?4, resolution_warn = ?5, fr_level = 0, res_level = 0
+         WHERE id = ?6",
+    )?
+    .execute(params![
+        priority,
+        c.first_response_due.map(ts),
+        c.first_response_warn.map(ts),
+        c.resolution_due.map(ts),
+        c.resolution_warn.map(ts),
+        id
+    ])
+    .context("Updating the priority")?;
+    Ok(())
+}
+
+/// The highest escalation level handled for one clock.
+pub fn set_level(conn: &Connection, id: i64, clock: Clock, rank: u8) -> Result<()> {
+    let sql = match clock {
+        Clock::FirstResponse => "UPDATE tickets SET fr_level = ?1 WHERE id = ?2",
+        Clock::Resolution => "UPDATE tickets SET res_level = ?1 WHERE id = ?2",
+    };
+    conn.prepare_cached(sql)?
+        .execute(params![rank, id])
+        .context("Recording the escalation level")?;
+    Ok(())
+}
+
+pub fn event(
+    conn: &Connection,
+    id: i64,
+    actor: &str,
+    action: &str,
+    detail: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ticket_events (ticket_id, at, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, ts(at), actor, action, detail])
+    .context("Recording a ticket event")?;
+    Ok(())
 }

@@ -1,0 +1,13 @@
+//! Fault injection for the reliability tests: `SUPPORTDESK_FAULT=NAME`
+//! aborts the process at the named point, as a kill would.
+
+/// Aborts the process when `SUPPORTDESK_FAULT` names this point
+/// (`after_commit`: right after a commit, before the source is marked).
+pub fn fault_point(name: &str) {
+    if let Ok(f) = std::env::var("SUPPORTDESK_FAULT")
+        && f == name
+    {
+        eprintln!("supportdesk: fault injection: aborting at {name}");
+        std::process::abort();
+    }
+}

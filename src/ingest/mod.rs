@@ -1,0 +1,408 @@
+//! Ingest: raw messages from a source to committed tickets, behind one
+//! narrow handle ([`Intake`]) that the mail sources submit batches to.
+//!
+//! The stages of a batch, and where each runs:
+//! 1. analyse (the source's task, CPU): parse, the automated and spam checks;
+//! 2. read (store thread, reads only): the [`decide::Facts`] of each message;
+//! 3. decide (blocking pool, pure): [`decide::decide`], then for new
+//!    tickets triage, SLA, the acknowledgement rendered and composed,
+//!    and attachment files written;
+//! 4. apply (store thread, SQL only): [`apply::apply`], one transaction,
+//!    one savepoint per message, after checking that the facts still hold.
+//!
+//! Batches are decided one at a time (a turn lock), so two mailboxes never
+//! decide on the same facts; a write by anyone else in between (the CLI
+//! closing a ticket) is caught by the check in stage 4 and the batch is
+//! decided again. Marking a message at its source happens after the
+//! commit, so a crash in between only means the mark is re-applied later;
+//! it never means a second ticket.
+
+pub mod apply;
+pub mod decide;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::Config;
+use crate::core::inbound::{self, ParsedMail};
+use crate::core::triage::{self, Automated};
+use crate::mail::compose::{self, Outgoing, Reply};
+use crate::render::Renderer;
+use crate::store::Store;
+use crate::store::messages::StoredFile;
+
+/// A message as a source hands it over.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub mailbox: String,
+    /// Unique within the mailbox: "UIDVALIDITY:UID" for IMAP, the file's
+    /// unique name for Maildir.
+    pub source_key: String,
+    pub uidvalidity: Option<u32>,
+    pub uid: Option<u32>,
+    /// The server's arrival time (IMAP INTERNALDATE, Maildir delivery).
+    pub received_at: DateTime<Utc>,
+    pub raw: Vec<u8>,
+}
+
+pub enum Analysis {
+    Unparsable(String),
+    Parsed(Box<Parsed>),
+}
+
+pub struct Parsed {
+    pub mail: ParsedMail,
+    /// The From address, lowercased; "" when there is none.
+    pub sender: String,
+    pub automated: Option<Automated>,
+    pub spam: bool,
+    pub oversized: bool,
+}
+
+pub struct Analysed {
+    pub incoming: Incoming,
+    pub analysis: Analysis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Already committed earlier (same mailbox and source key).
+    AlreadyDone,
+    NewTicket,
+    Followup,
+    Automated,
+    Spam,
+    Unparsable,
+    /// Same Message-ID seen before (another mailbox, or a new UIDVALIDITY).
+    Duplicate,
+    /// From an agent: a response and/or commands on its ticket.
+    Agent,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::AlreadyDone => "already-done",
+            Action::NewTicket => "new-ticket",
+            Action::Followup => "followup",
+            Action::Automated => "automated",
+            Action::Spam => "spam",
+            Action::Unparsable => "unparsable",
+            Action::Duplicate => "duplicate",
+            Action::Agent => "agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub action: Action,
+    pub ticket: Option<String>,
+    pub queued_ack: bool,
+}
+
+/// Stage 1: parse and the checks every message needs. An oversized
+/// message is read for its headers only: enough to thread, acknowledge
+/// and note it, without parsing megabytes of MIME.
+pub fn analyse(cfg: &Config, incoming: Incoming) -> Analysed {
+    let oversized = incoming.raw.len() as u64 > cfg.desk.max_message_bytes;
+    let parsed = if oversized {
+        inbound::parse(header_block(&incoming.raw))
+    } else {
+        inbound::parse(&incoming.raw)
+    };
+    let mail = match parsed {
+        Ok(m) => m,
+        Err(e) => {
+            return Analysed {
+                incoming,
+                analysis: Analysis::Unparsable(e.to_string()),
+            };
+        }
+    };
+    let automated = triage::detect_automated(&mail);
+    let spam = mail
+        .header("X-Spam-Flag")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+    let sender = mail
+        .from
+        .as_ref()
+        .map(|a| a.email.clone())
+        .unwrap_or_default();
+    Analysed {
+        incoming,
+        analysis: Analysis::Parsed(Box::new(Parsed {
+            mail,
+            sender,
+            automated,
+            spam,
+            oversized,
+        })),
+    }
+}
+
+/// `analyse`, with a panic anywhere in it turned into an unparsable
+/// message rather than a dead mailbox task.
+pub fn analyse_guarded(cfg: &Config, incoming: Incoming) -> Analysed {
+    let copy = incoming.clone();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse(cfg, incoming))) {
+        Ok(a) => a,
+        Err(_) => Analysed {
+            incoming: copy,
+            analysis: Analysis::Unparsable(
+                "internal error while analysing the message (panic)".into(),
+            ),
+        },
+    }
+}
+
+fn header_block(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len().min(64 * 1024));
+    &raw[..end.min(256 * 1024)]
+}
+
+/// A decision made ready for the store: the acknowledgement composed,
+/// the attachments on disk.
+pub struct Ready {
+    pub decision: decide::Decision,
+    pub ack: Option<Outgoing>,
+    /// Why a new ticket gets no acknowledgement.
+    pub held: Option<String>,
+    pub files: Vec<StoredFile>,
+    /// Set when preparing failed for reasons of the message: it is kept
+    /// raw as poison, and the round ends with it.
+    pub poison: Option<String>,
+}
+
+/// A round: the facts it was decided on, and what it does.
+pub struct Round {
+    pub version: (i64, u64),
+    pub facts: decide::BatchFacts,
+    pub ready: Vec<Ready>,
+}
+
+/// What ingesting needs and nothing more: the store, the config and
+/// templates of this generation, and who to wake after a commit.
+#[derive(Clone)]
+pub struct Intake {
+    store: Store,
+    config: Arc<Config>,
+    renderer: Arc<Renderer>,
+    turn: Arc<Mutex<()>>,
+    outbox_wake: Arc<Notify>,
+    sweep_wake: Arc<Notify>,
+}
+
+impl Intake {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        renderer: Arc<Renderer>,
+        outbox_wake: Arc<Notify>,
+        sweep_wake: Arc<Notify>,
+    ) -> Intake {
+        Intake {
+            store,
+            config,
+            renderer,
+            turn: Arc::default(),
+            outbox_wake,
+            sweep_wake,
+        }
+    }
+
+    /// The store, for a source's own bookkeeping (watermarks, marks, health).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ingests a batch: one outcome per message, in order. A message whose
+    /// storing fails is set aside as poison (raw bytes and error kept) and
+    /// the rest go on. If even that fails (disk full, database locked),
+    /// what was not committed is returned as an error and the source
+    /// fetches it again later.
+    pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let cfg = self.config.clone();
+        let analysed: Arc<Vec<Analysed>> = Arc::new(
+            batch
+                .into_iter()
+                .map(|i| analyse_guarded(&cfg, i))
+                .collect(),
+        );
+        let queries: Arc<Vec<decide::Query>> =
+            Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
+        let _turn = self.turn.lock().await;
+        let mut outcomes = Vec::with_capacity(analysed.len());
+        let mut stale = 0;
+        while outcomes.len() < analysed.len() {
+            let start = outcomes.len();
+            let q = queries.clone();
+            let (version, facts) = self
+                .store
+                .call(move |conn| apply::read_facts(conn, &q[start..], now))
+                .await
+                .context("Reading what the store knows of a batch")?;
+            let (a, q, c, r) = (
+                analysed.clone(),
+                queries.clone(),
+                cfg.clone(),
+                self.renderer.clone(),
+            );
+            let round = tokio::task::spawn_blocking(move || {
+                prepare_round(&c, &r, &a[start..], &q[start..], version, facts, now)
+            })
+            .await
+            .context("The ingest decision panicked")??;
+            let (a, q, c) = (analysed.clone(), queries.clone(), cfg.clone());
+            let applied = self
+                .store
+                .call(move |conn| apply::apply(conn, &c, &a[start..], &q[start..], round, now))
+                .await
+                .context("Committing a batch of messages")?;
+            let Some(done) = applied else {
+                stale += 1;
+                if stale > 20 {
+                    bail!("The store kept changing under a batch; it is fetched again later");
+                }
+                continue;
+            };
+            for (i, o) in done.iter().enumerate() {
+                let inc = &analysed[start + i].incoming;
+                if o.action != Action::AlreadyDone {
+                    tracing::info!(
+                        mailbox = %inc.mailbox,
+                        key = %inc.source_key,
+                        ticket = o.ticket.as_deref().unwrap_or("-"),
+                        action = o.action.as_str(),
+                        ack = o.queued_ack,
+                        "ingested"
+                    );
+                }
+            }
+            outcomes.extend(done);
+        }
+        if outcomes.iter().any(|o| o.queued_ack) {
+            self.outbox_wake.notify_one();
+        }
+        if outcomes.iter().any(|o| o.action != Action::AlreadyDone) {
+            self.sweep_wake.notify_one();
+        }
+        crate::faults::fault_point("after_commit");
+        Ok(outcomes)
+    }
+}
+
+/// Stage 3: decide, then render and compose each acknowledgement and
+/// write each attachment file. A transient failure (disk full) fails the
+/// round; any other failure of a message makes it poison and ends the
+/// round there, since later messages may have been decided on its effects.
+fn prepare_round(
+    cfg: &Config,
+    renderer: &Renderer,
+    batch: &[Analysed],
+    queries: &[decide::Query],
+    version: (i64, u64),
+    facts: decide::BatchFacts,
+    now: DateTime<Utc>,
+) -> Result<Round> {
+    let decisions = decide::decide(cfg, batch, queries, &facts, now);
+    let mut ready = Vec::with_capacity(decisions.len());
+    for (decision, a) in decisions.into_iter().zip(batch) {
+        let mut r = Ready {
+            decision,
+            ack: None,
+            held: None,
+            files: Vec::new(),
+            poison: None,
+        };
+        if let decide::Effect::NewTicket(t) = &r.decision.effect {
+            match &t.ack {
+                Ok(draft) => match compose_ack(cfg, renderer, a, t, draft) {
+                    Ok(out) => r.ack = Some(out),
+                    Err(why) => r.held = Some(why),
+                },
+                Err(why) => r.held = Some(why.clone()),
+            }
+        }
+        if r.decision.attachments
+            && let Analysis::Parsed(p) = &a.analysis
+        {
+            for att in &p.mail.attachments {
+                match crate::store::messages::write_attachment(
+                    &cfg.desk.state_dir,
+                    att.filename.as_deref(),
+                    &att.content_type,
+                    &att.content,
+                ) {
+                    Ok(f) => r.files.push(f),
+                    Err(e) if crate::store::is_transient(&e) => return Err(e),
+                    Err(e) => {
+                        r.poison = Some(format!("{e:#}"));
+                        break;
+                    }
+                }
+            }
+        }
+        let poisoned = r.poison.is_some();
+        ready.push(r);
+        if poisoned {
+            break;
+        }
+    }
+    Ok(Round {
+        version,
+        facts,
+        ready,
+    })
+}
+
+/// Renders and composes the acknowledgement of a new ticket; the error is
+/// the note the ticket gets instead (a template that fails on this
+/// message's data costs the acknowledgement, never the ticket).
+fn compose_ack(
+    cfg: &Config,
+    renderer: &Renderer,
+    a: &Analysed,
+    t: &decide::NewTicket,
+    draft: &decide::AckDraft,
+) -> Result<Outgoing, String> {
+    let Analysis::Parsed(p) = &a.analysis else {
+        return Err("no acknowledgement for an unparsed message".into());
+    };
+    let (_, rendered) = renderer
+        .render("ack", &t.verdict.language, &draft.context)
+        .map_err(|e| {
+            tracing::error!(ticket = %t.reference, "acknowledgement not rendered: {e:#}");
+            format!("acknowledgement template failed: {e:#}")
+        })?;
+    compose::compose(&Reply {
+        from: &cfg.desk.address,
+        to: lettre::message::Mailbox::new(None, draft.to.clone()),
+        subject: &rendered.subject,
+        body: &rendered.body,
+        html: rendered.html.as_deref(),
+        in_reply_to: p.mail.message_id.as_deref(),
+        references: &p.mail.references,
+        reference: &t.reference,
+        kind: "ack",
+        auto_submitted: Some("auto-replied"),
+    })
+    // An address lettre accepts but cannot build an envelope for (seen
+    // in the wild): the ticket stands, the ack cannot.
+    .map_err(|e| format!("acknowledgement cannot be sent to this address: {e:#}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! The `messages` and `attachments` tables, and the attachment files under
+//! the state directory: every incoming message kept with its raw bytes,
+//! what dedupe and threading look up, and the sources' \Seen bookkeeping.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::ts;
+
+/// One incoming message as stored.
+pub struct NewMessage<'a> {
+    pub ticket: Option<i64>,
+    /// customer, followup, agent, automated, duplicate, spam, unparsable, poison
+    pub kind: &'a str,
+    pub mailbox: &'a str,
+    pub source_key: &'a str,
+    pub uidvalidity: Option<u32>,
+    pub uid: Option<u32>,
+    pub message_id: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub received_at: DateTime<Utc>,
+    pub body_text: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub error: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts the message; returns its row id.
+pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO messages (ticket_id, direction, kind, mailbox, source_key, uidvalidity, uid, marked,
+            message_id, sender, subject, received_at, body_text, raw, error, created_at)
+         VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        m.ticket,
+        m.kind,
+        m.mailbox,
+        m.source_key,
+        m.uidvalidity,
+        m.uid,
+        m.message_id,
+        m.sender,
+        m.subject,
+        ts(m.received_at),
+        m.body_text,
+        m.raw,
+        m.error,
+        ts(m.created_at),
+    ])
+    .context("Inserting the message")?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Whether this mailbox's message `source_key` was committed before.
+pub fn seen(conn: &Connection, mailbox: &str, source_key: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND source_key = ?2")?
+        .query_row(params![mailbox, source_key], |_| Ok(()))
+        .optional()
+        .context("Checking for an earlier ingest")?
+        .is_some())
+}
+
+/// The same Message-ID from the same sender seen before: Some(its ticket).
+pub fn earlier(conn: &Connection, message_id: &str, sender: &str) -> Result<Option<Option<i64>>> {
+    conn.prepare_cached(
+        "SELECT ticket_id FROM messages WHERE direction = 'in' AND message_id = ?1 AND sender IS ?2 LIMIT 1",
+    )?
+    .query_row(params![message_id, sender], |r| r.get(0))
+    .optional()
+    .context("Looking up the Message-ID")
+}
+
+/// The ticket of an incoming message with this Message-ID.
+pub fn ticket_of(conn: &Connection, message_id: &str) -> Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT ticket_id FROM messages WHERE message_id = ?1 AND ticket_id IS NOT NULL LIMIT 1",
+    )?
+    .query_row([message_id], |r| r.get(0))
+    .optional()
+    .context("Looking up references")
+}
+
+/// The source keys of every message committed from `mailbox`.
+pub fn known_keys(conn: &Connection, mailbox: &str) -> Result<HashSet<String>> {
+    let mut stmt = conn.prepare_cached("SELECT source_key FROM messages WHERE mailbox = ?1")?;
+    let keys = stmt
+        .query_map([mailbox], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<HashSet<String>>>()
+        .context("Reading the mailbox's messages")?;
+    Ok(keys)
+}
+
+/// UIDs committed but not yet marked at the server (a crash in between).
+pub fn unmarked_uids(conn: &Connection, mailbox: &str, uidvalidity: u32) -> Result<Vec<u32>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid FROM messages WHERE mailbox = ?1 AND marked = 0 AND uidvalidity = ?2 AND uid IS NOT NULL",
+    )?;
+    let uids = stmt
+        .query_map(params![mailbox, uidvalidity], |r| r.get::<_, u32>(0))?
+        .collect::<rusqlite::Result<Vec<u32>>>()
+        .context("Reading unmarked messages")?;
+    Ok(uids)
+}
+
+/// Records that the server has these messages marked.
+pub fn set_marked(conn: &Connection, mailbox: &str, source_keys: &[String]) -> Result<()> {
+    // By (mailbox, source_key): the UNIQUE index finds the row; a lookup
+    // by uid would scan the table per message.
+    let mut stmt = conn
+        .prepare_cached("UPDATE messages SET marked = 1 WHERE mailbox = ?1 AND source_key = ?2")?;
+    for key in source_keys {
+        stmt.execute(params![mailbox, key])
+            .context("Recording the mark")?;
+    }
+    Ok(())
+}
+
+/// The text of the last incoming message on a ticket.
+pub fn last_body(conn: &Connection, ticket: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT body_text FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND body_text IS NOT NULL
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([ticket], |r| r.get(0))
+        .optional()
+        .context("Reading the last message")?
+        .flatten())
+}
+
+/// An attachment written to disk, ready for its metadata row.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Relative to the state directory.
+    pub path: PathBuf,
+}
+
+/// Writes one attachment under `state_dir/attachments`, content-addressed
+/// (a repeated ingest rewrites nothing), owner-only. Plain file I/O: call
+/// it off the store thread, before the commit that records it; a crash in
+/// between leaves a file no row names, never a row without its file.
+pub fn write_attachment(
+    state_dir: &Path,
+    filename: Option<&str>,
+    content_type: &str,
+    content: &[u8],
+) -> Result<StoredFile> {
+    let hash = format!("{:x}", Sha256::digest(content));
+    let rel = Path::new("attachments").join(&hash[..2]).join(&hash);
+    let path = state_dir.join(&rel);
+    if !path.exists() {
+        let dir = path.parent().context("Attachment path has no parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
+        super::private(dir, 0o700)?;
+        if let Some(top) = dir.parent() {
+            super::private(top, 0o700)?;
+        }
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, content) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("Writing {}", tmp.display()));
+        }
+        super::private(&tmp, 0o600)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("Renaming {}", tmp.display()))?;
+    }
+    Ok(StoredFile {
+        filename: filename.map(str::to_string),
+        content_type: content_type.to_string(),
+        size: content.len() as i64,
+        sha256: hash,
+        path: rel,
+    })
+}
+
+pub fn insert_attachment(conn: &Connection, message: i64, f: &StoredFile) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attachments (message_id, filename, content_type, size, sha256, path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        message,
+        f.filename,
+        f.content_type,
+        f.size,
+        f.sha256,
+        f.path.to_string_lossy()
+    ])
+    .context("Inserting attachment metadata")?;
+    Ok(())
+}

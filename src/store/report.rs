@@ -1,0 +1,394 @@
+//! Read-only reports for the CLI and metrics: ticket lists and details,
+//! desk health (`status`) and SLA compliance (`stats`).
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct TicketRow {
+    pub reference: String,
+    pub status: String,
+    pub subject: String,
+    pub requester: String,
+    pub plan: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub priority: Option<String>,
+    pub received_at: String,
+    pub first_response_due: Option<String>,
+    pub resolution_due: Option<String>,
+}
+
+/// Tickets, optionally of one status, or only those breaching at
+/// `breaching_at` (RFC 3339): open or pending with a due instant passed
+/// and its clock still running.
+pub fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    breaching_at: Option<&str>,
+) -> Result<Vec<TicketRow>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT reference, status, subject, requester, plan, language, category, priority,
+                    received_at, first_response_due, resolution_due
+             FROM tickets WHERE (?1 IS NULL OR status = ?1)
+               AND (?2 IS NULL OR (status = 'open'
+                    AND ((first_responded_at IS NULL AND first_response_due < ?2)
+                      OR resolution_due < ?2)))
+             ORDER BY id",
+        )
+        .context("Preparing the ticket list")?;
+    let rows = stmt
+        .query_map(rusqlite::params![status, breaching_at], |r| {
+            Ok(TicketRow {
+                reference: r.get(0)?,
+                status: r.get(1)?,
+                subject: r.get(2)?,
+                requester: r.get(3)?,
+                plan: r.get(4)?,
+                language: r.get(5)?,
+                category: r.get(6)?,
+                priority: r.get(7)?,
+                received_at: r.get(8)?,
+                first_response_due: r.get(9)?,
+                resolution_due: r.get(10)?,
+            })
+        })
+        .context("Listing tickets")?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("Reading tickets")?;
+    Ok(rows)
+}
+
+#[derive(Debug, Serialize)]
+pub struct MailboxStatus {
+    pub mailbox: String,
+    pub last_poll_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub mailboxes: Vec<MailboxStatus>,
+    pub outbox_pending: i64,
+    pub outbox_oldest_pending: Option<String>,
+    pub outbox_failed: i64,
+    pub open_tickets: i64,
+    pub breaching: i64,
+    pub unticketed_messages: i64,
+}
+
+/// Health figures for `supportdesk status`; `now` is RFC 3339 UTC.
+pub fn status(conn: &Connection, now: &str) -> Result<Status> {
+    let mut stmt = conn
+        .prepare("SELECT mailbox, last_ok_at, last_error FROM mailbox_health ORDER BY mailbox")
+        .context("Preparing mailbox status")?;
+    let mailboxes = stmt
+        .query_map([], |r| {
+            Ok(MailboxStatus {
+                mailbox: r.get(0)?,
+                last_poll_at: r.get(1)?,
+                last_error: r.get(2)?,
+            })
+        })
+        .context("Reading mailbox status")?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let one = |sql: &str| -> Result<i64> {
+        conn.query_row(sql, [], |r| r.get(0))
+            .with_context(|| format!("Running {sql}"))
+    };
+    Ok(Status {
+        mailboxes,
+        outbox_pending: one("SELECT count(*) FROM outbox WHERE status = 'pending'")?,
+        outbox_oldest_pending: conn
+            .query_row(
+                "SELECT min(created_at) FROM outbox WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .context("Reading the oldest pending mail")?,
+        outbox_failed: one("SELECT count(*) FROM outbox WHERE status = 'failed'")?,
+        open_tickets: one("SELECT count(*) FROM tickets WHERE status IN ('open', 'pending')")?,
+        breaching: conn
+            .query_row(
+                "SELECT count(*) FROM tickets WHERE status = 'open'
+                   AND ((first_responded_at IS NULL AND first_response_due < ?1)
+                     OR (resolution_due < ?1))",
+                [now],
+                |r| r.get(0),
+            )
+            .context("Counting breaching tickets")?,
+        unticketed_messages: one("SELECT count(*) FROM messages WHERE ticket_id IS NULL")?,
+    })
+}
+
+/// A ticket id from "SUP-000123", "000123" or "123".
+pub fn find_id(conn: &Connection, text: &str) -> Result<Option<i64>> {
+    let by_ref: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM tickets WHERE reference = ?1 COLLATE NOCASE",
+            [text],
+            |r| r.get(0),
+        )
+        .optional()
+        .context("Looking up the ticket")?;
+    if by_ref.is_some() {
+        return Ok(by_ref);
+    }
+    let digits = text.rsplit('-').next().unwrap_or(text);
+    let Ok(id) = digits.parse::<i64>() else {
+        return Ok(None);
+    };
+    conn.query_row("SELECT id FROM tickets WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+        .context("Looking up the ticket")
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageLine {
+    pub direction: String,
+    pub kind: String,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub received_at: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventLine {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketDetail {
+    pub reference: String,
+    pub status: String,
+    pub subject: String,
+    pub requester: String,
+    pub customer: Option<String>,
+    pub plan: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub priority: Option<String>,
+    pub impact: Option<String>,
+    pub urgency: Option<String>,
+    pub triage_reasons: serde_json::Value,
+    pub assignee: Option<String>,
+    pub received_at: String,
+    pub first_response_due: Option<String>,
+    pub first_responded_at: Option<String>,
+    pub resolution_due: Option<String>,
+    pub resolved_at: Option<String>,
+    pub previous_ticket: Option<String>,
+    pub note: Option<String>,
+    pub messages: Vec<MessageLine>,
+    pub outgoing: Vec<MessageLine>,
+    pub events: Vec<EventLine>,
+}
+
+pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
+    let mut d = conn
+        .query_row(
+            "SELECT t.reference, t.status, t.subject, t.requester, t.customer, t.plan, t.language,
+                    t.category, t.priority, t.impact, t.urgency, t.triage_reasons, t.assignee,
+                    t.received_at, t.first_response_due, t.first_responded_at, t.resolution_due,
+                    t.resolved_at, p.reference, t.note
+             FROM tickets t LEFT JOIN tickets p ON p.id = t.previous_ticket WHERE t.id = ?1",
+            [id],
+            |r| {
+                Ok(TicketDetail {
+                    reference: r.get(0)?,
+                    status: r.get(1)?,
+                    subject: r.get(2)?,
+                    requester: r.get(3)?,
+                    customer: r.get(4)?,
+                    plan: r.get(5)?,
+                    language: r.get(6)?,
+                    category: r.get(7)?,
+                    priority: r.get(8)?,
+                    impact: r.get(9)?,
+                    urgency: r.get(10)?,
+                    triage_reasons: serde_json::from_str(&r.get::<_, String>(11)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    assignee: r.get(12)?,
+                    received_at: r.get(13)?,
+                    first_response_due: r.get(14)?,
+                    first_responded_at: r.get(15)?,
+                    resolution_due: r.get(16)?,
+                    resolved_at: r.get(17)?,
+                    previous_ticket: r.get(18)?,
+                    note: r.get(19)?,
+                    messages: Vec::new(),
+                    outgoing: Vec::new(),
+                    events: Vec::new(),
+                })
+            },
+        )
+        .context("Reading the ticket")?;
+    d.messages = message_lines(
+        conn,
+        "SELECT direction, kind, sender, subject, received_at, error FROM messages WHERE ticket_id = ?1 ORDER BY id",
+        id,
+    )?;
+    d.outgoing = message_lines(
+        conn,
+        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error
+         FROM outbox WHERE ticket_id = ?1 ORDER BY id",
+        id,
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT at, actor, action, detail FROM ticket_events WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    d.events = stmt
+        .query_map([id], |r| {
+            Ok(EventLine {
+                at: r.get(0)?,
+                actor: r.get(1)?,
+                action: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(d)
+}
+
+/// Rows of `sql` (six columns in `MessageLine` order) for ticket `id`.
+fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLine>> {
+    let mut stmt = conn
+        .prepare(sql)
+        .context("Preparing the ticket's messages")?;
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok(MessageLine {
+                direction: r.get(0)?,
+                kind: r.get(1)?,
+                sender: r.get(2)?,
+                subject: r.get(3)?,
+                received_at: r.get(4)?,
+                error: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the ticket's messages")?;
+    Ok(rows)
+}
+
+/// SLA compliance of one clock: met (answered by the due instant),
+/// breached (answered late, or still running past it), open (running,
+/// not yet due), and the times taken by those answered, in minutes.
+#[derive(Debug, Default, Serialize)]
+pub struct ClockStats {
+    pub met: u64,
+    pub breached: u64,
+    pub open: u64,
+    pub median_minutes: Option<i64>,
+    pub p90_minutes: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatsRow {
+    pub plan: String,
+    pub priority: Option<String>,
+    pub tickets: u64,
+    pub first_response: ClockStats,
+    pub resolution: ClockStats,
+}
+
+/// `stats`: per plan and priority, tickets received since `since`.
+pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<StatsRow>> {
+    use std::collections::BTreeMap;
+    let mut stmt = conn.prepare(
+        "SELECT plan, priority, received_at, first_response_due, first_responded_at,
+                resolution_due, resolved_at
+         FROM tickets WHERE ?1 IS NULL OR received_at >= ?1",
+    )?;
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = stmt
+        .query_map([since], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let ts = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    struct Acc {
+        tickets: u64,
+        fr: ClockStats,
+        res: ClockStats,
+        fr_times: Vec<i64>,
+        res_times: Vec<i64>,
+    }
+    let mut acc: BTreeMap<(String, Option<String>), Acc> = BTreeMap::new();
+    let tally = |st: &mut ClockStats,
+                 times: &mut Vec<i64>,
+                 received: &str,
+                 due: &Option<String>,
+                 done: &Option<String>| {
+        if let (Some(r), Some(d)) = (ts(received), done.as_deref().and_then(ts)) {
+            times.push((d - r).num_minutes());
+        }
+        let Some(due) = due else { return };
+        match done {
+            Some(done) if done.as_str() <= due.as_str() => st.met += 1,
+            Some(_) => st.breached += 1,
+            None if due.as_str() < now => st.breached += 1,
+            None => st.open += 1,
+        }
+    };
+    for (plan, prio, received, fr_due, fr_done, res_due, res_done) in &rows {
+        let a = acc
+            .entry((plan.clone(), prio.clone()))
+            .or_insert_with(|| Acc {
+                tickets: 0,
+                fr: ClockStats::default(),
+                res: ClockStats::default(),
+                fr_times: Vec::new(),
+                res_times: Vec::new(),
+            });
+        a.tickets += 1;
+        tally(&mut a.fr, &mut a.fr_times, received, fr_due, fr_done);
+        tally(&mut a.res, &mut a.res_times, received, res_due, res_done);
+    }
+    let pct = |v: &mut Vec<i64>, q: f64| -> Option<i64> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v.get(i).copied()
+    };
+    Ok(acc
+        .into_iter()
+        .map(|((plan, priority), mut a)| {
+            a.fr.median_minutes = pct(&mut a.fr_times, 0.5);
+            a.fr.p90_minutes = pct(&mut a.fr_times, 0.9);
+            a.res.median_minutes = pct(&mut a.res_times, 0.5);
+            a.res.p90_minutes = pct(&mut a.res_times, 0.9);
+            StatsRow {
+                plan,
+                priority,
+                tickets: a.tickets,
+                first_response: a.fr,
+                resolution: a.res,
+            }
+        })
+        .collect())
+}
