@@ -1,0 +1,19 @@
+//! Helpers shared by several modules of this test binary (those shared
+//! with the benchmarks are in tests/common).
+
+use std::path::PathBuf;
+
+use crate::common::ROOT;
+
+/// The demo config, copied next to a fresh Maildir copy so the test owns its state.
+pub fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(format!("{ROOT}/config/demo.toml"))
+        .unwrap()
+        .replace("../demo/maildir", &format!("{ROOT}/demo/maildir"))
+        .replace("../demo-out", "out")
+        .replace("\"../templates\"", &format!("\"{ROOT}/templates\""));
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, cfg).unwrap();
+    (dir, path)
+}
