@@ -1,1 +1,587 @@
+//! The ingest decision table, in process: a real store (SQLite in a temp
+//! dir), the demo config and the shipped templates, no mail servers.
+//! Each case is a raw message (or a batch) and the outcome, ticket and
+//! acknowledgement (or held reason) it must give.
 
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use tokio::sync::Notify;
+
+use super::decide::{self, Effect};
+use super::{Action, Incoming, Intake, Outcome};
+use crate::config::{self, Config, Secrets};
+use crate::lifecycle::Followup;
+use crate::render::Renderer;
+use crate::store::report::{self, TicketDetail};
+use crate::store::{Store, tickets};
+
+struct Desk {
+    _dir: tempfile::TempDir,
+    config: Arc<Config>,
+    store: Store,
+    intake: Intake,
+}
+
+fn config_in(dir: &Path) -> Config {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(root.join("config/demo.toml"))
+        .unwrap()
+        .replace(
+            "state_dir = \"../demo-out\"",
+            &format!("state_dir = {:?}", dir.join("state")),
+        )
+        .replace(
+            "templates_dir = \"../templates\"",
+            &format!("templates_dir = {:?}", root.join("templates")),
+        )
+        .replace(
+            "path = \"../demo-out/outbox\"",
+            &format!("path = {:?}", dir.join("outbox")),
+        );
+    config::parse_with(&dir.join("supportdesk.toml"), &src, Secrets::Skip).unwrap()
+}
+
+fn desk() -> Desk {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(config_in(dir.path()));
+    std::fs::create_dir_all(&config.desk.state_dir).unwrap();
+    let store = Store::open(&config.desk.state_dir.join("supportdesk.db")).unwrap();
+    let renderer = Arc::new(
+        Renderer::load(&config.desk.templates_dir, config.triage.default_language()).unwrap(),
+    );
+    let intake = Intake::new(
+        store.clone(),
+        config.clone(),
+        renderer,
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+    );
+    Desk {
+        _dir: dir,
+        config,
+        store,
+        intake,
+    }
+}
+
+/// A plain mail; `headers` are extra header lines.
+fn mail(from: &str, subject: &str, mid: &str, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut s = format!(
+        "From: {from}\r\nTo: support@demo.example\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n"
+    );
+    for h in headers {
+        s.push_str(h);
+        s.push_str("\r\n");
+    }
+    s.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    s.push_str(body);
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+fn incoming(mailbox: &str, key: &str, raw: Vec<u8>) -> Incoming {
+    Incoming {
+        mailbox: mailbox.into(),
+        source_key: key.into(),
+        uidvalidity: None,
+        uid: None,
+        received_at: Utc::now(),
+        raw,
+    }
+}
+
+impl Desk {
+    async fn one(&self, key: &str, raw: Vec<u8>) -> Outcome {
+        let mut v = self.batch(vec![(key, raw)]).await;
+        assert_eq!(v.len(), 1);
+        v.pop().unwrap()
+    }
+
+    async fn batch(&self, msgs: Vec<(&str, Vec<u8>)>) -> Vec<Outcome> {
+        let n = msgs.len();
+        let out = self
+            .intake
+            .submit(
+                msgs.into_iter()
+                    .map(|(k, raw)| incoming("inbox", k, raw))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.len(), n, "one outcome per message");
+        out
+    }
+
+    fn show(&self, reference: &str) -> TicketDetail {
+        let r = reference.to_string();
+        self.store
+            .call_blocking(move |conn| {
+                let id = report::find_id(conn, &r)?.expect("ticket exists");
+                report::show(conn, id)
+            })
+            .unwrap()
+    }
+
+    fn tickets(&self) -> usize {
+        self.store
+            .call_blocking(|conn| report::list(conn, None, None))
+            .unwrap()
+            .len()
+    }
+
+    /// Kinds of the incoming messages kept without a ticket.
+    fn orphan_kinds(&self) -> Vec<(String, Option<String>)> {
+        self.store
+            .call_blocking(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT kind, error FROM messages WHERE ticket_id IS NULL ORDER BY id",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+}
+
+fn assert_outcome(o: &Outcome, action: Action, ticket: Option<&str>, ack: bool) {
+    assert_eq!(o.action, action, "{o:?}");
+    assert_eq!(o.ticket.as_deref(), ticket, "{o:?}");
+    assert_eq!(o.queued_ack, ack, "{o:?}");
+}
+
+fn events(d: &TicketDetail) -> Vec<String> {
+    d.events.iter().map(|e| e.action.clone()).collect()
+}
+
+const ALICE: &str = "Alice <alice@customer.example>";
+
+#[tokio::test]
+async fn new_ticket_is_acknowledged_and_its_replies_thread() {
+    let d = desk();
+    let o = d
+        .one("1", mail(ALICE, "Backups fail", "m1@c", &[], "Hello"))
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+    let t = d.show("SUP-000001");
+    assert_eq!(t.requester, "alice@customer.example");
+    assert_eq!(t.outgoing.len(), 1, "one acknowledgement queued");
+    assert!(t.outgoing[0].kind.starts_with("ack"), "{:?}", t.outgoing);
+
+    // In-Reply-To the customer's first mail.
+    let o = d
+        .one(
+            "2",
+            mail(
+                ALICE,
+                "Re: Backups fail",
+                "m2@c",
+                &["In-Reply-To: <m1@c>"],
+                "More",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+
+    // References only (the In-Reply-To is unknown).
+    let o = d
+        .one(
+            "3",
+            mail(
+                ALICE,
+                "Re: Backups fail",
+                "m3@c",
+                &["In-Reply-To: <unknown@x>", "References: <m1@c> <unknown@x>"],
+                "Again",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+
+    // In-Reply-To our acknowledgement (a Message-ID in the outbox).
+    let ack_id = t.outgoing[0].subject.clone().unwrap();
+    let o = d
+        .one(
+            "4",
+            mail(
+                ALICE,
+                "Re: ack",
+                "m4@c",
+                &[&format!("In-Reply-To: <{ack_id}>")],
+                "Thanks",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+
+    // The subject tag, from a colleague at the same domain.
+    let o = d
+        .one(
+            "5",
+            mail(
+                "Bob <bob@customer.example>",
+                "Re: [SUP-000001] Backups fail",
+                "m5@c",
+                &[],
+                "Same here",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+
+    // The same tag from a stranger opens a ticket of its own.
+    let o = d
+        .one(
+            "6",
+            mail(
+                "Mallory <m@elsewhere.example>",
+                "Re: [SUP-000001] Backups fail",
+                "m6@e",
+                &[],
+                "Let me in",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    assert_eq!(d.show("SUP-000001").messages.len(), 5);
+    assert_eq!(d.tickets(), 2);
+}
+
+#[tokio::test]
+async fn agent_response_and_commands_then_customer_reopens() {
+    let d = desk();
+    d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;
+    let o = d
+        .one(
+            "2",
+            mail(
+                "Agent <agent@demo.example>",
+                "Re: [SUP-000001] Help",
+                "a1@d",
+                &[],
+                "Looking into it.",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Agent, Some("SUP-000001"), false);
+    let t = d.show("SUP-000001");
+    assert!(
+        t.first_responded_at.is_some(),
+        "the response stops the clock"
+    );
+    assert_eq!(t.status, "open");
+
+    let o = d
+        .one(
+            "3",
+            mail(
+                "Agent <agent@demo.example>",
+                "Re: [SUP-000001] Help",
+                "a2@d",
+                &["In-Reply-To: <m1@c>"],
+                "#close",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Agent, Some("SUP-000001"), false);
+    assert_eq!(d.show("SUP-000001").status, "resolved");
+
+    // Within the reopen window: the reply reopens the ticket.
+    let o = d
+        .one(
+            "4",
+            mail(
+                ALICE,
+                "Re: Help",
+                "m2@c",
+                &["In-Reply-To: <a2@d>"],
+                "Not fixed",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+    let t = d.show("SUP-000001");
+    assert_eq!(t.status, "open");
+    assert!(
+        events(&t).contains(&"reopened".to_string()),
+        "{:?}",
+        t.events
+    );
+
+    // An agent mail that threads to nothing is kept for an admin.
+    let o = d
+        .one(
+            "5",
+            mail("Agent <agent@demo.example>", "Hi", "a3@d", &[], "#close"),
+        )
+        .await;
+    assert_outcome(&o, Action::Agent, None, false);
+    assert_eq!(d.orphan_kinds(), vec![("agent".to_string(), None)]);
+}
+
+#[tokio::test]
+async fn a_command_and_a_reply_in_one_batch_apply_in_order() {
+    let d = desk();
+    d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;
+    // The reply must see the ticket the #close left: resolved, so it
+    // reopens it (the second message is decided in a second round).
+    let out = d
+        .batch(vec![
+            (
+                "2",
+                mail(
+                    "Agent <agent@demo.example>",
+                    "Re: [SUP-000001] Help",
+                    "a1@d",
+                    &[],
+                    "#close",
+                ),
+            ),
+            (
+                "3",
+                mail(ALICE, "Re: Help", "m2@c", &["In-Reply-To: <a1@d>"], "Wait"),
+            ),
+        ])
+        .await;
+    assert_outcome(&out[0], Action::Agent, Some("SUP-000001"), false);
+    assert_outcome(&out[1], Action::Followup, Some("SUP-000001"), false);
+    let t = d.show("SUP-000001");
+    assert_eq!(t.status, "open");
+    assert_eq!(
+        events(&t)
+            .into_iter()
+            .filter(|e| e == "resolved" || e == "reopened")
+            .collect::<Vec<_>>(),
+        ["resolved", "reopened"]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_sees_its_own_tickets_and_acknowledgements() {
+    let d = desk();
+    let limit = d.config.desk.ack_limit_per_hour as usize;
+    let mut msgs = vec![
+        ("1", mail(ALICE, "First", "b1@c", &[], "One")),
+        (
+            "2",
+            mail(ALICE, "Re: First", "b2@c", &["In-Reply-To: <b1@c>"], "Two"),
+        ),
+    ];
+    // Enough new tickets from one address to pass the hourly cap.
+    let keys: Vec<String> = (0..limit + 1).map(|i| format!("n{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        msgs.push((
+            k.as_str(),
+            mail(
+                "Carol <carol@other.example>",
+                &format!("Issue {i}"),
+                &format!("c{i}@o"),
+                &[],
+                "text",
+            ),
+        ));
+    }
+    let out = d.batch(msgs).await;
+    assert_outcome(&out[0], Action::NewTicket, Some("SUP-000001"), true);
+    assert_outcome(&out[1], Action::Followup, Some("SUP-000001"), false);
+    for (i, o) in out[2..].iter().enumerate() {
+        let reference = format!("SUP-{:06}", i + 2);
+        assert_outcome(o, Action::NewTicket, Some(&reference), i < limit);
+    }
+    let last = d.show(&format!("SUP-{:06}", limit + 2));
+    assert!(
+        last.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("in the last hour (limit"),
+        "{:?}",
+        last.note
+    );
+}
+
+#[tokio::test]
+async fn held_automated_duplicate_already_done_unparsable() {
+    let d = desk();
+    // No-reply sender: a ticket, no acknowledgement, the reason noted.
+    let o = d
+        .one(
+            "1",
+            mail("Robot <no-reply@shop.example>", "Order", "r1@s", &[], "x"),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), false);
+    let note = d.show("SUP-000001").note.unwrap_or_default();
+    assert!(note.contains("no-reply sender"), "{note}");
+
+    // An auto-reply: kept, never a ticket, never acknowledged.
+    let o = d
+        .one(
+            "2",
+            mail(
+                ALICE,
+                "Out of office",
+                "oo@c",
+                &["Auto-Submitted: auto-replied"],
+                "Away",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Automated, None, false);
+
+    // A new customer mail, then the same Message-ID through another mailbox.
+    let raw = mail(ALICE, "Help", "dup@c", &[], "Hello");
+    let o = d.one("3", raw.clone()).await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    let o = d
+        .intake
+        .submit(vec![incoming("other", "x", raw.clone())])
+        .await
+        .unwrap();
+    assert_outcome(&o[0], Action::Duplicate, Some("SUP-000002"), false);
+    // The same source key again: nothing new.
+    let o = d.one("3", raw).await;
+    assert_outcome(&o, Action::AlreadyDone, None, false);
+
+    // Nothing parsable: kept raw with its error.
+    let o = d.one("4", b"   \r\n".to_vec()).await;
+    assert_outcome(&o, Action::Unparsable, None, false);
+    let kinds: Vec<String> = d.orphan_kinds().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["automated", "unparsable"]);
+    assert_eq!(d.tickets(), 2);
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_stored_is_poison_and_the_rest_go_on() {
+    let d = desk();
+    // Attachments cannot be written: a file where their directory goes.
+    std::fs::write(d.config.desk.state_dir.join("attachments"), b"in the way").unwrap();
+    let with_attachment = format!(
+        "From: {ALICE}\r\nTo: support@demo.example\r\nSubject: Logs\r\nMessage-ID: <p1@c>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nSee attached\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=log.bin\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b--\r\n"
+    );
+    let out = d
+        .batch(vec![
+            ("1", with_attachment.into_bytes()),
+            ("2", mail(ALICE, "Other", "p2@c", &[], "Hello")),
+        ])
+        .await;
+    assert_outcome(&out[0], Action::Unparsable, None, false);
+    assert_outcome(&out[1], Action::NewTicket, Some("SUP-000001"), true);
+    let orphans = d.orphan_kinds();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0].0, "poison");
+    assert!(
+        orphans[0]
+            .1
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("poison: "),
+        "{orphans:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_between_reading_and_applying_is_caught() {
+    let d = desk();
+    d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;
+    let batch = vec![super::analyse(
+        &d.config,
+        incoming(
+            "inbox",
+            "2",
+            mail(ALICE, "Re: Help", "m2@c", &["In-Reply-To: <m1@c>"], "x"),
+        ),
+    )];
+    let queries: Vec<_> = batch.iter().map(|a| decide::query(&d.config, a)).collect();
+    let now = Utc::now();
+    let q = queries.clone();
+    let (version, facts) = d
+        .store
+        .call_blocking(move |conn| super::apply::read_facts(conn, &q, now))
+        .unwrap();
+    let renderer = Renderer::load(&d.config.desk.templates_dir, "en").unwrap();
+    let round =
+        super::prepare_round(&d.config, &renderer, &batch, &queries, version, facts, now).unwrap();
+    assert!(matches!(
+        round.ready[0].decision.effect,
+        Effect::Followup(Followup::Join)
+    ));
+    // Someone (the CLI) closes the ticket in between.
+    d.store
+        .call_blocking(move |conn| tickets::resolve(conn, 1, now))
+        .unwrap();
+    let cfg = d.config.clone();
+    let applied = d
+        .store
+        .call_blocking(move |conn| super::apply::apply(conn, &cfg, &batch, &queries, round, now))
+        .unwrap();
+    assert!(applied.is_none(), "stale facts must not be applied");
+    assert_eq!(d.show("SUP-000001").messages.len(), 1, "nothing committed");
+}
+
+// ---------------------------------------------------------------- pure decisions
+
+fn thread(status: &str, resolved_days_ago: Option<i64>) -> tickets::Thread {
+    let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+    tickets::Thread {
+        reference: "SUP-000007".into(),
+        requester: "alice@customer.example".into(),
+        status: status.into(),
+        resolved_at: resolved_days_ago.map(|d| now - chrono::TimeDelta::days(d)),
+        pending_since: (status == "pending").then(|| now - chrono::TimeDelta::hours(2)),
+    }
+}
+
+fn decide_reply(cfg: &Config, state: tickets::Thread) -> decide::Decision {
+    let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+    let a = super::analyse(
+        cfg,
+        incoming(
+            "inbox",
+            "k",
+            mail(ALICE, "Re: [SUP-000007] x", "r@c", &[], "reply"),
+        ),
+    );
+    let q = decide::query(cfg, &a);
+    assert_eq!(q.tag, Some(7));
+    let facts = decide::BatchFacts {
+        next_ticket: 8,
+        messages: vec![decide::Facts {
+            tickets: vec![(7, state)],
+            ..decide::Facts::default()
+        }],
+    };
+    let mut v = decide::decide(cfg, &[a], &[q], &facts, now);
+    assert_eq!(v.len(), 1);
+    v.pop().unwrap()
+}
+
+#[test]
+fn follow_up_policy_by_ticket_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_in(dir.path());
+    let d = decide_reply(&cfg, thread("open", None));
+    assert!(matches!(d.effect, Effect::Followup(Followup::Join)));
+    let d = decide_reply(&cfg, thread("pending", None));
+    assert!(matches!(
+        d.effect,
+        Effect::Followup(Followup::Resume { paused_secs: 7200 })
+    ));
+    let d = decide_reply(&cfg, thread("resolved", Some(1)));
+    assert!(matches!(d.effect, Effect::Followup(Followup::Reopen)));
+    // Resolved longer ago than the 7-day window: a new ticket that links it.
+    let d = decide_reply(&cfg, thread("resolved", Some(30)));
+    assert_eq!(d.action, Action::NewTicket);
+    let Effect::NewTicket(t) = d.effect else {
+        panic!("a new ticket")
+    };
+    assert_eq!((t.id, t.previous), (8, Some(7)));
+    assert!(t.notes.iter().any(|n| n.contains("follows up SUP-000007")));
+    assert!(t.ack.is_ok());
+}

@@ -19,3 +19,4 @@ mod sigkill;
 mod sla_cli;
 mod spam_corpus;
 mod storage_faults;
+mod templates;
