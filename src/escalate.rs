@@ -19,10 +19,10 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::compose::{self, Reply};
 use crate::config::{Config, Recipient};
 use crate::core::escalation::{Clock, Level, Schedule};
 use crate::lifecycle;
-use crate::mail::compose::{self, Reply};
 use crate::render::Renderer;
 use crate::store::escalations::{self, TicketRow};
 use crate::store::{Store, messages, outbox, parse_ts, tickets};

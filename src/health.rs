@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use rusqlite::Connection;
 
+use crate::compose::{self, Reply};
 use crate::config::Config;
-use crate::mail::compose::{self, Reply};
 use crate::store::{health, outbox, ts};
 
 /// Queues the alerts owed at `now`: a mailbox without a good pass since

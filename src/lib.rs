@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod compose;
 pub mod config;
 pub mod core;
 pub mod escalate;

@@ -77,6 +77,29 @@ pub fn respond(
     refresh_next(conn, cfg, ticket)
 }
 
+/// A command (or, with None, a response) on the ticket named `ticket`
+/// ("SUP-000123" or "123"), in its own transaction: what `tickets close`,
+/// `respond` and `priority` do. False when there is no such ticket.
+pub fn by_hand(
+    conn: &mut Connection,
+    cfg: &Config,
+    ticket: &str,
+    actor: &str,
+    cmd: Option<&Command>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let tx = crate::store::begin(conn)?;
+    let Some(id) = crate::store::report::find_id(&tx, ticket)? else {
+        return Ok(false);
+    };
+    match cmd {
+        Some(cmd) => apply(&tx, cfg, id, actor, cmd, now)?,
+        None => respond(&tx, cfg, id, actor, now)?,
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
 /// Applies one command; an invalid one (unknown priority) is recorded as
 /// an event and otherwise ignored.
 pub fn apply(

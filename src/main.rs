@@ -180,143 +180,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     timezone,
                     received,
                 },
-        } => {
-            let cfg = match load_offline(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let usage = |msg: String| {
-                eprintln!("supportdesk: {msg}");
-                Ok(ExitCode::from(2))
-            };
-            let tz = match timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
-                None => None,
-                Some(Ok(tz)) => Some(tz),
-                Some(Err(_)) => {
-                    return usage(format!(
-                        "unknown time zone {:?}",
-                        timezone.unwrap_or_default()
-                    ));
-                }
-            };
-            let mut instants = Vec::new();
-            for r in &received {
-                match DateTime::parse_from_rfc3339(r) {
-                    Ok(t) => instants.push(t.with_timezone(&Utc)),
-                    Err(e) => return usage(format!("--received {r:?} is not RFC 3339: {e}")),
-                }
-            }
-            let mut out = String::new();
-            for (raw, t) in received.iter().zip(instants) {
-                let due = match cfg.sla.due(&sla::DueQuery {
-                    plan: &plan,
-                    priority: priority.as_deref(),
-                    category: category.as_deref(),
-                    timezone: tz,
-                    received: t,
-                }) {
-                    Ok(d) => d,
-                    Err(e) => return usage(e.to_string()),
-                };
-                let fmt = |d: Option<DateTime<Utc>>| {
-                    d.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
-                };
-                out.push_str(&serde_json::to_string(&serde_json::json!({
-                    "received": raw,
-                    "plan": plan,
-                    "priority": priority,
-                    "category": category,
-                    "first_response_due": fmt(due.first_response),
-                    "resolution_due": fmt(due.resolution),
-                }))?);
-                out.push('\n');
-            }
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Classify { files } => {
-            let cfg = match load_offline(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            use std::io::Write;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            for f in files {
-                let raw = if f == "-" {
-                    let mut buf = Vec::new();
-                    std::io::stdin().read_to_end(&mut buf).map(|_| buf)
-                } else {
-                    std::fs::read(&f)
-                };
-                let line = match raw {
-                    Err(e) => serde_json::json!({"file": f, "error": format!("cannot read: {e}")}),
-                    Ok(raw) => match inbound::parse(&raw) {
-                        Err(e) => serde_json::json!({"file": f, "error": e.to_string()}),
-                        Ok(mail) => {
-                            let v = triage::classify(&mail, &cfg.triage);
-                            serde_json::json!({
-                                "file": f,
-                                "message_id": mail.message_id,
-                                "language": v.language,
-                                "category": v.category,
-                                "impact": v.impact,
-                                "urgency": v.urgency,
-                                "priority": v.priority,
-                                "auto_reply": v.automated.is_some(),
-                                "reasons": v.reasons,
-                            })
-                        }
-                    },
-                };
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Status { json } => {
-            let cfg = match load_offline(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let Some(store) = open_existing(&cfg)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let now = supportdesk::store::ts(Utc::now());
-            let st =
-                store.call_blocking(move |conn| supportdesk::store::report::status(conn, &now))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
-            } else {
-                // Every configured mailbox, polled yet or not.
-                for mb in &cfg.mailboxes {
-                    let m = st.mailboxes.iter().find(|m| m.mailbox == mb.name);
-                    println!(
-                        "mailbox {:<16} last good poll {:<26} {}",
-                        mb.name,
-                        m.and_then(|m| m.last_poll_at.as_deref()).unwrap_or("never"),
-                        m.and_then(|m| m.last_error.as_deref())
-                            .map(|e| format!("error: {e}"))
-                            .unwrap_or_else(|| if m.is_some() {
-                                "ok".into()
-                            } else {
-                                "not polled yet".into()
-                            })
-                    );
-                }
-                println!(
-                    "outbox: {} pending (oldest {}), {} failed",
-                    st.outbox_pending,
-                    st.outbox_oldest_pending.as_deref().unwrap_or("-"),
-                    st.outbox_failed
-                );
-                println!(
-                    "tickets: {} open, {} breaching; {} messages without a ticket",
-                    st.open_tickets, st.breaching, st.unticketed_messages
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => sla_due(&cli.config, plan, priority, category, timezone, received),
+        Command::Classify { files } => classify(&cli.config, files),
+        Command::Status { json } => status(&cli.config, json),
         Command::Tickets {
             command:
                 TicketsCommand::List {
@@ -324,35 +190,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     breaching,
                     json,
                 },
-        } => {
-            let cfg = match load_offline(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let Some(store) = open_existing(&cfg)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let rows = store.call_blocking(move |conn| {
-                let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
-                supportdesk::store::report::list(conn, status.as_deref(), now.as_deref())
-            })?;
-            for t in rows {
-                if json {
-                    println!("{}", serde_json::to_string(&t)?);
-                } else {
-                    println!(
-                        "{}  {:<8} {:<10} {:<8} {:<25} {}",
-                        t.reference,
-                        t.status,
-                        t.priority.as_deref().unwrap_or("-"),
-                        t.language,
-                        t.requester,
-                        t.subject
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => tickets_list(&cli.config, status, breaching, json),
         Command::Tickets { command } => {
             let cfg = match load_offline(&cli.config) {
                 Ok(c) => c,
@@ -360,69 +198,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             tickets_command(cfg, command)
         }
-        Command::Stats { since, json } => {
-            let cfg = match load_offline(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let since = match since.as_deref().map(parse_since).transpose() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("supportdesk: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let Some(store) = open_existing(&cfg)? else {
-                return Ok(ExitCode::from(1));
-            };
-            let now = supportdesk::store::ts(Utc::now());
-            let rows = store.call_blocking(move |conn| {
-                supportdesk::store::report::stats(conn, since.as_deref(), &now)
-            })?;
-            if json {
-                for r in &rows {
-                    println!("{}", serde_json::to_string(r)?);
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let m = |v: Option<i64>| v.map(|x| format!("{x}m")).unwrap_or_else(|| "-".into());
-            println!(
-                "{:<12} {:<20} {:>7} | {:>5} {:>8} {:>5} {:>8} {:>8} | {:>5} {:>8} {:>5} {:>8} {:>8}",
-                "plan",
-                "priority",
-                "tickets",
-                "1st:met",
-                "breached",
-                "open",
-                "median",
-                "p90",
-                "res:met",
-                "breached",
-                "open",
-                "median",
-                "p90"
-            );
-            for r in rows {
-                let (f, s) = (&r.first_response, &r.resolution);
-                println!(
-                    "{:<12} {:<20} {:>7} | {:>7} {:>8} {:>5} {:>8} {:>8} | {:>7} {:>8} {:>5} {:>8} {:>8}",
-                    r.plan,
-                    r.priority.as_deref().unwrap_or("-"),
-                    r.tickets,
-                    f.met,
-                    f.breached,
-                    f.open,
-                    m(f.median_minutes),
-                    m(f.p90_minutes),
-                    s.met,
-                    s.breached,
-                    s.open,
-                    m(s.median_minutes),
-                    m(s.p90_minutes),
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Stats { since, json } => stats(&cli.config, since, json),
     }
 }
 
@@ -631,17 +407,7 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
     let t = ticket.clone();
     let c = cfg.clone();
     let found = store.call_blocking(move |conn| {
-        let tx = supportdesk::store::begin(conn)?;
-        let Some(id) = tickets::find_id(&tx, &t)? else {
-            return Ok(false);
-        };
-        let now = Utc::now();
-        match &action {
-            Some(cmd) => lifecycle::apply(&tx, &c, id, "cli", cmd, now)?,
-            None => lifecycle::respond(&tx, &c, id, "cli", now)?,
-        }
-        tx.commit()?;
-        Ok(true)
+        lifecycle::by_hand(conn, &c, &t, "cli", action.as_ref(), Utc::now())
     })?;
     if !found {
         eprintln!("supportdesk: no ticket {ticket}");
@@ -684,4 +450,253 @@ async fn check_connections(cfg: &Config) -> usize {
         }
     }
     failures
+}
+
+/// `sla due`: one JSON line per --received.
+fn sla_due(
+    path: &std::path::Path,
+    plan: String,
+    priority: Option<String>,
+    category: Option<String>,
+    timezone: Option<String>,
+    received: Vec<String>,
+) -> Result<ExitCode> {
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let usage = |msg: String| {
+        eprintln!("supportdesk: {msg}");
+        Ok(ExitCode::from(2))
+    };
+    let tz = match timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
+        None => None,
+        Some(Ok(tz)) => Some(tz),
+        Some(Err(_)) => {
+            return usage(format!(
+                "unknown time zone {:?}",
+                timezone.unwrap_or_default()
+            ));
+        }
+    };
+    let mut instants = Vec::new();
+    for r in &received {
+        match DateTime::parse_from_rfc3339(r) {
+            Ok(t) => instants.push(t.with_timezone(&Utc)),
+            Err(e) => return usage(format!("--received {r:?} is not RFC 3339: {e}")),
+        }
+    }
+    let mut out = String::new();
+    for (raw, t) in received.iter().zip(instants) {
+        let due = match cfg.sla.due(&sla::DueQuery {
+            plan: &plan,
+            priority: priority.as_deref(),
+            category: category.as_deref(),
+            timezone: tz,
+            received: t,
+        }) {
+            Ok(d) => d,
+            Err(e) => return usage(e.to_string()),
+        };
+        let fmt =
+            |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true));
+        out.push_str(&serde_json::to_string(&serde_json::json!({
+            "received": raw,
+            "plan": plan,
+            "priority": priority,
+            "category": category,
+            "first_response_due": fmt(due.first_response),
+            "resolution_due": fmt(due.resolution),
+        }))?);
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `classify FILE...`: one JSON line per message.
+fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for f in files {
+        let raw = if f == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+        } else {
+            std::fs::read(&f)
+        };
+        let line = match raw {
+            Err(e) => serde_json::json!({"file": f, "error": format!("cannot read: {e}")}),
+            Ok(raw) => match inbound::parse(&raw) {
+                Err(e) => serde_json::json!({"file": f, "error": e.to_string()}),
+                Ok(mail) => {
+                    let v = triage::classify(&mail, &cfg.triage);
+                    serde_json::json!({
+                        "file": f,
+                        "message_id": mail.message_id,
+                        "language": v.language,
+                        "category": v.category,
+                        "impact": v.impact,
+                        "urgency": v.urgency,
+                        "priority": v.priority,
+                        "auto_reply": v.automated.is_some(),
+                        "reasons": v.reasons,
+                    })
+                }
+            },
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status [--json]`: health of mailboxes, outbox and tickets.
+fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(store) = open_existing(&cfg)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let now = supportdesk::store::ts(Utc::now());
+    let st = store.call_blocking(move |conn| supportdesk::store::report::status(conn, &now))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+    } else {
+        // Every configured mailbox, polled yet or not.
+        for mb in &cfg.mailboxes {
+            let m = st.mailboxes.iter().find(|m| m.mailbox == mb.name);
+            println!(
+                "mailbox {:<16} last good poll {:<26} {}",
+                mb.name,
+                m.and_then(|m| m.last_poll_at.as_deref()).unwrap_or("never"),
+                m.and_then(|m| m.last_error.as_deref())
+                    .map(|e| format!("error: {e}"))
+                    .unwrap_or_else(|| if m.is_some() {
+                        "ok".into()
+                    } else {
+                        "not polled yet".into()
+                    })
+            );
+        }
+        println!(
+            "outbox: {} pending (oldest {}), {} failed",
+            st.outbox_pending,
+            st.outbox_oldest_pending.as_deref().unwrap_or("-"),
+            st.outbox_failed
+        );
+        println!(
+            "tickets: {} open, {} breaching; {} messages without a ticket",
+            st.open_tickets, st.breaching, st.unticketed_messages
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tickets list`.
+fn tickets_list(
+    path: &std::path::Path,
+    status: Option<String>,
+    breaching: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(store) = open_existing(&cfg)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let rows = store.call_blocking(move |conn| {
+        let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
+        supportdesk::store::report::list(conn, status.as_deref(), now.as_deref())
+    })?;
+    for t in rows {
+        if json {
+            println!("{}", serde_json::to_string(&t)?);
+        } else {
+            println!(
+                "{}  {:<8} {:<10} {:<8} {:<25} {}",
+                t.reference,
+                t.status,
+                t.priority.as_deref().unwrap_or("-"),
+                t.language,
+                t.requester,
+                t.subject
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stats [--since DATE] [--json]`: SLA compliance per plan and priority.
+fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<ExitCode> {
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let since = match since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("supportdesk: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(store) = open_existing(&cfg)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let now = supportdesk::store::ts(Utc::now());
+    let rows = store.call_blocking(move |conn| {
+        supportdesk::store::report::stats(conn, since.as_deref(), &now)
+    })?;
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = |v: Option<i64>| v.map(|x| format!("{x}m")).unwrap_or_else(|| "-".into());
+    println!(
+        "{:<12} {:<20} {:>7} | {:>5} {:>8} {:>5} {:>8} {:>8} | {:>5} {:>8} {:>5} {:>8} {:>8}",
+        "plan",
+        "priority",
+        "tickets",
+        "1st:met",
+        "breached",
+        "open",
+        "median",
+        "p90",
+        "res:met",
+        "breached",
+        "open",
+        "median",
+        "p90"
+    );
+    for r in rows {
+        let (f, s) = (&r.first_response, &r.resolution);
+        println!(
+            "{:<12} {:<20} {:>7} | {:>7} {:>8} {:>5} {:>8} {:>8} | {:>7} {:>8} {:>5} {:>8} {:>8}",
+            r.plan,
+            r.priority.as_deref().unwrap_or("-"),
+            r.tickets,
+            f.met,
+            f.breached,
+            f.open,
+            m(f.median_minutes),
+            m(f.p90_minutes),
+            s.met,
+            s.breached,
+            s.open,
+            m(s.median_minutes),
+            m(s.p90_minutes),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

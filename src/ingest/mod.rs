@@ -26,10 +26,10 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, Notify};
 
+use crate::compose::{self, Outgoing, Reply};
 use crate::config::Config;
 use crate::core::inbound::{self, ParsedMail};
 use crate::core::triage::{self, Automated};
-use crate::mail::compose::{self, Outgoing, Reply};
 use crate::render::Renderer;
 use crate::store::Store;
 use crate::store::messages::StoredFile;

@@ -134,15 +134,7 @@ impl Desk {
     /// Kinds of the incoming messages kept without a ticket.
     fn orphan_kinds(&self) -> Vec<(String, Option<String>)> {
         self.store
-            .call_blocking(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT kind, error FROM messages WHERE ticket_id IS NULL ORDER BY id",
-                )?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
+            .call_blocking(|conn| report::unticketed(conn))
             .unwrap()
     }
 }

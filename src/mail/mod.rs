@@ -1,7 +1,6 @@
-//! Mail I/O: IMAP and Maildir sources, composing, and outbox delivery,
-//! and the narrow handle a source works through ([`Source`]).
+//! Mail I/O: IMAP and Maildir sources and outbox delivery, and the narrow
+//! handle a source works through ([`Source`]).
 
-pub mod compose;
 pub mod imap;
 pub mod maildir;
 pub mod outbox;

@@ -392,3 +392,16 @@ pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<St
         })
         .collect())
 }
+
+/// Incoming messages kept without a ticket (for an admin): kind and error,
+/// oldest first.
+pub fn unticketed(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
+    let mut stmt = conn
+        .prepare("SELECT kind, error FROM messages WHERE ticket_id IS NULL ORDER BY id")
+        .context("Preparing the unticketed messages")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("Reading the unticketed messages")?;
+    Ok(rows)
+}
