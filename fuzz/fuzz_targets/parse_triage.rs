@@ -1,6 +1,8 @@
-//! Any bytes, as a message from a mailbox, through the CPU half of ingest:
-//! MIME parsing, the automated/loop checks, triage and the SLA clocks, under
-//! each of the five example policies. Must never panic.
+//! Any bytes, as a message from a mailbox, through the CPU stages of
+//! ingest: analysis (MIME parsing, the automated/loop checks), then the
+//! pure decision on an empty store, which for a customer's mail runs
+//! triage and the SLA clocks, under each of the five example policies.
+//! Must never panic.
 #![no_main]
 
 use std::path::PathBuf;
@@ -9,7 +11,8 @@ use std::sync::OnceLock;
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use supportdesk::config::{self, Config, Secrets};
-use supportdesk::ingest::{Analysis, Incoming, prepare};
+use supportdesk::ingest::decide::{self, BatchFacts, Facts};
+use supportdesk::ingest::{Analysis, Incoming, analyse};
 
 fn configs() -> &'static [Config] {
     static CONFIGS: OnceLock<Vec<Config>> = OnceLock::new();
@@ -41,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = &configs()[(h % 5) as usize];
     let received = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap()
         + chrono::TimeDelta::minutes(((h >> 8) % (7 * 24 * 60)) as i64);
-    let prepared = prepare(
+    let analysed = analyse(
         cfg,
         Incoming {
             mailbox: "fuzz".into(),
@@ -51,9 +54,15 @@ fuzz_target!(|data: &[u8]| {
             received_at: received,
             raw: data.to_vec(),
         },
-        received,
     );
-    if let Analysis::Parsed(p) = &prepared.analysis {
+    if let Analysis::Parsed(p) = &analysed.analysis {
         assert!(!p.mail.subject.chars().any(char::is_control));
     }
+    let query = decide::query(cfg, &analysed);
+    let facts = BatchFacts {
+        next_ticket: 1,
+        messages: vec![Facts::default()],
+    };
+    let decided = decide::decide(cfg, &[analysed], &[query], &facts, received);
+    assert_eq!(decided.len(), 1);
 });
