@@ -30,6 +30,8 @@ pub struct App {
     outbox_wake: Arc<Notify>,
     /// Wakes the escalation sweeper after an ingestion changed something.
     sweep_wake: Arc<Notify>,
+    /// The last SMTP connection error, so it is logged once per change.
+    smtp_error: Arc<std::sync::Mutex<Option<String>>>,
     ready: Readiness,
     /// When this process started: the baseline of the fetch alert for a
     /// mailbox that has not had a good pass yet.
@@ -66,6 +68,7 @@ impl App {
             store,
             outbox_wake: Arc::new(Notify::new()),
             sweep_wake: Arc::new(Notify::new()),
+            smtp_error: Arc::default(),
             ready: Readiness::default(),
             started: Utc::now(),
             shutdown: CancellationToken::new(),
@@ -97,6 +100,7 @@ impl App {
             self.store.clone(),
             self.config.outbox.clone(),
             self.outbox_wake.clone(),
+            self.smtp_error.clone(),
             self.shutdown.clone(),
         )
     }

@@ -9,6 +9,11 @@
 //! Cost: the sweep reads `tickets` only through the partial indexes on
 //! `fr_next_at` / `res_next_at`, which hold open, unanswered tickets
 //! with something left to send; closed tickets are not in them.
+//!
+//! A sweep is three stages, like ingest: read the due tickets (store
+//! thread), decide the levels and render the notices (blocking pool),
+//! apply in one transaction (store thread), skipping a ticket that
+//! changed since it was read.
 
 use std::sync::Arc;
 
@@ -45,11 +50,25 @@ impl Sweeper {
     /// One escalation sweep and one health check; wakes the outbox when
     /// they queued mail. Returns the number of notices queued.
     pub async fn sweep(&self) -> Result<usize> {
-        let (config, renderer) = (self.config.clone(), self.renderer.clone());
-        let n = self
-            .store
-            .call(move |conn| sweep(conn, &config, &renderer, Utc::now()))
-            .await?;
+        let now = Utc::now();
+        let mut n = 0;
+        loop {
+            let due = self.store.call(move |conn| read_due(conn, now)).await?;
+            let full = due.len() == BATCH;
+            let (config, renderer) = (self.config.clone(), self.renderer.clone());
+            let plans = tokio::task::spawn_blocking(move || plan(&config, &renderer, due, now))
+                .await
+                .context("Planning escalations panicked")?;
+            let config = self.config.clone();
+            let (queued, handled) = self
+                .store
+                .call(move |conn| apply(conn, &config, plans, now))
+                .await?;
+            n += queued;
+            if !full || handled == 0 {
+                break;
+            }
+        }
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
             .store
@@ -144,7 +163,178 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Runs one sweep at `now`; returns the number of notices queued.
+/// A due ticket as read from the store.
+pub struct Due {
+    id: i64,
+    row: TicketRow,
+    /// The first lines of the last message on the ticket.
+    last_message: String,
+}
+
+/// What a sweep does to one ticket: per clock, the level now handled and
+/// the notices composed for it.
+pub struct Planned {
+    id: i64,
+    /// As it was read: the plan holds only while the ticket is unchanged.
+    row: TicketRow,
+    clocks: Vec<(Clock, Level, Vec<Notice>)>,
+}
+
+struct Notice {
+    level: Level,
+    recipient: String,
+    out: compose::Outgoing,
+}
+
+/// Stage 1 (store thread, reads only): up to BATCH tickets due at `now`.
+pub fn read_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Due>> {
+    let mut out = Vec::new();
+    for id in escalations::due(conn, now, BATCH)? {
+        let row = escalations::ticket(conn, id)?;
+        let last_message = messages::last_body(conn, id)?
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push(Due {
+            id,
+            row,
+            last_message,
+        });
+    }
+    Ok(out)
+}
+
+/// Stage 2 (off the store thread): which level each due clock reached,
+/// who is told, and their notices rendered and composed.
+pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>) -> Vec<Planned> {
+    due.into_iter()
+        .map(|d| {
+            let mut clocks = Vec::new();
+            for (clock, next, due_at, warn, level) in &d.row.clocks {
+                let Some(next) = next.as_deref().and_then(parse_ts) else {
+                    continue;
+                };
+                if next > now {
+                    continue;
+                }
+                let Some(due_at) = due_at.as_deref().and_then(parse_ts) else {
+                    continue;
+                };
+                let schedule = Schedule::new(
+                    warn.as_deref().and_then(parse_ts),
+                    due_at,
+                    cfg.escalation.second_after,
+                );
+                let Some(owed) = schedule.owed(*level, now) else {
+                    continue;
+                };
+                // The highest level reached that someone receives: a late
+                // sweep that finds a level nobody takes (a director only
+                // for "second") still tells whoever takes the level below.
+                let (sent_level, recipients) = Level::ALL
+                    .into_iter()
+                    .rev()
+                    .filter(|l| *l <= owed && l.rank() > *level)
+                    .map(|l| {
+                        (
+                            l,
+                            cfg.escalation
+                                .recipients_for(&d.row.plan, d.row.priority.as_deref(), l),
+                        )
+                    })
+                    .find(|(_, r)| !r.is_empty())
+                    .unwrap_or((owed, Vec::new()));
+                if recipients.is_empty() {
+                    tracing::debug!(ticket = %d.row.reference, level = owed.as_str(), "no escalation recipient");
+                }
+                let mut notices = Vec::new();
+                for r in recipients {
+                    match compose_notice(cfg, renderer, &d, *clock, sent_level, due_at, r, now) {
+                        Ok(out) => notices.push(Notice {
+                            level: sent_level,
+                            recipient: r.address.email.to_string(),
+                            out,
+                        }),
+                        // A template that fails to render must not block
+                        // every other ticket's escalation: log it and go on.
+                        Err(e) => tracing::error!(
+                            ticket = %d.row.reference,
+                            recipient = %r.address,
+                            "escalation notice not queued: {e:#}"
+                        ),
+                    }
+                }
+                clocks.push((*clock, owed, notices));
+            }
+            Planned {
+                id: d.id,
+                row: d.row,
+                clocks,
+            }
+        })
+        .collect()
+}
+
+/// Stage 3 (store thread, SQL only): one transaction; a ticket changed
+/// since it was read (an agent answered in between) is left for the
+/// next sweep. Returns (notices queued, tickets handled).
+pub fn apply(
+    conn: &mut Connection,
+    cfg: &Config,
+    plans: Vec<Planned>,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize)> {
+    let tx = crate::store::begin(conn).context("Starting a sweep")?;
+    let (mut queued, mut handled) = (0, 0);
+    for p in plans {
+        if escalations::ticket(&tx, p.id)? != p.row {
+            continue;
+        }
+        handled += 1;
+        for (clock, owed, notices) in p.clocks {
+            for n in notices {
+                // Recorded once per ticket, clock, level and recipient:
+                // a notice recorded before is not sent again.
+                let Some(esc) = escalations::record(&tx, p.id, clock, n.level, &n.recipient, now)?
+                else {
+                    continue;
+                };
+                let outbox_id = outbox::enqueue(
+                    &tx,
+                    &outbox::NewOutgoing {
+                        ticket: Some(p.id),
+                        kind: "escalation",
+                        message_id: &n.out.message_id,
+                        sender: &n.out.sender,
+                        recipients: &n.out.recipients,
+                        raw: &n.out.raw,
+                    },
+                    now,
+                )?;
+                escalations::link(&tx, esc, outbox_id)?;
+                queued += 1;
+            }
+            tickets::set_level(&tx, p.id, clock, owed.rank())?;
+            lifecycle::event(
+                &tx,
+                p.id,
+                "sweeper",
+                &format!("escalation-{}", owed.as_str()),
+                Some(clock.as_str()),
+                now,
+            )?;
+        }
+        lifecycle::refresh_next(&tx, cfg, p.id)?;
+    }
+    tx.commit().context("Committing a sweep")?;
+    Ok((queued, handled))
+}
+
+/// One whole sweep at `now` on the calling thread (the three stages in
+/// turn); returns the number of notices queued.
 pub fn sweep(
     conn: &mut Connection,
     cfg: &Config,
@@ -153,120 +343,34 @@ pub fn sweep(
 ) -> Result<usize> {
     let mut queued = 0;
     loop {
-        let tx = crate::store::begin(conn).context("Starting a sweep")?;
-        let ids = escalations::due(&tx, now, BATCH)?;
-        for &id in &ids {
-            queued += escalate_ticket(&tx, cfg, renderer, id, now)?;
-        }
-        tx.commit().context("Committing a sweep")?;
-        if ids.len() < BATCH {
+        let due = read_due(conn, now)?;
+        let full = due.len() == BATCH;
+        let (n, handled) = apply(conn, cfg, plan(cfg, renderer, due, now), now)?;
+        queued += n;
+        if !full || handled == 0 {
             return Ok(queued);
         }
     }
 }
 
-fn escalate_ticket(
-    tx: &rusqlite::Transaction<'_>,
-    cfg: &Config,
-    renderer: &Renderer,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<usize> {
-    let row = escalations::ticket(tx, id)?;
-    let mut queued = 0;
-    for (clock, next, due, warn, level) in &row.clocks {
-        let Some(next) = next.as_deref().and_then(parse_ts) else {
-            continue;
-        };
-        if next > now {
-            continue;
-        }
-        let Some(due) = due.as_deref().and_then(parse_ts) else {
-            continue;
-        };
-        let schedule = Schedule::new(
-            warn.as_deref().and_then(parse_ts),
-            due,
-            cfg.escalation.second_after,
-        );
-        let Some(owed) = schedule.owed(*level, now) else {
-            continue;
-        };
-        // The highest level reached that someone receives: a late sweep
-        // that finds a level nobody takes (a director only for "second")
-        // still tells whoever takes the level below.
-        let (sent_level, recipients) = Level::ALL
-            .into_iter()
-            .rev()
-            .filter(|l| *l <= owed && l.rank() > *level)
-            .map(|l| {
-                (
-                    l,
-                    cfg.escalation
-                        .recipients_for(&row.plan, row.priority.as_deref(), l),
-                )
-            })
-            .find(|(_, r)| !r.is_empty())
-            .unwrap_or((owed, Vec::new()));
-        if recipients.is_empty() {
-            tracing::debug!(ticket = %row.reference, level = owed.as_str(), "no escalation recipient");
-        }
-        for r in recipients {
-            match notify(tx, cfg, renderer, id, &row, *clock, sent_level, due, r, now) {
-                Ok(n) => queued += n,
-                // A template that fails to render must not block every
-                // other ticket's escalation: log it and go on.
-                Err(e) => tracing::error!(
-                    ticket = %row.reference,
-                    recipient = %r.address,
-                    "escalation notice not queued: {e:#}"
-                ),
-            }
-        }
-        tickets::set_level(tx, id, *clock, owed.rank())?;
-        lifecycle::event(
-            tx,
-            id,
-            "sweeper",
-            &format!("escalation-{}", owed.as_str()),
-            Some(clock.as_str()),
-            now,
-        )?;
-    }
-    lifecycle::refresh_next(tx, cfg, id)?;
-    Ok(queued)
-}
-
 #[allow(clippy::too_many_arguments)]
-fn notify(
-    tx: &rusqlite::Transaction<'_>,
+fn compose_notice(
     cfg: &Config,
     renderer: &Renderer,
-    id: i64,
-    row: &TicketRow,
+    d: &Due,
     clock: Clock,
     level: Level,
     due: DateTime<Utc>,
     r: &Recipient,
     now: DateTime<Utc>,
-) -> Result<usize> {
-    let recipient = r.address.email.to_string();
-    let Some(esc_id) = escalations::record(tx, id, clock, level, &recipient, now)? else {
-        return Ok(0);
-    };
+) -> Result<compose::Outgoing> {
+    let row = &d.row;
     let local = |t: DateTime<Utc>| {
         t.with_timezone(&r.timezone)
             .format("%Y-%m-%d %H:%M %Z")
             .to_string()
     };
     let received = parse_ts(&row.received_at).unwrap_or(now);
-    let last_message = messages::last_body(tx, id)?
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(8)
-        .collect::<Vec<_>>()
-        .join("\n");
     let ctx = NoticeContext {
         desk_name: cfg.desk.name.clone(),
         reference: row.reference.clone(),
@@ -285,10 +389,10 @@ fn notify(
         due_at: local(due),
         late_by: (now >= due).then(|| human(now - due)),
         left: (now < due).then(|| human(due - now)),
-        last_message,
+        last_message: d.last_message.clone(),
     };
     let (_, rendered) = renderer.render("escalation", &r.language, &ctx)?;
-    let out = compose::compose(&Reply {
+    compose::compose(&Reply {
         from: &cfg.desk.address,
         to: r.address.clone(),
         subject: &rendered.subject,
@@ -299,21 +403,7 @@ fn notify(
         reference: &row.reference,
         kind: &format!("escalation-{}", level.as_str()),
         auto_submitted: Some("auto-generated"),
-    })?;
-    let outbox_id = outbox::enqueue(
-        tx,
-        &outbox::NewOutgoing {
-            ticket: Some(id),
-            kind: "escalation",
-            message_id: &out.message_id,
-            sender: &out.sender,
-            recipients: &out.recipients,
-            raw: &out.raw,
-        },
-        now,
-    )?;
-    escalations::link(tx, esc_id, outbox_id)?;
-    Ok(1)
+    })
 }
 
 /// "2d 3h", "1h 30m", "12m".

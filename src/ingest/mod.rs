@@ -233,7 +233,6 @@ impl Intake {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let now = Utc::now();
         let cfg = self.config.clone();
         let analysed: Arc<Vec<Analysed>> = Arc::new(
             batch
@@ -244,6 +243,7 @@ impl Intake {
         let queries: Arc<Vec<decide::Query>> =
             Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
         let _turn = self.turn.lock().await;
+        let now = Utc::now();
         let mut outcomes = Vec::with_capacity(analysed.len());
         let mut stale = 0;
         while outcomes.len() < analysed.len() {

@@ -50,10 +50,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// `smtp_error` outlives a generation, so a reload does not log a
+    /// known outage again.
     pub fn new(
         store: Store,
         settings: config::Outbox,
         wake: Arc<Notify>,
+        smtp_error: Arc<std::sync::Mutex<Option<String>>>,
         shutdown: CancellationToken,
     ) -> Outbox {
         Outbox {
@@ -61,7 +64,7 @@ impl Outbox {
             settings: Arc::new(settings),
             wake,
             shutdown,
-            smtp_error: Arc::default(),
+            smtp_error,
         }
     }
 }

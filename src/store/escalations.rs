@@ -35,6 +35,7 @@ pub fn due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<i6
 pub type ClockRow = (Clock, Option<String>, Option<String>, Option<String>, u8);
 
 /// What a notice about a ticket says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketRow {
     pub reference: String,
     pub subject: String,
