@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::duration;
 use crate::core::escalation::Level;
-use crate::core::problem::Problem;
+use crate::core::problem::{Problem, Problems};
 use crate::core::sla::{RawSla, SlaModel};
 use crate::core::triage::{RawTriage, TriageModel};
 
@@ -513,23 +514,17 @@ fn check(
     raw: &RawConfig,
     secrets: Secrets,
 ) -> Result<Config, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut problem = |path: &[&str], message: String| {
-        problems.push(Problem {
-            path: path.iter().map(|s| s.to_string()).collect(),
-            message,
-        })
-    };
+    let mut pr = Problems::new();
 
-    check_ids(&raw.priorities, "priorities", &mut problem);
-    check_ids(&raw.categories, "categories", &mut problem);
+    check_ids(&raw.priorities, "priorities", &mut pr);
+    check_ids(&raw.categories, "categories", &mut pr);
 
     // desk
     let d = &raw.desk;
     let address = match d.address.parse::<lettre::message::Mailbox>() {
         Ok(a) => Some(a),
         Err(e) => {
-            problem(
+            pr.push(
                 &["desk", "address"],
                 format!(
                     "not an email address ({e}); expected e.g. \"Support <support@example.com>\""
@@ -544,14 +539,14 @@ fn check(
             .chars()
             .all(|c| c.is_ascii_alphanumeric())
     {
-        problem(
+        pr.push(
             &["desk", "reference_prefix"],
-            "expected letters and digits only, e.g. \"SUP\"".into(),
+            "expected letters and digits only, e.g. \"SUP\"",
         );
     }
     let templates_dir = base.join(&d.templates_dir);
     if !templates_dir.is_dir() {
-        problem(
+        pr.push(
             &["desk", "templates_dir"],
             format!("{} is not a directory", templates_dir.display()),
         );
@@ -559,7 +554,7 @@ fn check(
     if let Some(level) = &d.log_level
         && level.parse::<tracing_subscriber::EnvFilter>().is_err()
     {
-        problem(
+        pr.push(
             &["desk", "log_level"],
             format!(
                 "{level:?} is not a log filter; expected e.g. \"info\" or \"supportdesk=debug\""
@@ -572,12 +567,8 @@ fn check(
     let mut names = std::collections::HashSet::new();
     for (i, m) in raw.mailboxes.iter().enumerate() {
         let idx = i.to_string();
-        let at =
-            |key: &'static str| -> [String; 3] { ["mailboxes".into(), idx.clone(), key.into()] };
-        let mut p = |key: &'static str, msg: String| {
-            let path = at(key);
-            problem(&[&path[0], &path[1], &path[2]], msg)
-        };
+        let mut p =
+            |key: &'static str, msg: String| pr.push(&["mailboxes", idx.as_str(), key], msg);
         if m.name.is_empty() || m.name.len() > 64 {
             p("name", "expected a short non-empty name".into());
         }
@@ -734,28 +725,28 @@ fn check(
     let o = &raw.outbox;
     let max_attempts = o.max_attempts.unwrap_or(10);
     if max_attempts == 0 {
-        problem(&["outbox", "max_attempts"], "expected at least 1".into());
+        pr.push(&["outbox", "max_attempts"], "expected at least 1");
     }
     let outbox_kind = match o.kind.as_str() {
         "smtp" => {
             let host = o.host.clone().unwrap_or_default();
             if host.is_empty() {
-                problem(&["outbox", "host"], "an smtp outbox needs a host".into());
+                pr.push(&["outbox", "host"], "an smtp outbox needs a host");
             }
             let tls = match o.tls.as_deref().unwrap_or("starttls") {
                 "implicit" => Tls::Implicit,
                 "starttls" => Tls::StartTls,
                 "none" => {
                     if !is_loopback(&host) {
-                        problem(
+                        pr.push(
                             &["outbox", "tls"],
-                            "tls = \"none\" is only allowed for a loopback host".into(),
+                            "tls = \"none\" is only allowed for a loopback host",
                         );
                     }
                     Tls::None
                 }
                 other => {
-                    problem(
+                    pr.push(
                         &["outbox", "tls"],
                         format!(
                             "unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""
@@ -773,31 +764,28 @@ fn check(
             let password = match read_secret(base, &o.secret, secrets) {
                 Ok(s) => s,
                 Err((key, msg)) => {
-                    problem(&["outbox", key], msg);
+                    pr.push(&["outbox", key], msg);
                     None
                 }
             };
             if o.username.is_some() != declared {
-                problem(
+                pr.push(
                     &["outbox", "username"],
-                    "username and a password go together".into(),
+                    "username and a password go together",
                 );
             }
             let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
             if let Some(ca) = &ca_file
                 && !ca.is_file()
             {
-                problem(
+                pr.push(
                     &["outbox", "ca_file"],
                     format!("{} is not a readable file", ca.display()),
                 );
             }
             let timeout = bounded_duration(o.timeout.as_deref(), 30, ONE_SECOND, Duration::MAX)
                 .unwrap_or_else(|d| {
-                    problem(
-                        &["outbox", "timeout"],
-                        "expected a duration of at least 1s".into(),
-                    );
+                    pr.push(&["outbox", "timeout"], "expected a duration of at least 1s");
                     d
                 });
             Some(OutboxKind::Smtp(SmtpSettings {
@@ -813,15 +801,12 @@ fn check(
         "directory" => match &o.path {
             Some(p) => Some(OutboxKind::Directory(base.join(p))),
             None => {
-                problem(
-                    &["outbox", "path"],
-                    "a directory outbox needs a path".into(),
-                );
+                pr.push(&["outbox", "path"], "a directory outbox needs a path");
                 None
             }
         },
         other => {
-            problem(
+            pr.push(
                 &["outbox", "kind"],
                 format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""),
             );
@@ -830,10 +815,10 @@ fn check(
     };
 
     let sla = SlaModel::from_raw(&raw.sla, &raw.priorities, &raw.categories)
-        .map_err(|ps| problems.extend(ps))
+        .map_err(|ps| pr.extend(ps))
         .ok();
     let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
-        .map_err(|ps| problems.extend(ps))
+        .map_err(|ps| pr.extend(ps))
         .ok();
 
     // desk.reopen_window
@@ -842,10 +827,10 @@ fn check(
     {
         Some(w) => w,
         None => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "reopen_window".into()],
-                message: "expected a duration such as \"7d\" or \"48h\"".into(),
-            });
+            pr.push(
+                &["desk", "reopen_window"],
+                "expected a duration such as \"7d\" or \"48h\"",
+            );
             chrono::TimeDelta::zero()
         }
     };
@@ -854,10 +839,10 @@ fn check(
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "log_format".into()],
-                message: format!("unknown log format {other:?}; expected \"text\" or \"json\""),
-            });
+            pr.push(
+                &["desk", "log_format"],
+                format!("unknown log format {other:?}; expected \"text\" or \"json\""),
+            );
             LogFormat::Text
         }
     };
@@ -866,10 +851,10 @@ fn check(
         Some(a) => match a.parse::<lettre::message::Mailbox>() {
             Ok(m) => Some(m),
             Err(e) => {
-                problems.push(Problem {
-                    path: vec!["desk".into(), "admin_address".into()],
-                    message: format!("{a:?} is not a mail address: {e}"),
-                });
+                pr.push(
+                    &["desk", "admin_address"],
+                    format!("{a:?} is not a mail address: {e}"),
+                );
                 None
             }
         },
@@ -879,10 +864,10 @@ fn check(
     {
         Some(w) if w > chrono::TimeDelta::zero() => w,
         _ => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "fetch_alert_after".into()],
-                message: "expected a duration such as \"15m\"".into(),
-            });
+            pr.push(
+                &["desk", "fetch_alert_after"],
+                "expected a duration such as \"15m\"",
+            );
             chrono::TimeDelta::minutes(15)
         }
     };
@@ -891,31 +876,28 @@ fn check(
     let mut agents = Agents::default();
     for (i, a) in raw.agents.addresses.iter().enumerate() {
         if a.parse::<lettre::Address>().is_err() {
-            problems.push(Problem {
-                path: vec!["agents".into(), "addresses".into(), i.to_string()],
-                message: format!("{a:?} is not an email address"),
-            });
+            pr.push(
+                &["agents", "addresses", &i.to_string()],
+                format!("{a:?} is not an email address"),
+            );
         }
         agents.addresses.insert(a.trim().to_lowercase());
     }
     for (i, dom) in raw.agents.domains.iter().enumerate() {
         let dom = dom.trim().trim_start_matches('@').to_lowercase();
         if dom.is_empty() || dom.contains('@') || !dom.contains('.') {
-            problems.push(Problem {
-                path: vec!["agents".into(), "domains".into(), i.to_string()],
-                message: format!("{dom:?} is not a domain name"),
-            });
+            pr.push(
+                &["agents", "domains", &i.to_string()],
+                format!("{dom:?} is not a domain name"),
+            );
         }
         agents.domains.push(dom);
     }
 
     // escalation
     let e = &raw.escalation;
-    let mut eprob = |path: &[&str], message: String| {
-        let mut p = vec!["escalation".to_string()];
-        p.extend(path.iter().map(|s| s.to_string()));
-        problems.push(Problem { path: p, message });
-    };
+    let mut eprob =
+        |path: &[&str], message: String| pr.push(&[&["escalation"], path].concat(), message);
     let tick =
         bounded_duration(e.tick.as_deref(), 60, ONE_SECOND, Duration::MAX).unwrap_or_else(|d| {
             eprob(
@@ -1053,10 +1035,10 @@ fn check(
         Some(a) => match a.parse::<std::net::SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
-                problems.push(Problem {
-                    path: vec!["metrics".into(), "listen".into()],
-                    message: format!("{a:?} is not an address:port such as \"127.0.0.1:9187\""),
-                });
+                pr.push(
+                    &["metrics", "listen"],
+                    format!("{a:?} is not an address:port such as \"127.0.0.1:9187\""),
+                );
                 None
             }
         },
@@ -1072,18 +1054,18 @@ fn check(
         let lang = triage.default_language();
         let t = templates_dir.join(format!("ack.{lang}.txt"));
         if templates_dir.is_dir() && !t.is_file() {
-            problems.push(Problem {
-                path: vec!["desk".into(), "templates_dir".into()],
-                message: format!(
+            pr.push(
+                &["desk", "templates_dir"],
+                format!(
                     "no acknowledgement template for the default language {lang:?}: {} is missing",
                     t.display()
                 ),
-            });
+            );
         }
     }
 
     match (address, outbox_kind, sla, triage) {
-        (Some(address), Some(kind), Some(sla), Some(triage)) if problems.is_empty() => Ok(Config {
+        (Some(address), Some(kind), Some(sla), Some(triage)) if pr.is_empty() => Ok(Config {
             file: file.to_path_buf(),
             priorities: raw.priorities.clone(),
             categories: raw.categories.clone(),
@@ -1110,22 +1092,22 @@ fn check(
             escalation,
             metrics_listen,
         }),
-        _ => Err(problems),
+        _ => Err(pr.into_vec()),
     }
 }
 
-fn check_ids(ids: &[String], key: &str, problem: &mut impl FnMut(&[&str], String)) {
+fn check_ids(ids: &[String], key: &str, pr: &mut Problems) {
     let mut seen = std::collections::HashSet::new();
     for (i, id) in ids.iter().enumerate() {
         let idx = i.to_string();
         if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
-            problem(
+            pr.push(
                 &[key, &idx],
                 format!("{id:?} is not a valid id (non-empty, no spaces)"),
             );
         }
         if !seen.insert(id) {
-            problem(&[key, &idx], format!("{id:?} is listed twice"));
+            pr.push(&[key, &idx], format!("{id:?} is listed twice"));
         }
     }
 }
@@ -1190,7 +1172,6 @@ fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret(s))
 }
 
-/// "30s", "5m", "1h30m", "250ms", "2d".
 const ONE_SECOND: Duration = Duration::from_secs(1);
 
 /// A duration key: `value` (absent: `default_secs`), from `min` to `max`.
@@ -1209,36 +1190,11 @@ fn bounded_duration(
     }
 }
 
+/// A duration in the config's one syntax ([`crate::core::duration`]):
+/// "30s", "5m", "1h30m", "250ms", "2 hours", "7d". Each key checks its
+/// own range.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = rest[..unit_len].trim();
-        rest = &rest[unit_len..];
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(d)?;
-    }
-    Some(total)
+    duration::parse(s).ok()
 }
 
 // ---------------------------------------------------------------- locating
@@ -1352,6 +1308,21 @@ mod tests {
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn durations_in_the_sla_syntax_too() {
+        // The syntax SLA targets always had now works for every key.
+        assert_eq!(parse_duration("2 hours"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("15 Mins"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            parse_duration("1 hour 5 minutes"),
+            Some(Duration::from_secs(3900))
+        );
+        assert_eq!(parse_duration("30 secs"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2 weeks"), None);
+        let tick = bounded_duration(Some("2 minutes"), 60, ONE_SECOND, Duration::MAX);
+        assert_eq!(tick, Ok(Duration::from_secs(120)));
     }
 
     #[test]

@@ -14,18 +14,7 @@ use crate::core::calendar::{
     BUILTIN_HOLIDAY_SETS, Calendar, HolidayRule, Holidays, WeeklyHours, builtin_holiday_set,
     local_to_utc, parse_days, parse_spans,
 };
-use crate::core::problem::Problem;
-
-struct Problems(Vec<Problem>);
-
-impl Problems {
-    fn push<S: AsRef<str>>(&mut self, path: &[S], message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.iter().map(|s| s.as_ref().to_owned()).collect(),
-            message: message.into(),
-        });
-    }
-}
+use crate::core::problem::{Problem, Problems};
 
 /// `path` with one more key.
 fn sub<S: AsRef<str>>(path: &[S], key: &str) -> Vec<String> {
@@ -52,7 +41,7 @@ impl SlaModel {
         priorities: &[String],
         categories: &[String],
     ) -> Result<SlaModel, Vec<Problem>> {
-        let mut pr = Problems(Vec::new());
+        let mut pr = Problems::new();
 
         let mut calendars = BTreeMap::new();
         for (name, rc) in &raw.calendars {
@@ -207,8 +196,8 @@ impl SlaModel {
             });
         }
 
-        if !pr.0.is_empty() {
-            return Err(pr.0);
+        if !pr.is_empty() {
+            return Err(pr.into_vec());
         }
         Ok(SlaModel {
             priorities: priorities.to_vec(),
@@ -266,7 +255,7 @@ fn until_instant(dt: &toml::value::Datetime, zone: Option<Tz>) -> Result<DateTim
 fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Calendar> {
     let path = ["sla", "calendars", name];
     let at = |k: &str| sub(&path, k);
-    let before = pr.0.len();
+    let before = pr.len();
     let zone = match rc.timezone.as_deref() {
         Some(s) => parse_zone(s).map_err(|m| pr.push(&at("timezone"), m)).ok(),
         None if rc.always_open => Some(Tz::UTC),
@@ -292,7 +281,7 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
             }
         }
         let z = zone?;
-        return (pr.0.len() == before)
+        return (pr.len() == before)
             .then(|| Calendar::always_open(z).following_customer(rc.follow_customer_timezone));
     }
 
@@ -316,7 +305,7 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
             }
         }
     }
-    if week.is_closed() && pr.0.len() == before {
+    if week.is_closed() && pr.len() == before {
         pr.push(
             &at("hours"),
             "no opening hours: give e.g. hours = { mon-fri = \"09:00-18:00\" }, or always_open = true",
@@ -348,7 +337,7 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
         }
     }
     let z = zone?;
-    (pr.0.len() == before)
+    (pr.len() == before)
         .then(|| Calendar::new(z, week, holidays).following_customer(rc.follow_customer_timezone))
 }
 

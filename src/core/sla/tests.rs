@@ -588,6 +588,32 @@ fn durations() {
     }
 }
 
+#[test]
+fn durations_in_the_config_syntax_too() {
+    // Seconds and milliseconds parse, as for `[escalation] tick`; a target
+    // stays a whole number of minutes.
+    let m = TimeDelta::minutes;
+    for (s, d) in [
+        ("120s", m(2)),
+        ("90 seconds 30 secs", m(2)),
+        ("60000ms", m(1)),
+        ("2 HOURS", m(120)),
+        ("1Hr 15MIN", m(75)),
+    ] {
+        assert_eq!(parse_duration(s), Ok(d), "{s}");
+    }
+    for (s, message) in [
+        ("30s", "not a whole number of minutes"),
+        ("1m500ms", "not a whole number of minutes"),
+        ("0s", "zero"),
+        ("2 weeks", "unknown unit \"weeks\""),
+        ("366d 1m", "longer than 366 days"),
+    ] {
+        let got = parse_duration(s).unwrap_err();
+        assert!(got.contains(message), "{s:?}: {got}");
+    }
+}
+
 // ------------------------------------------------------------ proptests
 
 fn examples() -> Vec<(SlaModel, Vec<String>, Vec<String>)> {

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::core::inbound::ParsedMail;
-use crate::core::problem::Problem;
+use crate::core::problem::{Problem, Problems};
 
 pub use automated::{Automated, AutomatedKind, detect_automated};
 pub use language::detection_text;
@@ -166,12 +166,6 @@ pub struct TriageModel {
 /// every detector guesses: the default language is the better bet.
 const DEFAULT_MIN_WORDS: usize = 4;
 
-fn path(parts: &[&str]) -> Vec<String> {
-    let mut p = vec!["triage".to_string()];
-    p.extend(parts.iter().map(|s| s.to_string()));
-    p
-}
-
 impl TriageModel {
     /// Check `[triage]` against the config's priorities and categories,
     /// reporting every problem at once.
@@ -180,33 +174,31 @@ impl TriageModel {
         priorities: &[String],
         categories: &[String],
     ) -> Result<TriageModel, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mut problem =
-            |p: Vec<String>, message: String| problems.push(Problem { path: p, message });
+        let mut pr = Problems::under(&["triage"]);
 
         // Languages.
         if raw.languages.is_empty() {
-            problem(path(&["languages"]), "list at least one language".into());
+            pr.push(&["languages"], "list at least one language");
         }
         for (i, code) in raw.languages.iter().enumerate() {
             if !language::is_supported(code) {
-                problem(
-                    path(&["languages", &i.to_string()]),
+                pr.push(
+                    &["languages", &i.to_string()],
                     format!(
                         "unknown language code {code:?}; supported: {}",
                         language::supported_codes().join(", ")
                     ),
                 );
             } else if raw.languages[..i].contains(code) {
-                problem(
-                    path(&["languages", &i.to_string()]),
+                pr.push(
+                    &["languages", &i.to_string()],
                     format!("language {code:?} listed twice"),
                 );
             }
         }
         if !raw.languages.contains(&raw.default_language) {
-            problem(
-                path(&["default_language"]),
+            pr.push(
+                &["default_language"],
                 format!(
                     "default language {:?} is not in `languages`",
                     raw.default_language
@@ -214,7 +206,7 @@ impl TriageModel {
             );
         }
         if raw.min_words == Some(0) {
-            problem(path(&["min_words"]), "must be at least 1".into());
+            pr.push(&["min_words"], "must be at least 1");
         }
 
         let known = |list: &[String], v: &str| list.iter().any(|x| x == v);
@@ -230,29 +222,29 @@ impl TriageModel {
         if let Some(c) = &raw.default_category
             && !known(categories, c)
         {
-            problem(
-                path(&["default_category"]),
+            pr.push(
+                &["default_category"],
                 format!("unknown category {c:?} ({})", describe(categories)),
             );
         }
         if let Some(p) = &raw.default_priority
             && !known(priorities, p)
         {
-            problem(
-                path(&["default_priority"]),
+            pr.push(
+                &["default_priority"],
                 format!("unknown priority {p:?} ({})", describe(priorities)),
             );
         }
         for (c, p) in &raw.category_priorities {
             if !known(categories, c) {
-                problem(
-                    path(&["category_priorities", c]),
+                pr.push(
+                    &["category_priorities", c],
                     format!("unknown category {c:?} ({})", describe(categories)),
                 );
             }
             if !known(priorities, p) {
-                problem(
-                    path(&["category_priorities", c]),
+                pr.push(
+                    &["category_priorities", c],
                     format!("unknown priority {p:?} ({})", describe(priorities)),
                 );
             }
@@ -260,8 +252,8 @@ impl TriageModel {
         if let Some(list) = &raw.prioritized_categories {
             for (i, c) in list.iter().enumerate() {
                 if !known(categories, c) {
-                    problem(
-                        path(&["prioritized_categories", &i.to_string()]),
+                    pr.push(
+                        &["prioritized_categories", &i.to_string()],
                         format!("unknown category {c:?} ({})", describe(categories)),
                     );
                 }
@@ -275,10 +267,7 @@ impl TriageModel {
         ] {
             for (i, l) in levels.iter().enumerate() {
                 if levels[..i].contains(l) {
-                    problem(
-                        path(&[key, &i.to_string()]),
-                        format!("level {l:?} listed twice"),
-                    );
+                    pr.push(&[key, &i.to_string()], format!("level {l:?} listed twice"));
                 }
             }
         }
@@ -299,33 +288,32 @@ impl TriageModel {
             if let Some(v) = value
                 && !known(levels, v)
             {
-                problem(
-                    path(&[key]),
+                pr.push(
+                    &[key],
                     format!("{v:?} is not one of `{levels_key}` ({})", describe(levels)),
                 );
             }
         }
         if let Some(matrix) = &raw.matrix {
             if raw.impact_levels.is_empty() || raw.urgency_levels.is_empty() {
-                problem(
-                    path(&["matrix"]),
-                    "a matrix needs `impact_levels` and `urgency_levels`".into(),
+                pr.push(
+                    &["matrix"],
+                    "a matrix needs `impact_levels` and `urgency_levels`",
                 );
             }
             if raw.default_impact.is_none() || raw.default_urgency.is_none() {
-                problem(
-                    path(&["matrix"]),
-                    "a matrix needs `default_impact` and `default_urgency` for mail that says neither"
-                        .into(),
+                pr.push(
+                    &["matrix"],
+                    "a matrix needs `default_impact` and `default_urgency` for mail that says neither",
                 );
             }
             for u in &raw.urgency_levels {
                 match matrix.get(u) {
-                    None => problem(path(&["matrix"]), format!("no row for urgency {u:?}")),
+                    None => pr.push(&["matrix"], format!("no row for urgency {u:?}")),
                     Some(row) => {
                         for i in &raw.impact_levels {
                             if !row.contains_key(i) {
-                                problem(path(&["matrix", u]), format!("no cell for impact {i:?}"));
+                                pr.push(&["matrix", u], format!("no cell for impact {i:?}"));
                             }
                         }
                     }
@@ -333,21 +321,21 @@ impl TriageModel {
             }
             for (u, row) in matrix {
                 if !known(&raw.urgency_levels, u) {
-                    problem(
-                        path(&["matrix", u]),
+                    pr.push(
+                        &["matrix", u],
                         format!("{u:?} is not one of `urgency_levels`"),
                     );
                 }
                 for (i, p) in row {
                     if !known(&raw.impact_levels, i) {
-                        problem(
-                            path(&["matrix", u, i]),
+                        pr.push(
+                            &["matrix", u, i],
                             format!("{i:?} is not one of `impact_levels`"),
                         );
                     }
                     if !known(priorities, p) {
-                        problem(
-                            path(&["matrix", u, i]),
+                        pr.push(
+                            &["matrix", u, i],
                             format!("unknown priority {p:?} ({})", describe(priorities)),
                         );
                     }
@@ -362,16 +350,16 @@ impl TriageModel {
             .collect();
         for (lang, words) in &raw.negations {
             if !known(&raw.languages, lang) {
-                problem(
-                    path(&["negations", lang]),
+                pr.push(
+                    &["negations", lang],
                     format!("language {lang:?} is not in `languages`"),
                 );
             }
             for (i, w) in words.iter().enumerate() {
                 let folded = normalize::words(w);
                 if folded.is_empty() || folded.contains(' ') {
-                    problem(
-                        path(&["negations", lang, &i.to_string()]),
+                    pr.push(
+                        &["negations", lang, &i.to_string()],
                         format!("{w:?} is not one word"),
                     );
                 } else {
@@ -397,16 +385,16 @@ impl TriageModel {
             let (field, value) = match set.as_slice() {
                 [one] => *one,
                 [] => {
-                    problem(
-                        path(&["rules", &idx]),
-                        "a rule sets one of category, impact, urgency or priority".into(),
+                    pr.push(
+                        &["rules", &idx],
+                        "a rule sets one of category, impact, urgency or priority",
                     );
                     continue;
                 }
                 _ => {
-                    problem(
-                        path(&["rules", &idx]),
-                        "a rule sets only one of category, impact, urgency or priority".into(),
+                    pr.push(
+                        &["rules", &idx],
+                        "a rule sets only one of category, impact, urgency or priority",
                     );
                     continue;
                 }
@@ -424,8 +412,8 @@ impl TriageModel {
                 if let Some(v) = v
                     && !known(domain, v)
                 {
-                    problem(
-                        path(&["rules", &idx, key]),
+                    pr.push(
+                        &["rules", &idx, key],
                         format!("{v:?} is not one of `{domain_name}` ({})", describe(domain)),
                     );
                 }
@@ -433,23 +421,23 @@ impl TriageModel {
             if let Some(list) = &r.when_category {
                 for (i, c) in list.iter().enumerate() {
                     if !known(categories, c) {
-                        problem(
-                            path(&["rules", &idx, "when_category", &i.to_string()]),
+                        pr.push(
+                            &["rules", &idx, "when_category", &i.to_string()],
                             format!("unknown category {c:?} ({})", describe(categories)),
                         );
                     }
                 }
             }
             if r.phrases.values().all(|v| v.is_empty()) {
-                problem(
-                    path(&["rules", &idx, "phrases"]),
-                    "a rule needs at least one phrase".into(),
+                pr.push(
+                    &["rules", &idx, "phrases"],
+                    "a rule needs at least one phrase",
                 );
             }
             for (lang, list) in &r.phrases {
                 if lang != "any" && !known(&raw.languages, lang) {
-                    problem(
-                        path(&["rules", &idx, "phrases", lang]),
+                    pr.push(
+                        &["rules", &idx, "phrases", lang],
                         format!("language {lang:?} is not in `languages` (or use \"any\")"),
                     );
                     continue;
@@ -462,9 +450,7 @@ impl TriageModel {
                             lang: lang.clone(),
                             phrase,
                         }),
-                        Err(e) => {
-                            problem(path(&["rules", &idx, "phrases", lang, &pi.to_string()]), e)
-                        }
+                        Err(e) => pr.push(&["rules", &idx, "phrases", lang, &pi.to_string()], e),
                     }
                 }
             }
@@ -476,8 +462,8 @@ impl TriageModel {
             });
         }
 
-        if !problems.is_empty() {
-            return Err(problems);
+        if !pr.is_empty() {
+            return Err(pr.into_vec());
         }
         Ok(TriageModel {
             languages: raw.languages.clone(),
