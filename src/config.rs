@@ -2,8 +2,9 @@
 //!
 //! Two phases, as in ripgrep and vector: serde reads the raw shape with
 //! `deny_unknown_fields` (syntax and schema errors carry their span), then
-//! `check` turns raw values into typed ones and reports every problem at
-//! once. Every problem names the file, line, column and key.
+//! `check` turns raw values into typed ones, one function per section, and
+//! reports every problem at once. Every problem names the file, line,
+//! column and key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::duration;
 use crate::core::escalation::Level;
-use crate::core::problem::Problem;
+use crate::core::problem::{Problem, Problems};
 use crate::core::sla::{RawSla, SlaModel};
 use crate::core::triage::{RawTriage, TriageModel};
 
@@ -507,30 +509,79 @@ pub fn parse_with(path: &Path, src: &str, secrets: Secrets) -> Result<Config, Co
     })
 }
 
+/// Checks every section, reporting every problem at once. Each section is
+/// checked on its own (under its key, so paths are relative to it); the
+/// SLA and triage models check themselves. A section that cannot be built
+/// gives None, and the whole check fails with its problems.
 fn check(
     file: &Path,
     base: &Path,
     raw: &RawConfig,
     secrets: Secrets,
 ) -> Result<Config, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut problem = |path: &[&str], message: String| {
-        problems.push(Problem {
-            path: path.iter().map(|s| s.to_string()).collect(),
-            message,
-        })
+    let mut pr = Problems::new();
+    check_ids(&raw.priorities, "priorities", &mut pr);
+    check_ids(&raw.categories, "categories", &mut pr);
+    // Escalation templates and the acknowledgement template are looked up
+    // there too.
+    let templates_dir = base.join(&raw.desk.templates_dir);
+    let desk = pr.within(&["desk"], |pr| {
+        check_desk(&raw.desk, base, &templates_dir, pr)
+    });
+    let mailboxes = pr.within(&["mailboxes"], |pr| {
+        check_mailboxes(&raw.mailboxes, base, secrets, pr)
+    });
+    let outbox = pr.within(&["outbox"], |pr| {
+        check_outbox(&raw.outbox, base, secrets, pr)
+    });
+    let sla = SlaModel::from_raw(&raw.sla, &raw.priorities, &raw.categories)
+        .map_err(|ps| pr.extend(ps))
+        .ok();
+    let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
+        .map_err(|ps| pr.extend(ps))
+        .ok();
+    let agents = pr.within(&["agents"], |pr| check_agents(&raw.agents, pr));
+    let known = Known {
+        priorities: &raw.priorities,
+        sla: sla.as_ref(),
+        default_language: triage.as_ref().map_or("en", |t| t.default_language()),
+        templates_dir: &templates_dir,
     };
+    let escalation = pr.within(&["escalation"], |pr| {
+        check_escalation(&raw.escalation, &known, pr)
+    });
+    let metrics_listen = pr.within(&["metrics"], |pr| check_metrics(&raw.metrics, pr));
+    if let Some(triage) = &triage {
+        pr.within(&["desk"], |pr| {
+            check_ack_template(&templates_dir, triage, pr)
+        });
+    }
 
-    check_ids(&raw.priorities, "priorities", &mut problem);
-    check_ids(&raw.categories, "categories", &mut problem);
+    match (desk, outbox, sla, triage) {
+        (Some(desk), Some(outbox), Some(sla), Some(triage)) if pr.is_empty() => Ok(Config {
+            file: file.to_path_buf(),
+            priorities: raw.priorities.clone(),
+            categories: raw.categories.clone(),
+            desk,
+            mailboxes,
+            outbox,
+            sla,
+            triage,
+            agents,
+            escalation,
+            metrics_listen,
+        }),
+        _ => Err(pr.into_vec()),
+    }
+}
 
-    // desk
-    let d = &raw.desk;
+/// `[desk]`; None when its address is not one.
+fn check_desk(d: &RawDesk, base: &Path, templates_dir: &Path, pr: &mut Problems) -> Option<Desk> {
     let address = match d.address.parse::<lettre::message::Mailbox>() {
         Ok(a) => Some(a),
         Err(e) => {
-            problem(
-                &["desk", "address"],
+            pr.push(
+                &["address"],
                 format!(
                     "not an email address ({e}); expected e.g. \"Support <support@example.com>\""
                 ),
@@ -544,320 +595,47 @@ fn check(
             .chars()
             .all(|c| c.is_ascii_alphanumeric())
     {
-        problem(
-            &["desk", "reference_prefix"],
-            "expected letters and digits only, e.g. \"SUP\"".into(),
+        pr.push(
+            &["reference_prefix"],
+            "expected letters and digits only, e.g. \"SUP\"",
         );
     }
-    let templates_dir = base.join(&d.templates_dir);
     if !templates_dir.is_dir() {
-        problem(
-            &["desk", "templates_dir"],
+        pr.push(
+            &["templates_dir"],
             format!("{} is not a directory", templates_dir.display()),
         );
     }
     if let Some(level) = &d.log_level
         && level.parse::<tracing_subscriber::EnvFilter>().is_err()
     {
-        problem(
-            &["desk", "log_level"],
+        pr.push(
+            &["log_level"],
             format!(
                 "{level:?} is not a log filter; expected e.g. \"info\" or \"supportdesk=debug\""
             ),
         );
     }
-
-    // mailboxes
-    let mut mailboxes = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, m) in raw.mailboxes.iter().enumerate() {
-        let idx = i.to_string();
-        let at =
-            |key: &'static str| -> [String; 3] { ["mailboxes".into(), idx.clone(), key.into()] };
-        let mut p = |key: &'static str, msg: String| {
-            let path = at(key);
-            problem(&[&path[0], &path[1], &path[2]], msg)
-        };
-        if m.name.is_empty() || m.name.len() > 64 {
-            p("name", "expected a short non-empty name".into());
-        }
-        if !names.insert(m.name.clone()) {
-            p("name", format!("mailbox name {:?} is used twice", m.name));
-        }
-        match m.kind.as_str() {
-            "imap" => {
-                let host = m.host.clone().unwrap_or_default();
-                if host.is_empty() {
-                    p("host", "an imap mailbox needs a host".into());
-                }
-                let tls = match m.tls.as_deref().unwrap_or("implicit") {
-                    "implicit" => Tls::Implicit,
-                    "starttls" => Tls::StartTls,
-                    other => {
-                        p(
-                            "tls",
-                            format!(
-                                "unknown tls mode {other:?}; expected \"implicit\" or \"starttls\""
-                            ),
-                        );
-                        Tls::Implicit
-                    }
-                };
-                let port = m
-                    .port
-                    .unwrap_or(if tls == Tls::Implicit { 993 } else { 143 });
-                let username = m.username.clone().unwrap_or_default();
-                if username.is_empty() {
-                    p("username", "an imap mailbox needs a username".into());
-                }
-                let password = match read_secret(base, &m.secret, secrets) {
-                    Ok(Some(s)) => s,
-                    Ok(None) => {
-                        p(
-                            "password_file",
-                            "an imap mailbox needs password_file, password_credential or password"
-                                .into(),
-                        );
-                        Secret(String::new())
-                    }
-                    Err((key, msg)) => {
-                        p(key, msg);
-                        Secret(String::new())
-                    }
-                };
-                let ca_file = m.ca_file.as_ref().map(|f| base.join(f));
-                if let Some(ca) = &ca_file
-                    && !ca.is_file()
-                {
-                    p(
-                        "ca_file",
-                        format!("{} is not a readable file", ca.display()),
-                    );
-                }
-                let poll_interval =
-                    bounded_duration(m.poll_interval.as_deref(), 60, ONE_SECOND, Duration::MAX)
-                        .unwrap_or_else(|d| {
-                            p(
-                                "poll_interval",
-                                "expected a duration of at least 1s, e.g. \"30s\", \"5m\"".into(),
-                            );
-                            d
-                        });
-                let timeout =
-                    bounded_duration(m.timeout.as_deref(), 120, ONE_SECOND, Duration::MAX)
-                        .unwrap_or_else(|d| {
-                            p(
-                                "timeout",
-                                "expected a duration of at least 1s, e.g. \"2m\"".into(),
-                            );
-                            d
-                        });
-                let idle_timeout = bounded_duration(
-                    m.idle_timeout.as_deref(),
-                    25 * 60,
-                    ONE_SECOND,
-                    Duration::from_secs(29 * 60),
-                )
-                .unwrap_or_else(|d| {
-                    p(
-                        "idle_timeout",
-                        "expected a duration from 1s to 29m (RFC 2177), e.g. \"25m\"".into(),
-                    );
-                    d
-                });
-                for key in ["path"] {
-                    if m.path.is_some() {
-                        p(key, "`path` is for maildir mailboxes".into());
-                    }
-                }
-                mailboxes.push(Mailbox {
-                    name: m.name.clone(),
-                    kind: MailboxKind::Imap(ImapSettings {
-                        host,
-                        port,
-                        tls,
-                        username,
-                        password,
-                        ca_file,
-                        folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
-                        poll_interval,
-                        idle: m.idle.unwrap_or(true),
-                        timeout,
-                        idle_timeout,
-                        move_to: m.move_to.clone(),
-                    }),
-                });
-            }
-            "maildir" => {
-                let Some(path) = &m.path else {
-                    p("path", "a maildir mailbox needs a path".into());
-                    continue;
-                };
-                let path = base.join(path);
-                // Offline commands (status, tickets) must work precisely
-                // when a mailbox has gone missing.
-                if secrets == Secrets::Read
-                    && (!path.join("new").is_dir() || !path.join("cur").is_dir())
-                {
-                    p(
-                        "path",
-                        format!("{} is not a Maildir (no new/ and cur/)", path.display()),
-                    );
-                }
-                for (key, set) in [
-                    ("host", m.host.is_some()),
-                    ("username", m.username.is_some()),
-                    ("move_to", m.move_to.is_some()),
-                    ("timeout", m.timeout.is_some()),
-                    ("idle_timeout", m.idle_timeout.is_some()),
-                ] {
-                    if set {
-                        p(key, "not used by a maildir mailbox".into());
-                    }
-                }
-                mailboxes.push(Mailbox {
-                    name: m.name.clone(),
-                    kind: MailboxKind::Maildir {
-                        path,
-                        mark: m.mark.unwrap_or(true),
-                    },
-                });
-            }
-            other => p(
-                "kind",
-                format!("unknown mailbox kind {other:?}; expected \"imap\" or \"maildir\""),
-            ),
-        }
-    }
-
-    // outbox
-    let o = &raw.outbox;
-    let max_attempts = o.max_attempts.unwrap_or(10);
-    if max_attempts == 0 {
-        problem(&["outbox", "max_attempts"], "expected at least 1".into());
-    }
-    let outbox_kind = match o.kind.as_str() {
-        "smtp" => {
-            let host = o.host.clone().unwrap_or_default();
-            if host.is_empty() {
-                problem(&["outbox", "host"], "an smtp outbox needs a host".into());
-            }
-            let tls = match o.tls.as_deref().unwrap_or("starttls") {
-                "implicit" => Tls::Implicit,
-                "starttls" => Tls::StartTls,
-                "none" => {
-                    if !is_loopback(&host) {
-                        problem(
-                            &["outbox", "tls"],
-                            "tls = \"none\" is only allowed for a loopback host".into(),
-                        );
-                    }
-                    Tls::None
-                }
-                other => {
-                    problem(
-                        &["outbox", "tls"],
-                        format!(
-                            "unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""
-                        ),
-                    );
-                    Tls::StartTls
-                }
-            };
-            let port = o.port.unwrap_or(match tls {
-                Tls::Implicit => 465,
-                Tls::StartTls => 587,
-                Tls::None => 25,
-            });
-            let declared = o.secret.is_declared();
-            let password = match read_secret(base, &o.secret, secrets) {
-                Ok(s) => s,
-                Err((key, msg)) => {
-                    problem(&["outbox", key], msg);
-                    None
-                }
-            };
-            if o.username.is_some() != declared {
-                problem(
-                    &["outbox", "username"],
-                    "username and a password go together".into(),
-                );
-            }
-            let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
-            if let Some(ca) = &ca_file
-                && !ca.is_file()
-            {
-                problem(
-                    &["outbox", "ca_file"],
-                    format!("{} is not a readable file", ca.display()),
-                );
-            }
-            let timeout = bounded_duration(o.timeout.as_deref(), 30, ONE_SECOND, Duration::MAX)
-                .unwrap_or_else(|d| {
-                    problem(
-                        &["outbox", "timeout"],
-                        "expected a duration of at least 1s".into(),
-                    );
-                    d
-                });
-            Some(OutboxKind::Smtp(SmtpSettings {
-                host,
-                port,
-                tls,
-                username: o.username.clone(),
-                password,
-                ca_file,
-                timeout,
-            }))
-        }
-        "directory" => match &o.path {
-            Some(p) => Some(OutboxKind::Directory(base.join(p))),
-            None => {
-                problem(
-                    &["outbox", "path"],
-                    "a directory outbox needs a path".into(),
-                );
-                None
-            }
-        },
-        other => {
-            problem(
-                &["outbox", "kind"],
-                format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""),
-            );
-            None
-        }
-    };
-
-    let sla = SlaModel::from_raw(&raw.sla, &raw.priorities, &raw.categories)
-        .map_err(|ps| problems.extend(ps))
-        .ok();
-    let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
-        .map_err(|ps| problems.extend(ps))
-        .ok();
-
-    // desk.reopen_window
     let reopen_window = match parse_duration(d.reopen_window.as_deref().unwrap_or("7d"))
         .and_then(|d| chrono::TimeDelta::from_std(d).ok())
     {
         Some(w) => w,
         None => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "reopen_window".into()],
-                message: "expected a duration such as \"7d\" or \"48h\"".into(),
-            });
+            pr.push(
+                &["reopen_window"],
+                "expected a duration such as \"7d\" or \"48h\"",
+            );
             chrono::TimeDelta::zero()
         }
     };
-
     let log_format = match d.log_format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "log_format".into()],
-                message: format!("unknown log format {other:?}; expected \"text\" or \"json\""),
-            });
+            pr.push(
+                &["log_format"],
+                format!("unknown log format {other:?}; expected \"text\" or \"json\""),
+            );
             LogFormat::Text
         }
     };
@@ -866,10 +644,10 @@ fn check(
         Some(a) => match a.parse::<lettre::message::Mailbox>() {
             Ok(m) => Some(m),
             Err(e) => {
-                problems.push(Problem {
-                    path: vec!["desk".into(), "admin_address".into()],
-                    message: format!("{a:?} is not a mail address: {e}"),
-                });
+                pr.push(
+                    &["admin_address"],
+                    format!("{a:?} is not a mail address: {e}"),
+                );
                 None
             }
         },
@@ -879,56 +657,364 @@ fn check(
     {
         Some(w) if w > chrono::TimeDelta::zero() => w,
         _ => {
-            problems.push(Problem {
-                path: vec!["desk".into(), "fetch_alert_after".into()],
-                message: "expected a duration such as \"15m\"".into(),
-            });
+            pr.push(
+                &["fetch_alert_after"],
+                "expected a duration such as \"15m\"",
+            );
             chrono::TimeDelta::minutes(15)
         }
     };
+    Some(Desk {
+        name: d.name.clone(),
+        address: address?,
+        reference_prefix: d.reference_prefix.clone(),
+        state_dir: base.join(&d.state_dir),
+        templates_dir: templates_dir.to_path_buf(),
+        max_message_bytes: d.max_message_bytes,
+        log_level: d.log_level.clone(),
+        log_format,
+        template_vars: d.template_vars.clone(),
+        reopen_window,
+        admin_address,
+        fetch_alert_after,
+        ack_limit_per_hour: d.ack_limit_per_hour.unwrap_or(5),
+    })
+}
 
-    // agents
-    let mut agents = Agents::default();
-    for (i, a) in raw.agents.addresses.iter().enumerate() {
-        if a.parse::<lettre::Address>().is_err() {
-            problems.push(Problem {
-                path: vec!["agents".into(), "addresses".into(), i.to_string()],
-                message: format!("{a:?} is not an email address"),
-            });
-        }
-        agents.addresses.insert(a.trim().to_lowercase());
+/// The acknowledgement template of the triage default language, a
+/// `[desk] templates_dir` problem.
+fn check_ack_template(templates_dir: &Path, triage: &TriageModel, pr: &mut Problems) {
+    let lang = triage.default_language();
+    let t = templates_dir.join(format!("ack.{lang}.txt"));
+    if templates_dir.is_dir() && !t.is_file() {
+        pr.push(
+            &["templates_dir"],
+            format!(
+                "no acknowledgement template for the default language {lang:?}: {} is missing",
+                t.display()
+            ),
+        );
     }
-    for (i, dom) in raw.agents.domains.iter().enumerate() {
+}
+
+/// `[[mailboxes]]`: the mailboxes that could be built; names are unique.
+fn check_mailboxes(
+    raw: &[RawMailbox],
+    base: &Path,
+    secrets: Secrets,
+    pr: &mut Problems,
+) -> Vec<Mailbox> {
+    let mut mailboxes = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, m) in raw.iter().enumerate() {
+        let mailbox = pr.within(&[&i.to_string()], |pr| {
+            if m.name.is_empty() || m.name.len() > 64 {
+                pr.push(&["name"], "expected a short non-empty name");
+            }
+            if !names.insert(m.name.clone()) {
+                pr.push(
+                    &["name"],
+                    format!("mailbox name {:?} is used twice", m.name),
+                );
+            }
+            let kind = match m.kind.as_str() {
+                "imap" => Some(MailboxKind::Imap(check_imap(m, base, secrets, pr))),
+                "maildir" => check_maildir(m, base, secrets, pr),
+                other => {
+                    pr.push(
+                        &["kind"],
+                        format!("unknown mailbox kind {other:?}; expected \"imap\" or \"maildir\""),
+                    );
+                    None
+                }
+            };
+            Some(Mailbox {
+                name: m.name.clone(),
+                kind: kind?,
+            })
+        });
+        mailboxes.extend(mailbox);
+    }
+    mailboxes
+}
+
+/// One `kind = "imap"` mailbox.
+fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> ImapSettings {
+    let host = m.host.clone().unwrap_or_default();
+    if host.is_empty() {
+        pr.push(&["host"], "an imap mailbox needs a host");
+    }
+    let tls = match m.tls.as_deref().unwrap_or("implicit") {
+        "implicit" => Tls::Implicit,
+        "starttls" => Tls::StartTls,
+        other => {
+            pr.push(
+                &["tls"],
+                format!("unknown tls mode {other:?}; expected \"implicit\" or \"starttls\""),
+            );
+            Tls::Implicit
+        }
+    };
+    let port = m
+        .port
+        .unwrap_or(if tls == Tls::Implicit { 993 } else { 143 });
+    let username = m.username.clone().unwrap_or_default();
+    if username.is_empty() {
+        pr.push(&["username"], "an imap mailbox needs a username");
+    }
+    let password = match read_secret(base, &m.secret, secrets) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            pr.push(
+                &["password_file"],
+                "an imap mailbox needs password_file, password_credential or password",
+            );
+            Secret(String::new())
+        }
+        Err((key, msg)) => {
+            pr.push(&[key], msg);
+            Secret(String::new())
+        }
+    };
+    let ca_file = m.ca_file.as_ref().map(|f| base.join(f));
+    if let Some(ca) = &ca_file
+        && !ca.is_file()
+    {
+        pr.push(
+            &["ca_file"],
+            format!("{} is not a readable file", ca.display()),
+        );
+    }
+    let poll_interval = bounded_duration(m.poll_interval.as_deref(), 60, ONE_SECOND, Duration::MAX)
+        .unwrap_or_else(|d| {
+            pr.push(
+                &["poll_interval"],
+                "expected a duration of at least 1s, e.g. \"30s\", \"5m\"",
+            );
+            d
+        });
+    let timeout = bounded_duration(m.timeout.as_deref(), 120, ONE_SECOND, Duration::MAX)
+        .unwrap_or_else(|d| {
+            pr.push(
+                &["timeout"],
+                "expected a duration of at least 1s, e.g. \"2m\"",
+            );
+            d
+        });
+    let idle_timeout = bounded_duration(
+        m.idle_timeout.as_deref(),
+        25 * 60,
+        ONE_SECOND,
+        Duration::from_secs(29 * 60),
+    )
+    .unwrap_or_else(|d| {
+        pr.push(
+            &["idle_timeout"],
+            "expected a duration from 1s to 29m (RFC 2177), e.g. \"25m\"",
+        );
+        d
+    });
+    if m.path.is_some() {
+        pr.push(&["path"], "`path` is for maildir mailboxes");
+    }
+    ImapSettings {
+        host,
+        port,
+        tls,
+        username,
+        password,
+        ca_file,
+        folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
+        poll_interval,
+        idle: m.idle.unwrap_or(true),
+        timeout,
+        idle_timeout,
+        move_to: m.move_to.clone(),
+    }
+}
+
+/// One `kind = "maildir"` mailbox; None without a path.
+fn check_maildir(
+    m: &RawMailbox,
+    base: &Path,
+    secrets: Secrets,
+    pr: &mut Problems,
+) -> Option<MailboxKind> {
+    let Some(path) = &m.path else {
+        pr.push(&["path"], "a maildir mailbox needs a path");
+        return None;
+    };
+    let path = base.join(path);
+    // Offline commands (status, tickets) must work precisely when a
+    // mailbox has gone missing.
+    if secrets == Secrets::Read && (!path.join("new").is_dir() || !path.join("cur").is_dir()) {
+        pr.push(
+            &["path"],
+            format!("{} is not a Maildir (no new/ and cur/)", path.display()),
+        );
+    }
+    for (key, set) in [
+        ("host", m.host.is_some()),
+        ("username", m.username.is_some()),
+        ("move_to", m.move_to.is_some()),
+        ("timeout", m.timeout.is_some()),
+        ("idle_timeout", m.idle_timeout.is_some()),
+    ] {
+        if set {
+            pr.push(&[key], "not used by a maildir mailbox");
+        }
+    }
+    Some(MailboxKind::Maildir {
+        path,
+        mark: m.mark.unwrap_or(true),
+    })
+}
+
+/// `[outbox]`; None when its kind cannot be built.
+fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> Option<Outbox> {
+    let max_attempts = o.max_attempts.unwrap_or(10);
+    if max_attempts == 0 {
+        pr.push(&["max_attempts"], "expected at least 1");
+    }
+    let kind = match o.kind.as_str() {
+        "smtp" => Some(OutboxKind::Smtp(check_smtp(o, base, secrets, pr))),
+        "directory" => match &o.path {
+            Some(p) => Some(OutboxKind::Directory(base.join(p))),
+            None => {
+                pr.push(&["path"], "a directory outbox needs a path");
+                None
+            }
+        },
+        other => {
+            pr.push(
+                &["kind"],
+                format!("unknown outbox kind {other:?}; expected \"smtp\" or \"directory\""),
+            );
+            None
+        }
+    };
+    Some(Outbox {
+        kind: kind?,
+        max_attempts,
+    })
+}
+
+/// A `kind = "smtp"` outbox.
+fn check_smtp(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> SmtpSettings {
+    let host = o.host.clone().unwrap_or_default();
+    if host.is_empty() {
+        pr.push(&["host"], "an smtp outbox needs a host");
+    }
+    let tls = match o.tls.as_deref().unwrap_or("starttls") {
+        "implicit" => Tls::Implicit,
+        "starttls" => Tls::StartTls,
+        "none" => {
+            if !is_loopback(&host) {
+                pr.push(
+                    &["tls"],
+                    "tls = \"none\" is only allowed for a loopback host",
+                );
+            }
+            Tls::None
+        }
+        other => {
+            pr.push(
+                &["tls"],
+                format!(
+                    "unknown tls mode {other:?}; expected \"starttls\", \"implicit\" or \"none\""
+                ),
+            );
+            Tls::StartTls
+        }
+    };
+    let port = o.port.unwrap_or(match tls {
+        Tls::Implicit => 465,
+        Tls::StartTls => 587,
+        Tls::None => 25,
+    });
+    let declared = o.secret.is_declared();
+    let password = match read_secret(base, &o.secret, secrets) {
+        Ok(s) => s,
+        Err((key, msg)) => {
+            pr.push(&[key], msg);
+            None
+        }
+    };
+    if o.username.is_some() != declared {
+        pr.push(&["username"], "username and a password go together");
+    }
+    let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
+    if let Some(ca) = &ca_file
+        && !ca.is_file()
+    {
+        pr.push(
+            &["ca_file"],
+            format!("{} is not a readable file", ca.display()),
+        );
+    }
+    let timeout = bounded_duration(o.timeout.as_deref(), 30, ONE_SECOND, Duration::MAX)
+        .unwrap_or_else(|d| {
+            pr.push(&["timeout"], "expected a duration of at least 1s");
+            d
+        });
+    SmtpSettings {
+        host,
+        port,
+        tls,
+        username: o.username.clone(),
+        password,
+        ca_file,
+        timeout,
+    }
+}
+
+/// `[agents]`.
+fn check_agents(a: &RawAgents, pr: &mut Problems) -> Agents {
+    let mut agents = Agents::default();
+    for (i, addr) in a.addresses.iter().enumerate() {
+        if addr.parse::<lettre::Address>().is_err() {
+            pr.push(
+                &["addresses", &i.to_string()],
+                format!("{addr:?} is not an email address"),
+            );
+        }
+        agents.addresses.insert(addr.trim().to_lowercase());
+    }
+    for (i, dom) in a.domains.iter().enumerate() {
         let dom = dom.trim().trim_start_matches('@').to_lowercase();
         if dom.is_empty() || dom.contains('@') || !dom.contains('.') {
-            problems.push(Problem {
-                path: vec!["agents".into(), "domains".into(), i.to_string()],
-                message: format!("{dom:?} is not a domain name"),
-            });
+            pr.push(
+                &["domains", &i.to_string()],
+                format!("{dom:?} is not a domain name"),
+            );
         }
         agents.domains.push(dom);
     }
+    agents
+}
 
-    // escalation
-    let e = &raw.escalation;
-    let mut eprob = |path: &[&str], message: String| {
-        let mut p = vec!["escalation".to_string()];
-        p.extend(path.iter().map(|s| s.to_string()));
-        problems.push(Problem { path: p, message });
-    };
+/// What escalation recipients are checked against, from other sections.
+struct Known<'a> {
+    priorities: &'a [String],
+    /// None when `[sla]` has problems of its own: plans are not checked.
+    sla: Option<&'a SlaModel>,
+    /// The triage default language ("en" when `[triage]` has problems).
+    default_language: &'a str,
+    templates_dir: &'a Path,
+}
+
+/// `[escalation]`.
+fn check_escalation(e: &RawEscalation, known: &Known, pr: &mut Problems) -> Escalation {
     let tick =
         bounded_duration(e.tick.as_deref(), 60, ONE_SECOND, Duration::MAX).unwrap_or_else(|d| {
-            eprob(
-                &["tick"],
-                "expected a duration of at least 1s, e.g. \"1m\"".into(),
-            );
+            pr.push(&["tick"], "expected a duration of at least 1s, e.g. \"1m\"");
             d
         });
     let warn_share = match e.warn_at_percent.unwrap_or(80) {
         0 => None,
         p if p < 100 => Some(f64::from(p) / 100.0),
         p => {
-            eprob(
+            pr.push(
                 &["warn_at_percent"],
                 format!("{p} is not below 100 (0 turns warnings off)"),
             );
@@ -941,9 +1027,9 @@ fn check(
             match parse_duration(text).and_then(|d| chrono::TimeDelta::from_std(d).ok()) {
                 Some(d) => Some(d),
                 None => {
-                    eprob(
+                    pr.push(
                         &["second_level_after"],
-                        "expected a duration such as \"4h\"".into(),
+                        "expected a duration such as \"4h\"",
                     );
                     None
                 }
@@ -951,181 +1037,143 @@ fn check(
         }
     };
     let mut recipients = Vec::new();
-    let default_language = triage
-        .as_ref()
-        .map(|t| t.default_language().to_string())
-        .unwrap_or_else(|| "en".into());
     for (i, r) in e.recipients.iter().enumerate() {
-        let idx = i.to_string();
-        let address = match r.address.parse::<lettre::message::Mailbox>() {
-            Ok(a) => Some(a),
-            Err(err) => {
-                eprob(
-                    &["recipients", &idx, "address"],
-                    format!("{:?} is not a mail address: {err}", r.address),
-                );
-                None
-            }
-        };
-        let timezone = match r
-            .timezone
-            .as_deref()
-            .unwrap_or("UTC")
-            .parse::<chrono_tz::Tz>()
-        {
-            Ok(z) => z,
-            Err(_) => {
-                eprob(
-                    &["recipients", &idx, "timezone"],
-                    format!(
-                        "unknown time zone {:?}",
-                        r.timezone.as_deref().unwrap_or("")
-                    ),
-                );
-                chrono_tz::Tz::UTC
-            }
-        };
-        for (j, plan) in r.plans.iter().enumerate() {
-            if sla.as_ref().is_some_and(|m| !m.has_plan(plan)) {
-                eprob(
-                    &["recipients", &idx, "plans", &j.to_string()],
-                    format!("unknown plan {plan:?}"),
-                );
-            }
-        }
-        for (j, prio) in r.priorities.iter().enumerate() {
-            if !raw.priorities.contains(prio) {
-                eprob(
-                    &["recipients", &idx, "priorities", &j.to_string()],
-                    format!(
-                        "unknown priority {prio:?}; known: {}",
-                        raw.priorities.join(", ")
-                    ),
-                );
-            }
-        }
-        let mut levels = Vec::new();
-        for (j, l) in r.levels.iter().enumerate() {
-            match Level::parse(l) {
-                Some(l) => levels.push(l),
-                None => eprob(
-                    &["recipients", &idx, "levels", &j.to_string()],
-                    format!("unknown level {l:?}; expected \"warning\", \"breach\" or \"second\""),
-                ),
-            }
-        }
-        if r.levels.is_empty() {
-            levels = vec![Level::Warning, Level::Breach];
-        }
-        if levels.contains(&Level::Second) && second_after.is_none() {
-            eprob(
-                &["recipients", &idx, "levels"],
-                "a \"second\" level needs escalation.second_level_after".into(),
-            );
-        }
-        let language = r
-            .language
-            .clone()
-            .unwrap_or_else(|| default_language.clone());
-        if templates_dir.is_dir() {
-            let t = templates_dir.join(format!("escalation.{language}.txt"));
-            let fallback = templates_dir.join(format!("escalation.{default_language}.txt"));
-            if !t.is_file() && !fallback.is_file() {
-                eprob(
-                    &["recipients", &idx, "language"],
-                    format!("no escalation template: {} is missing", fallback.display()),
-                );
-            }
-        }
-        if let Some(address) = address {
-            recipients.push(Recipient {
-                address,
-                language,
-                timezone,
-                plans: r.plans.clone(),
-                priorities: r.priorities.clone(),
-                levels,
-            });
-        }
+        let recipient = pr.within(&["recipients", &i.to_string()], |pr| {
+            check_recipient(r, second_after.is_some(), known, pr)
+        });
+        recipients.extend(recipient);
     }
-    let metrics_listen = match &raw.metrics.listen {
-        None => None,
-        Some(a) => match a.parse::<std::net::SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                problems.push(Problem {
-                    path: vec!["metrics".into(), "listen".into()],
-                    message: format!("{a:?} is not an address:port such as \"127.0.0.1:9187\""),
-                });
-                None
-            }
-        },
-    };
-    let escalation = Escalation {
+    Escalation {
         tick,
         warn_share,
         second_after,
         recipients,
-    };
-
-    if let Some(triage) = &triage {
-        let lang = triage.default_language();
-        let t = templates_dir.join(format!("ack.{lang}.txt"));
-        if templates_dir.is_dir() && !t.is_file() {
-            problems.push(Problem {
-                path: vec!["desk".into(), "templates_dir".into()],
-                message: format!(
-                    "no acknowledgement template for the default language {lang:?}: {} is missing",
-                    t.display()
-                ),
-            });
-        }
-    }
-
-    match (address, outbox_kind, sla, triage) {
-        (Some(address), Some(kind), Some(sla), Some(triage)) if problems.is_empty() => Ok(Config {
-            file: file.to_path_buf(),
-            priorities: raw.priorities.clone(),
-            categories: raw.categories.clone(),
-            desk: Desk {
-                name: d.name.clone(),
-                address,
-                reference_prefix: d.reference_prefix.clone(),
-                state_dir: base.join(&d.state_dir),
-                templates_dir,
-                max_message_bytes: d.max_message_bytes,
-                log_level: d.log_level.clone(),
-                log_format,
-                template_vars: d.template_vars.clone(),
-                reopen_window,
-                admin_address,
-                fetch_alert_after,
-                ack_limit_per_hour: d.ack_limit_per_hour.unwrap_or(5),
-            },
-            mailboxes,
-            outbox: Outbox { kind, max_attempts },
-            sla,
-            triage,
-            agents,
-            escalation,
-            metrics_listen,
-        }),
-        _ => Err(problems),
     }
 }
 
-fn check_ids(ids: &[String], key: &str, problem: &mut impl FnMut(&[&str], String)) {
+/// One `[[escalation.recipients]]`; None when its address is not one.
+fn check_recipient(
+    r: &RawRecipient,
+    has_second_level: bool,
+    known: &Known,
+    pr: &mut Problems,
+) -> Option<Recipient> {
+    let address = match r.address.parse::<lettre::message::Mailbox>() {
+        Ok(a) => Some(a),
+        Err(err) => {
+            pr.push(
+                &["address"],
+                format!("{:?} is not a mail address: {err}", r.address),
+            );
+            None
+        }
+    };
+    let timezone = match r
+        .timezone
+        .as_deref()
+        .unwrap_or("UTC")
+        .parse::<chrono_tz::Tz>()
+    {
+        Ok(z) => z,
+        Err(_) => {
+            pr.push(
+                &["timezone"],
+                format!(
+                    "unknown time zone {:?}",
+                    r.timezone.as_deref().unwrap_or("")
+                ),
+            );
+            chrono_tz::Tz::UTC
+        }
+    };
+    for (j, plan) in r.plans.iter().enumerate() {
+        if known.sla.is_some_and(|m| !m.has_plan(plan)) {
+            pr.push(&["plans", &j.to_string()], format!("unknown plan {plan:?}"));
+        }
+    }
+    for (j, prio) in r.priorities.iter().enumerate() {
+        if !known.priorities.contains(prio) {
+            pr.push(
+                &["priorities", &j.to_string()],
+                format!(
+                    "unknown priority {prio:?}; known: {}",
+                    known.priorities.join(", ")
+                ),
+            );
+        }
+    }
+    let mut levels = Vec::new();
+    for (j, l) in r.levels.iter().enumerate() {
+        match Level::parse(l) {
+            Some(l) => levels.push(l),
+            None => pr.push(
+                &["levels", &j.to_string()],
+                format!("unknown level {l:?}; expected \"warning\", \"breach\" or \"second\""),
+            ),
+        }
+    }
+    if r.levels.is_empty() {
+        levels = vec![Level::Warning, Level::Breach];
+    }
+    if levels.contains(&Level::Second) && !has_second_level {
+        pr.push(
+            &["levels"],
+            "a \"second\" level needs escalation.second_level_after",
+        );
+    }
+    let default_language = known.default_language;
+    let language = r
+        .language
+        .clone()
+        .unwrap_or_else(|| default_language.to_owned());
+    let templates_dir = known.templates_dir;
+    if templates_dir.is_dir() {
+        let t = templates_dir.join(format!("escalation.{language}.txt"));
+        let fallback = templates_dir.join(format!("escalation.{default_language}.txt"));
+        if !t.is_file() && !fallback.is_file() {
+            pr.push(
+                &["language"],
+                format!("no escalation template: {} is missing", fallback.display()),
+            );
+        }
+    }
+    Some(Recipient {
+        address: address?,
+        language,
+        timezone,
+        plans: r.plans.clone(),
+        priorities: r.priorities.clone(),
+        levels,
+    })
+}
+
+/// `[metrics]`: where the endpoint listens, None when off.
+fn check_metrics(m: &RawMetrics, pr: &mut Problems) -> Option<std::net::SocketAddr> {
+    let a = m.listen.as_ref()?;
+    match a.parse::<std::net::SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            pr.push(
+                &["listen"],
+                format!("{a:?} is not an address:port such as \"127.0.0.1:9187\""),
+            );
+            None
+        }
+    }
+}
+
+fn check_ids(ids: &[String], key: &str, pr: &mut Problems) {
     let mut seen = std::collections::HashSet::new();
     for (i, id) in ids.iter().enumerate() {
         let idx = i.to_string();
         if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
-            problem(
+            pr.push(
                 &[key, &idx],
                 format!("{id:?} is not a valid id (non-empty, no spaces)"),
             );
         }
         if !seen.insert(id) {
-            problem(&[key, &idx], format!("{id:?} is listed twice"));
+            pr.push(&[key, &idx], format!("{id:?} is listed twice"));
         }
     }
 }
@@ -1190,7 +1238,6 @@ fn read_secret_file(path: &Path) -> Result<Secret, String> {
     Ok(Secret(s))
 }
 
-/// "30s", "5m", "1h30m", "250ms", "2d".
 const ONE_SECOND: Duration = Duration::from_secs(1);
 
 /// A duration key: `value` (absent: `default_secs`), from `min` to `max`.
@@ -1209,36 +1256,11 @@ fn bounded_duration(
     }
 }
 
+/// A duration in the config's one syntax ([`crate::core::duration`]):
+/// "30s", "5m", "1h30m", "250ms", "2 hours", "7d". Each key checks its
+/// own range.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = rest[..unit_len].trim();
-        rest = &rest[unit_len..];
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(d)?;
-    }
-    Some(total)
+    duration::parse(s).ok()
 }
 
 // ---------------------------------------------------------------- locating
@@ -1355,6 +1377,21 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_the_sla_syntax_too() {
+        // The syntax SLA targets always had now works for every key.
+        assert_eq!(parse_duration("2 hours"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("15 Mins"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            parse_duration("1 hour 5 minutes"),
+            Some(Duration::from_secs(3900))
+        );
+        assert_eq!(parse_duration("30 secs"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2 weeks"), None);
+        let tick = bounded_duration(Some("2 minutes"), 60, ONE_SECOND, Duration::MAX);
+        assert_eq!(tick, Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
     fn bounded_durations() {
         let max = Duration::from_secs(29 * 60);
         let b = |v| bounded_duration(v, 1500, ONE_SECOND, max);
@@ -1364,6 +1401,183 @@ mod tests {
         assert_eq!(b(Some("30m")), Err(Duration::from_secs(1500)));
         assert_eq!(b(Some("500ms")), Err(Duration::from_secs(1500)));
         assert_eq!(b(Some("soon")), Err(Duration::from_secs(1500)));
+    }
+
+    /// The SLA and triage sections of an example, which check cleanly.
+    fn policy_parts() -> String {
+        let mut t: toml::Table =
+            toml::from_str(include_str!("../config/examples/zmanda.toml")).unwrap();
+        t.retain(|k, _| matches!(k, "priorities" | "categories" | "sla" | "triage"));
+        toml::to_string(&t).unwrap()
+    }
+
+    /// Every problem of `src`, as the CLI prints them but with lines
+    /// counted from the `[desk]` line.
+    fn located(src: &str) -> Vec<String> {
+        let desk = src.lines().position(|l| l == "[desk]").unwrap() + 1;
+        let path = Path::new("/nonexistent/desk.toml");
+        let err = parse_with(path, src, Secrets::Read).unwrap_err();
+        err.problems
+            .iter()
+            .map(|p| {
+                let line = p.line as i64 - desk as i64;
+                format!("+{line}:{}: {}: {}", p.column, p.key, p.message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_section_reports_its_problems_in_place() {
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let src = format!(
+            r#"{parts}
+[desk]
+name = "Desk"
+address = "not an address"
+reference_prefix = "S-P"
+state_dir = "state"
+templates_dir = "{templates}"
+log_level = "[["
+log_format = "xml"
+admin_address = "nope"
+fetch_alert_after = "0s"
+reopen_window = "soon"
+
+[[mailboxes]]
+name = "a"
+kind = "imap"
+tls = "ssl"
+ca_file = "ca.pem"
+poll_interval = "0s"
+timeout = "soon"
+idle_timeout = "30m"
+path = "x"
+
+[[mailboxes]]
+name = "a"
+kind = "maildir"
+path = "md"
+host = "h"
+timeout = "1m"
+
+[[mailboxes]]
+name = ""
+kind = "pop3"
+
+[outbox]
+kind = "smtp"
+host = "mail.example"
+tls = "none"
+username = "u"
+ca_file = "ca.pem"
+timeout = "0s"
+max_attempts = 0
+
+[agents]
+addresses = ["not-an-address"]
+domains = ["nodot"]
+
+[escalation]
+tick = "0s"
+warn_at_percent = 100
+second_level_after = "later"
+[[escalation.recipients]]
+address = "bad"
+timezone = "Mars/Base"
+plans = ["gold"]
+priorities = ["P9"]
+levels = ["loud", "second"]
+
+[metrics]
+listen = "localhost"
+"#,
+            parts = policy_parts(),
+        );
+        let want = [
+            r#"+2:1: desk.address: not an email address (Invalid input); expected e.g. "Support <support@example.com>""#,
+            r#"+3:1: desk.reference_prefix: expected letters and digits only, e.g. "SUP""#,
+            r#"+6:1: desk.log_level: "[[" is not a log filter; expected e.g. "info" or "supportdesk=debug""#,
+            r#"+7:1: desk.log_format: unknown log format "xml"; expected "text" or "json""#,
+            r#"+8:1: desk.admin_address: "nope" is not a mail address: Invalid input"#,
+            r#"+9:1: desk.fetch_alert_after: expected a duration such as "15m""#,
+            r#"+10:1: desk.reopen_window: expected a duration such as "7d" or "48h""#,
+            r#"+12:1: mailboxes.0.host: an imap mailbox needs a host"#,
+            r#"+12:1: mailboxes.0.username: an imap mailbox needs a username"#,
+            r#"+12:1: mailboxes.0.password_file: an imap mailbox needs password_file, password_credential or password"#,
+            r#"+15:1: mailboxes.0.tls: unknown tls mode "ssl"; expected "implicit" or "starttls""#,
+            r#"+16:1: mailboxes.0.ca_file: /nonexistent/ca.pem is not a readable file"#,
+            r#"+17:1: mailboxes.0.poll_interval: expected a duration of at least 1s, e.g. "30s", "5m""#,
+            r#"+18:1: mailboxes.0.timeout: expected a duration of at least 1s, e.g. "2m""#,
+            r#"+19:1: mailboxes.0.idle_timeout: expected a duration from 1s to 29m (RFC 2177), e.g. "25m""#,
+            r#"+20:1: mailboxes.0.path: `path` is for maildir mailboxes"#,
+            r#"+23:1: mailboxes.1.name: mailbox name "a" is used twice"#,
+            r#"+25:1: mailboxes.1.path: /nonexistent/md is not a Maildir (no new/ and cur/)"#,
+            r#"+26:1: mailboxes.1.host: not used by a maildir mailbox"#,
+            r#"+27:1: mailboxes.1.timeout: not used by a maildir mailbox"#,
+            r#"+30:1: mailboxes.2.name: expected a short non-empty name"#,
+            r#"+31:1: mailboxes.2.kind: unknown mailbox kind "pop3"; expected "imap" or "maildir""#,
+            r#"+36:1: outbox.tls: tls = "none" is only allowed for a loopback host"#,
+            r#"+37:1: outbox.username: username and a password go together"#,
+            r#"+38:1: outbox.ca_file: /nonexistent/ca.pem is not a readable file"#,
+            r#"+39:1: outbox.timeout: expected a duration of at least 1s"#,
+            r#"+40:1: outbox.max_attempts: expected at least 1"#,
+            r#"+43:14: agents.addresses.0: "not-an-address" is not an email address"#,
+            r#"+44:12: agents.domains.0: "nodot" is not a domain name"#,
+            r#"+47:1: escalation.tick: expected a duration of at least 1s, e.g. "1m""#,
+            r#"+48:1: escalation.warn_at_percent: 100 is not below 100 (0 turns warnings off)"#,
+            r#"+49:1: escalation.second_level_after: expected a duration such as "4h""#,
+            r#"+51:1: escalation.recipients.0.address: "bad" is not a mail address: Invalid input"#,
+            r#"+52:1: escalation.recipients.0.timezone: unknown time zone "Mars/Base""#,
+            r#"+53:10: escalation.recipients.0.plans.0: unknown plan "gold""#,
+            r#"+54:15: escalation.recipients.0.priorities.0: unknown priority "P9"; known: P1, P2, P3, P4"#,
+            r#"+55:1: escalation.recipients.0.levels: a "second" level needs escalation.second_level_after"#,
+            r#"+55:11: escalation.recipients.0.levels.0: unknown level "loud"; expected "warning", "breach" or "second""#,
+            r#"+58:1: metrics.listen: "localhost" is not an address:port such as "127.0.0.1:9187""#,
+        ];
+        assert_eq!(located(&src), want);
+    }
+
+    #[test]
+    fn templates_are_checked_where_they_are_used() {
+        let empty = tempfile::tempdir().unwrap();
+        let config = |templates: &str| {
+            format!(
+                r#"{parts}
+[desk]
+name = "Desk"
+address = "desk@example.com"
+state_dir = "state"
+templates_dir = "{templates}"
+
+[outbox]
+kind = "directory"
+path = "out"
+
+[[escalation.recipients]]
+address = "boss@example.com"
+language = "de"
+"#,
+                parts = policy_parts(),
+            )
+        };
+        let missing = located(&config("/nonexistent/tpl"));
+        assert_eq!(
+            missing,
+            ["+4:1: desk.templates_dir: /nonexistent/tpl is not a directory"]
+        );
+        let dir = empty.path().display().to_string();
+        let empty = located(&config(&dir));
+        assert_eq!(
+            empty,
+            [
+                format!(
+                    "+4:1: desk.templates_dir: no acknowledgement template for the default language \"fr\": {dir}/ack.fr.txt is missing"
+                ),
+                format!(
+                    "+12:1: escalation.recipients.0.language: no escalation template: {dir}/escalation.fr.txt is missing"
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod commands;
+pub mod duration;
 pub mod escalation;
 pub mod inbound;
 pub mod problem;

@@ -232,6 +232,85 @@ de = ["dringend"]
 }
 
 #[test]
+fn every_part_reports_its_problems_in_order() {
+    let bad = r#"
+[triage]
+languages = []
+default_language = "fr"
+min_words = 0
+default_category = "nope"
+default_priority = "P9"
+category_priorities = { ghost = "P7", incident = "P1" }
+prioritized_categories = ["incident", "spam"]
+impact_levels = ["high", "high", "low"]
+urgency_levels = ["now", "soon"]
+default_urgency = "later"
+[triage.matrix]
+now = { high = "P8", mid = "P1" }
+later = {}
+[triage.negations]
+fr = ["pas", "pas du tout"]
+[[triage.rules]]
+phrases = { any = ["x"] }
+[[triage.rules]]
+impact = "high"
+priority = "P1"
+phrases = { any = ["x"] }
+[[triage.rules]]
+category = "billing"
+if_negated = "spam"
+when_category = ["ghost"]
+phrases = { any = [], de = ["rechnung"] }
+[[triage.rules]]
+priority = "P1"
+phrases = { any = [] }
+[[triage.rules]]
+urgency = "now"
+phrases = { any = ["..", "fine"] }
+"#;
+    let problems =
+        TriageModel::from_raw(&raw(bad), &ids(&["P1", "P2"]), &ids(&["incident"])).unwrap_err();
+    let got: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path.join("."), p.message))
+        .collect();
+    let want = [
+        "triage.languages: list at least one language".to_owned(),
+        r#"triage.default_language: default language "fr" is not in `languages`"#.into(),
+        "triage.min_words: must be at least 1".into(),
+        r#"triage.default_category: unknown category "nope" (known: incident)"#.into(),
+        r#"triage.default_priority: unknown priority "P9" (known: P1, P2)"#.into(),
+        r#"triage.category_priorities.ghost: unknown category "ghost" (known: incident)"#.into(),
+        r#"triage.category_priorities.ghost: unknown priority "P7" (known: P1, P2)"#.into(),
+        r#"triage.prioritized_categories.1: unknown category "spam" (known: incident)"#.into(),
+        r#"triage.impact_levels.1: level "high" listed twice"#.into(),
+        r#"triage.default_urgency: "later" is not one of `urgency_levels` (known: now, soon)"#.into(),
+        "triage.matrix: a matrix needs `default_impact` and `default_urgency` for mail that says neither".into(),
+        r#"triage.matrix.now: no cell for impact "low""#.into(),
+        r#"triage.matrix: no row for urgency "soon""#.into(),
+        r#"triage.matrix.later: "later" is not one of `urgency_levels`"#.into(),
+        r#"triage.matrix.now.high: unknown priority "P8" (known: P1, P2)"#.into(),
+        r#"triage.matrix.now.mid: "mid" is not one of `impact_levels`"#.into(),
+        r#"triage.negations.fr: language "fr" is not in `languages`"#.into(),
+        r#"triage.negations.fr.1: "pas du tout" is not one word"#.into(),
+        "triage.rules.0: a rule sets one of category, impact, urgency or priority".into(),
+        "triage.rules.1: a rule sets only one of category, impact, urgency or priority".into(),
+        r#"triage.rules.2.category: "billing" is not one of `categories` (known: incident)"#.into(),
+        r#"triage.rules.2.if_negated: "spam" is not one of `categories` (known: incident)"#.into(),
+        r#"triage.rules.2.when_category.0: unknown category "ghost" (known: incident)"#.into(),
+        r#"triage.rules.2.phrases.de: language "de" is not in `languages` (or use "any")"#.into(),
+        "triage.rules.3.phrases: a rule needs at least one phrase".into(),
+    ];
+    assert_eq!(got[..want.len().min(got.len())], want[..], "{got:#?}");
+    // The phrase that does not compile, in words of the phrase compiler.
+    assert_eq!(got.len(), want.len() + 1, "{got:#?}");
+    assert!(
+        got[want.len()].starts_with("triage.rules.4.phrases.any.0: "),
+        "{got:#?}"
+    );
+}
+
+#[test]
 fn unknown_keys_are_rejected() {
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]
