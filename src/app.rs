@@ -1,5 +1,8 @@
-//! Wiring: config -> store -> one task per mailbox + the outbox; one
-//! shutdown token fanned out to every task (the mini-redis shape).
+//! Wiring: validated config -> store -> one task per mailbox, the outbox
+//! and the sweeper, each given a narrow handle ([`Source`], [`Outbox`],
+//! [`Sweeper`]) built here; one shutdown token fanned out to every task
+//! (the mini-redis shape); signals, reload and the watchdog. Nothing
+//! below this module imports it.
 
 use std::sync::Arc;
 use std::time::Duration;

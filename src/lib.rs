@@ -1,8 +1,10 @@
 //! supportdesk: support mailboxes in, tickets with service levels out.
 //!
-//! A pure core (`core`: parsing, SLA calendars, triage, threading) inside
-//! an I/O shell (`mail`, `store`, `app`). The binary in main.rs is a thin
-//! CLI over this library, so integration tests drive the real thing.
+//! A pure core (`core`: parsing, SLA calendars, triage, threading, and
+//! `ingest::decide`) inside an I/O shell (`mail`, `ingest`, `escalate`,
+//! `app`) around a store that owns every SQL statement (`store`). The
+//! binary in main.rs is a thin CLI over this library, so integration
+//! tests drive the real thing.
 #![forbid(unsafe_code)]
 
 pub mod app;

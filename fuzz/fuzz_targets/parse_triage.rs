@@ -63,6 +63,6 @@ fuzz_target!(|data: &[u8]| {
         next_ticket: 1,
         messages: vec![Facts::default()],
     };
-    let decided = decide::decide(cfg, &[analysed], &[query], &facts, received);
+    let decided = decide::decide(cfg, &[analysed], &[query], &facts);
     assert_eq!(decided.len(), 1);
 });

@@ -198,20 +198,24 @@ fn apply_one(
         messages::insert_attachment(tx, msg, f)?;
     }
     let actor = d.sender.as_deref().unwrap_or_default();
+    // What a mail does to its ticket happens when the mail arrived (the
+    // server's arrival time), not when it is processed: a `#close` sent
+    // during an outage resolves the ticket at its sending.
+    let at = inc.received_at;
     match (&d.effect, d.ticket) {
         (Effect::Agent(parsed), Some(ticket)) => {
             for e in &parsed.errors {
-                lifecycle::event(tx, ticket, actor, "command-error", Some(e), now)?;
+                lifecycle::event(tx, ticket, actor, "command-error", Some(e), at)?;
             }
             if parsed.has_text {
-                lifecycle::respond(tx, cfg, ticket, actor, inc.received_at)?;
+                lifecycle::respond(tx, cfg, ticket, actor, at)?;
             }
             for c in &parsed.commands {
-                lifecycle::apply(tx, cfg, ticket, actor, c, now)?;
+                lifecycle::apply(tx, cfg, ticket, actor, c, at)?;
             }
         }
         (Effect::Followup(effect), Some(ticket)) => {
-            lifecycle::apply_followup(tx, cfg, ticket, actor, *effect, now)?;
+            lifecycle::apply_followup(tx, cfg, ticket, actor, *effect, at)?;
         }
         _ => {}
     }

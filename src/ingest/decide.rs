@@ -1,7 +1,7 @@
 //! The ingest decision, pure: what a batch of analysed messages does,
 //! given what the store knew of them when it was read ([`Facts`]).
 //!
-//! No SQL, no I/O, no clock (`now` is passed in). For each message, in
+//! No SQL, no I/O, no clock: every instant is the message's arrival. For each message, in
 //! order: already committed, unparsable, duplicate, spam, automated,
 //! agent (response and commands), follow-up (join, resume, reopen), or a
 //! new ticket with its triage, SLA clocks and the acknowledgement to send
@@ -170,7 +170,6 @@ pub fn decide(
     batch: &[Analysed],
     queries: &[Query],
     facts: &BatchFacts,
-    now: DateTime<Utc>,
 ) -> Vec<Decision> {
     let mut o = Overlay {
         next_ticket: facts.next_ticket,
@@ -186,7 +185,7 @@ pub fn decide(
         for (id, t) in &f.tickets {
             o.known.entry(*id).or_insert_with(|| t.clone());
         }
-        match decide_one(cfg, a, q, f, &mut o, now) {
+        match decide_one(cfg, a, q, f, &mut o) {
             Some(d) => {
                 if let (Some(sender), Some(mid)) = (&d.sender, &q.message_id) {
                     o.mids
@@ -236,7 +235,6 @@ fn decide_one(
     q: &Query,
     f: &Facts,
     o: &mut Overlay,
-    now: DateTime<Utc>,
 ) -> Option<Decision> {
     if f.seen || o.keys.contains(&(q.mailbox.clone(), q.source_key.clone())) {
         return Some(Decision {
@@ -315,7 +313,9 @@ fn decide_one(
     let mut previous = None;
     if let Some(t) = thread {
         let state = state_of(t, o, f)?;
-        match lifecycle::followup(state, cfg.desk.reopen_window, now) {
+        // The mail's arrival, not when it is processed: after an outage
+        // the pause and the reopen window are what the customer lived.
+        match lifecycle::followup(state, cfg.desk.reopen_window, a.incoming.received_at) {
             Followup::NewTicket => previous = Some(t),
             effect => {
                 if effect != Followup::Join {
@@ -349,7 +349,7 @@ fn decide_one(
 
     let id = o.next_ticket;
     o.next_ticket += 1;
-    let t = new_ticket(cfg, a, p, f, o, id, previous, q.ack_to.as_deref(), now);
+    let t = new_ticket(cfg, a, p, f, o, id, previous, q.ack_to.as_deref());
     o.new_tickets.insert(
         id,
         Thread {
@@ -387,12 +387,11 @@ fn new_ticket(
     id: i64,
     previous: Option<i64>,
     ack_to: Option<&str>,
-    now: DateTime<Utc>,
 ) -> NewTicket {
     let inc = &a.incoming;
     let mail = &p.mail;
     let verdict = triage::classify(mail, &cfg.triage);
-    let customer = cfg.sla.customer_for(&p.sender, now);
+    let customer = cfg.sla.customer_for(&p.sender, inc.received_at);
     let (clocks, sla_note) = match lifecycle::compute_clocks(
         cfg,
         &DueQuery {

@@ -261,7 +261,7 @@ impl Intake {
                 self.renderer.clone(),
             );
             let round = tokio::task::spawn_blocking(move || {
-                prepare_round(&c, &r, &a[start..], &q[start..], version, facts, now)
+                prepare_round(&c, &r, &a[start..], &q[start..], version, facts)
             })
             .await
             .context("The ingest decision panicked")??;
@@ -315,9 +315,8 @@ fn prepare_round(
     queries: &[decide::Query],
     version: (i64, u64),
     facts: decide::BatchFacts,
-    now: DateTime<Utc>,
 ) -> Result<Round> {
-    let decisions = decide::decide(cfg, batch, queries, &facts, now);
+    let decisions = decide::decide(cfg, batch, queries, &facts);
     let mut ready = Vec::with_capacity(decisions.len());
     for (decision, a) in decisions.into_iter().zip(batch) {
         let mut r = Ready {

@@ -499,7 +499,7 @@ async fn a_write_between_reading_and_applying_is_caught() {
         .unwrap();
     let renderer = Renderer::load(&d.config.desk.templates_dir, "en").unwrap();
     let round =
-        super::prepare_round(&d.config, &renderer, &batch, &queries, version, facts, now).unwrap();
+        super::prepare_round(&d.config, &renderer, &batch, &queries, version, facts).unwrap();
     assert!(matches!(
         round.ready[0].decision.effect,
         Effect::Followup(Followup::Join)
@@ -531,15 +531,14 @@ fn thread(status: &str, resolved_days_ago: Option<i64>) -> tickets::Thread {
 }
 
 fn decide_reply(cfg: &Config, state: tickets::Thread) -> decide::Decision {
-    let now = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
-    let a = super::analyse(
-        cfg,
-        incoming(
-            "inbox",
-            "k",
-            mail(ALICE, "Re: [SUP-000007] x", "r@c", &[], "reply"),
-        ),
+    // Arrived at the instant `thread` measures from.
+    let mut inc = incoming(
+        "inbox",
+        "k",
+        mail(ALICE, "Re: [SUP-000007] x", "r@c", &[], "reply"),
     );
+    inc.received_at = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
+    let a = super::analyse(cfg, inc);
     let q = decide::query(cfg, &a);
     assert_eq!(q.tag, Some(7));
     let facts = decide::BatchFacts {
@@ -549,7 +548,7 @@ fn decide_reply(cfg: &Config, state: tickets::Thread) -> decide::Decision {
             ..decide::Facts::default()
         }],
     };
-    let mut v = decide::decide(cfg, &[a], &[q], &facts, now);
+    let mut v = decide::decide(cfg, &[a], &[q], &facts);
     assert_eq!(v.len(), 1);
     v.pop().unwrap()
 }

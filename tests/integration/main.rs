@@ -10,6 +10,7 @@ mod common;
 mod support;
 
 mod classify_cli;
+mod clocks;
 mod daemon;
 mod frozen_server;
 mod hostile_input;
