@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compose::{self, Reply};
 use crate::config::{Config, Recipient};
 use crate::core::escalation::{Clock, Level, Schedule};
+use crate::ingest::{AckFailure, AckJob, compose_ack};
 use crate::lifecycle;
 use crate::render::Renderer;
 use crate::store::escalations::{self, TicketRow};
@@ -69,6 +70,7 @@ impl Sweeper {
                 break;
             }
         }
+        let released = self.release_held_acks().await?;
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
             .store
@@ -77,8 +79,61 @@ impl Sweeper {
         if n > 0 {
             tracing::info!(notices = n, "escalations queued");
         }
-        if n + alerts > 0 {
+        if n + released + alerts > 0 {
             self.outbox_wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Acknowledgements held because their template failed: rendered
+    /// again (off the store thread) and queued once the template works,
+    /// each exactly once. Returns how many were queued.
+    pub async fn release_held_acks(&self) -> Result<usize> {
+        let held = self
+            .store
+            .call(|conn| tickets::held_acks(conn, HELD_BATCH))
+            .await?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let (config, renderer) = (self.config.clone(), self.renderer.clone());
+        let ready = tokio::task::spawn_blocking(move || compose_held(&config, &renderer, held))
+            .await
+            .context("Rendering held acknowledgements panicked")?;
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let n = self
+            .store
+            .call(move |conn| {
+                let tx = crate::store::begin(conn)?;
+                let mut n = 0;
+                for (id, held, out) in &ready {
+                    if !tickets::release_ack(&tx, *id, held)? {
+                        continue;
+                    }
+                    outbox::enqueue(
+                        &tx,
+                        &outbox::NewOutgoing {
+                            ticket: Some(*id),
+                            kind: "ack",
+                            message_id: &out.message_id,
+                            sender: &out.sender,
+                            recipients: &out.recipients,
+                            raw: &out.raw,
+                        },
+                        now,
+                    )?;
+                    lifecycle::event(&tx, *id, "sweeper", "ack-released", None, now)?;
+                    n += 1;
+                }
+                tx.commit()?;
+                Ok(n)
+            })
+            .await?;
+        if n > 0 {
+            tracing::info!(acks = n, "held acknowledgements queued");
         }
         Ok(n)
     }
@@ -163,6 +218,42 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Held acknowledgements looked at per sweep.
+const HELD_BATCH: usize = 100;
+
+/// The held acknowledgements whose template renders now, composed.
+fn compose_held(
+    cfg: &Config,
+    renderer: &Renderer,
+    held: Vec<(i64, String)>,
+) -> Vec<(i64, String, compose::Outgoing)> {
+    let mut out = Vec::new();
+    let mut failing = 0;
+    for (id, json) in held {
+        let job: AckJob = match serde_json::from_str(&json) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(ticket_id = id, "a held acknowledgement is unreadable: {e}");
+                continue;
+            }
+        };
+        match compose_ack(cfg, renderer, &job) {
+            Ok(o) => out.push((id, json, o)),
+            Err(AckFailure::Template(_)) => failing += 1,
+            Err(AckFailure::Address(e)) => {
+                tracing::error!(ticket_id = id, "a held acknowledgement cannot be sent: {e}")
+            }
+        }
+    }
+    if failing > 0 {
+        tracing::warn!(
+            acks = failing,
+            "acknowledgements still held: their template fails"
+        );
+    }
+    out
+}
+
 /// A due ticket as read from the store.
 pub struct Due {
     id: i64,
@@ -178,6 +269,8 @@ pub struct Planned {
     /// As it was read: the plan holds only while the ticket is unchanged.
     row: TicketRow,
     clocks: Vec<(Clock, Level, Vec<Notice>)>,
+    /// A notice failed to render: its clock is not in `clocks`.
+    render_failed: bool,
 }
 
 struct Notice {
@@ -213,6 +306,7 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
     due.into_iter()
         .map(|d| {
             let mut clocks = Vec::new();
+            let mut render_failed = false;
             for (clock, next, due_at, warn, level) in &d.row.clocks {
                 let Some(next) = next.as_deref().and_then(parse_ts) else {
                     continue;
@@ -251,6 +345,7 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
                     tracing::debug!(ticket = %d.row.reference, level = owed.as_str(), "no escalation recipient");
                 }
                 let mut notices = Vec::new();
+                let mut failed = false;
                 for r in recipients {
                     match compose_notice(cfg, renderer, &d, *clock, sent_level, due_at, r, now) {
                         Ok(out) => notices.push(Notice {
@@ -260,19 +355,29 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
                         }),
                         // A template that fails to render must not block
                         // every other ticket's escalation: log it and go on.
-                        Err(e) => tracing::error!(
-                            ticket = %d.row.reference,
-                            recipient = %r.address,
-                            "escalation notice not queued: {e:#}"
-                        ),
+                        Err(e) => {
+                            failed = true;
+                            tracing::error!(
+                                ticket = %d.row.reference,
+                                recipient = %r.address,
+                                "escalation notice not rendered, tried again at the next sweep: {e:#}"
+                            )
+                        }
                     }
                 }
-                clocks.push((*clock, owed, notices));
+                // The level advances only once every notice of it is
+                // composed: a template fixed later still sends it.
+                if failed {
+                    render_failed = true;
+                } else {
+                    clocks.push((*clock, owed, notices));
+                }
             }
             Planned {
                 id: d.id,
                 row: d.row,
                 clocks,
+                render_failed,
             }
         })
         .collect()
@@ -290,7 +395,9 @@ pub fn apply(
     let tx = crate::store::begin(conn).context("Starting a sweep")?;
     let (mut queued, mut handled) = (0, 0);
     for p in plans {
-        if escalations::ticket(&tx, p.id)? != p.row {
+        // Every owed notice failed to render, or the ticket changed since
+        // it was read: left for the next sweep.
+        if (p.clocks.is_empty() && p.render_failed) || escalations::ticket(&tx, p.id)? != p.row {
             continue;
         }
         handled += 1;

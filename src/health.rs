@@ -1,6 +1,7 @@
-//! Mailbox health alerts: one mail to the admin when a mailbox has not
-//! been fetched for `desk.fetch_alert_after`, one more on recovery. The
-//! health records themselves are the store's (`store::health`).
+//! Admin alerts about the desk's health: one mail when a mailbox has not
+//! been fetched for `desk.fetch_alert_after`, or when acknowledgements are
+//! held because their template fails; one more on recovery. The records
+//! themselves are the store's (`store::health`).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use rusqlite::Connection;
 
 use crate::compose::{self, Reply};
 use crate::config::Config;
-use crate::store::{health, outbox, ts};
+use crate::store::{health, outbox, tickets, ts};
 
 /// Queues the alerts owed at `now`: a mailbox without a good pass since
 /// `fetch_alert_after` (counted from `started` when it never had one in
@@ -84,8 +85,66 @@ pub fn check(
             Some(_) => {}
         }
     }
+    queued += held_acks_alert(&tx, cfg, &admin, now)?;
     tx.commit().context("Committing the health check")?;
     Ok(queued)
+}
+
+/// One alert when acknowledgements start being held (their template
+/// fails to render), one notice when none is held any more.
+fn held_acks_alert(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &Config,
+    admin: &Mailbox,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    const NAME: &str = "acks-held";
+    let held = tickets::held_ack_count(tx)?;
+    let alerted = health::desk_alert(tx, NAME)?;
+    match (held > 0, alerted) {
+        (true, None) => {
+            let error = tickets::held_acks(tx, 1)?
+                .first()
+                .and_then(|(_, j)| serde_json::from_str::<serde_json::Value>(j).ok())
+                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                .unwrap_or_else(|| "unknown".into());
+            let body = format!(
+                "{held} acknowledgement(s) are held: their template fails to render for the\nticket's data.\n\nError: {error}\n\nThe tickets are open and their SLA clocks run; the customers have not\nbeen told. Fix the template and reload (systemctl reload supportdesk):\nthe held acknowledgements are then sent, each once. `supportdesk status`\ncounts them.\n\n-- \n{}\n",
+                cfg.desk.name
+            );
+            queue(
+                tx,
+                cfg,
+                admin,
+                &format!(
+                    "[{}] acknowledgements held: template failing",
+                    cfg.desk.name
+                ),
+                &body,
+                now,
+            )?;
+            health::set_desk_alert(tx, NAME, Some(now), Some(&error))?;
+            tracing::warn!(held, "held-acknowledgement alert sent to the admin");
+            Ok(1)
+        }
+        (false, Some(_)) => {
+            let body = format!(
+                "Every held acknowledgement has been sent: the template renders again.\n\n-- \n{}\n",
+                cfg.desk.name
+            );
+            queue(
+                tx,
+                cfg,
+                admin,
+                &format!("[{}] held acknowledgements sent", cfg.desk.name),
+                &body,
+                now,
+            )?;
+            health::set_desk_alert(tx, NAME, None, None)?;
+            Ok(1)
+        }
+        _ => Ok(0),
+    }
 }
 
 fn queue(

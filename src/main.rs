@@ -596,6 +596,12 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
             "tickets: {} open, {} breaching; {} messages without a ticket",
             st.open_tickets, st.breaching, st.unticketed_messages
         );
+        if st.acks_held > 0 {
+            println!(
+                "acknowledgements held: {} (their template fails to render; fix it and reload)",
+                st.acks_held
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

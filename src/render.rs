@@ -11,14 +11,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use minijinja::Environment;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub struct Renderer {
     env: Environment<'static>,
     default_language: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AckContext {
     pub desk_name: String,
     pub reference: String,

@@ -174,6 +174,9 @@ fn apply_one(
             },
         )?;
         lifecycle::refresh_next(tx, cfg, t.id)?;
+        if let Some(job) = &r.hold {
+            tickets::hold_ack(tx, t.id, job)?;
+        }
     }
     let msg = messages::insert(
         tx,

@@ -24,13 +24,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
 use crate::compose::{self, Outgoing, Reply};
 use crate::config::Config;
 use crate::core::inbound::{self, ParsedMail};
 use crate::core::triage::{self, Automated};
-use crate::render::Renderer;
+use crate::render::{AckContext, Renderer};
 use crate::store::Store;
 use crate::store::messages::StoredFile;
 
@@ -176,6 +177,8 @@ pub struct Ready {
     pub ack: Option<Outgoing>,
     /// Why a new ticket gets no acknowledgement.
     pub held: Option<String>,
+    /// An [`AckJob`] (JSON) to keep on the ticket until its template renders.
+    pub hold: Option<String>,
     pub files: Vec<StoredFile>,
     /// Set when preparing failed for reasons of the message: it is kept
     /// raw as poison, and the round ends with it.
@@ -320,20 +323,15 @@ fn prepare_round(
     let mut ready = Vec::with_capacity(decisions.len());
     for (decision, a) in decisions.into_iter().zip(batch) {
         let mut r = Ready {
-            decision,
             ack: None,
             held: None,
+            hold: None,
             files: Vec::new(),
             poison: None,
+            decision,
         };
         if let decide::Effect::NewTicket(t) = &r.decision.effect {
-            match &t.ack {
-                Ok(draft) => match compose_ack(cfg, renderer, a, t, draft) {
-                    Ok(out) => r.ack = Some(out),
-                    Err(why) => r.held = Some(why),
-                },
-                Err(why) => r.held = Some(why.clone()),
-            }
+            (r.ack, r.held, r.hold) = new_ticket_ack(cfg, renderer, a, t);
         }
         if r.decision.attachments
             && let Analysis::Parsed(p) = &a.analysis
@@ -367,40 +365,102 @@ fn prepare_round(
     })
 }
 
-/// Renders and composes the acknowledgement of a new ticket; the error is
-/// the note the ticket gets instead (a template that fails on this
-/// message's data costs the acknowledgement, never the ticket).
-fn compose_ack(
+/// Everything rendering an acknowledgement needs, kept on the ticket
+/// (as JSON) while its template fails, so it can be sent once fixed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckJob {
+    pub to: String,
+    pub context: AckContext,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Why it is held (the last rendering error).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Why an acknowledgement was not composed.
+#[derive(Debug)]
+pub enum AckFailure {
+    /// The template failed on this ticket's data: held, tried again.
+    Template(String),
+    /// The address cannot receive mail: never sent.
+    Address(String),
+}
+
+/// Renders and composes an acknowledgement. A template that fails on a
+/// message's data costs the acknowledgement its send time, never the
+/// ticket: the caller holds it.
+pub fn compose_ack(
     cfg: &Config,
     renderer: &Renderer,
-    a: &Analysed,
-    t: &decide::NewTicket,
-    draft: &decide::AckDraft,
-) -> Result<Outgoing, String> {
-    let Analysis::Parsed(p) = &a.analysis else {
-        return Err("no acknowledgement for an unparsed message".into());
-    };
+    job: &AckJob,
+) -> Result<Outgoing, AckFailure> {
+    let to: lettre::Address = job.to.parse().map_err(|e| {
+        AckFailure::Address(format!("acknowledgement cannot be sent to {}: {e}", job.to))
+    })?;
+    let c = &job.context;
     let (_, rendered) = renderer
-        .render("ack", &t.verdict.language, &draft.context)
-        .map_err(|e| {
-            tracing::error!(ticket = %t.reference, "acknowledgement not rendered: {e:#}");
-            format!("acknowledgement template failed: {e:#}")
-        })?;
+        .render("ack", &c.language, c)
+        .map_err(|e| AckFailure::Template(format!("{e:#}")))?;
     compose::compose(&Reply {
         from: &cfg.desk.address,
-        to: lettre::message::Mailbox::new(None, draft.to.clone()),
+        to: lettre::message::Mailbox::new(None, to),
         subject: &rendered.subject,
         body: &rendered.body,
         html: rendered.html.as_deref(),
-        in_reply_to: p.mail.message_id.as_deref(),
-        references: &p.mail.references,
-        reference: &t.reference,
+        in_reply_to: job.in_reply_to.as_deref(),
+        references: &job.references,
+        reference: &c.reference,
         kind: "ack",
         auto_submitted: Some("auto-replied"),
     })
     // An address lettre accepts but cannot build an envelope for (seen
     // in the wild): the ticket stands, the ack cannot.
-    .map_err(|e| format!("acknowledgement cannot be sent to this address: {e:#}"))
+    .map_err(|e| {
+        AckFailure::Address(format!(
+            "acknowledgement cannot be sent to this address: {e:#}"
+        ))
+    })
+}
+
+/// The acknowledgement of a new ticket (composed), or why there is none,
+/// and when its template failed, the job to hold.
+fn new_ticket_ack(
+    cfg: &Config,
+    renderer: &Renderer,
+    a: &Analysed,
+    t: &decide::NewTicket,
+) -> (Option<Outgoing>, Option<String>, Option<String>) {
+    let draft = match &t.ack {
+        Ok(d) => d,
+        Err(why) => return (None, Some(why.clone()), None),
+    };
+    let Analysis::Parsed(p) = &a.analysis else {
+        return (
+            None,
+            Some("no acknowledgement for an unparsed message".into()),
+            None,
+        );
+    };
+    let mut job = AckJob {
+        to: draft.to.to_string(),
+        context: draft.context.clone(),
+        in_reply_to: p.mail.message_id.clone(),
+        references: p.mail.references.clone(),
+        error: None,
+    };
+    match compose_ack(cfg, renderer, &job) {
+        Ok(out) => (Some(out), None, None),
+        Err(AckFailure::Address(why)) => (None, Some(why), None),
+        Err(AckFailure::Template(e)) => {
+            tracing::error!(ticket = %t.reference, "acknowledgement held, its template fails: {e}");
+            let why = format!(
+                "acknowledgement held: its template fails ({e}); sent once the template is fixed"
+            );
+            job.error = Some(e);
+            (None, Some(why), serde_json::to_string(&job).ok())
+        }
+    }
 }
 
 #[cfg(test)]

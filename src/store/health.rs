@@ -1,5 +1,6 @@
 //! The `mailbox_health` table: each mailbox's last good pass, last error,
-//! and whether the admin has been alerted about it.
+//! and whether the admin has been alerted about it; and `desk_alerts`,
+//! the same for conditions of the desk itself (held acknowledgements).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -68,5 +69,36 @@ pub fn set_alerted(conn: &Connection, mailbox: &str, at: Option<DateTime<Utc>>) 
         ),
     }
     .context("Recording the alert")?;
+    Ok(())
+}
+
+/// When the admin was alerted about the desk condition `name`, if the
+/// alert stands.
+pub fn desk_alert(conn: &Connection, name: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(conn
+        .prepare_cached("SELECT alerted_at FROM desk_alerts WHERE name = ?1")?
+        .query_row([name], |r| r.get::<_, String>(0))
+        .optional()
+        .context("Reading the desk alert")?
+        .as_deref()
+        .and_then(parse_ts))
+}
+
+/// Records the alert (Some) or clears it on recovery (None).
+pub fn set_desk_alert(
+    conn: &Connection,
+    name: &str,
+    at: Option<DateTime<Utc>>,
+    detail: Option<&str>,
+) -> Result<()> {
+    match at {
+        Some(at) => conn.execute(
+            "INSERT INTO desk_alerts (name, alerted_at, detail) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET alerted_at = excluded.alerted_at, detail = excluded.detail",
+            params![name, ts(at), detail],
+        ),
+        None => conn.execute("DELETE FROM desk_alerts WHERE name = ?1", [name]),
+    }
+    .context("Recording the desk alert")?;
     Ok(())
 }

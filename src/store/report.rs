@@ -77,6 +77,8 @@ pub struct Status {
     pub open_tickets: i64,
     pub breaching: i64,
     pub unticketed_messages: i64,
+    /// Acknowledgements held because their template failed to render.
+    pub acks_held: i64,
 }
 
 /// Health figures for `supportdesk status`; `now` is RFC 3339 UTC.
@@ -120,6 +122,7 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
             )
             .context("Counting breaching tickets")?,
         unticketed_messages: one("SELECT count(*) FROM messages WHERE ticket_id IS NULL")?,
+        acks_held: super::tickets::held_ack_count(conn)?,
     })
 }
 

@@ -169,6 +169,21 @@ ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
 CREATE INDEX outbox_ack_recipient ON outbox(lower(recipients), created_at) WHERE kind = 'ack';
 "#,
     ),
+    M::up(
+        r#"
+-- An acknowledgement whose template failed to render for this ticket's
+-- data: what it needs to be rendered again (JSON), until it is sent.
+ALTER TABLE tickets ADD COLUMN held_ack TEXT;
+CREATE INDEX tickets_held_ack ON tickets(id) WHERE held_ack IS NOT NULL;
+-- Admin alerts about the desk itself (not one mailbox): since when the
+-- condition holds and when the admin was told.
+CREATE TABLE desk_alerts (
+    name        TEXT PRIMARY KEY,
+    alerted_at  TEXT NOT NULL,
+    detail      TEXT
+) STRICT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

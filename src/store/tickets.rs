@@ -307,3 +307,44 @@ pub fn event(
     .context("Recording a ticket event")?;
     Ok(())
 }
+
+/// Holds a ticket's acknowledgement: `held` (JSON) is what rendering it
+/// again needs.
+pub fn hold_ack(conn: &Connection, id: i64, held: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE tickets SET held_ack = ?2 WHERE id = ?1")?
+        .execute(params![id, held])
+        .context("Holding the acknowledgement")?;
+    Ok(())
+}
+
+/// Up to `limit` held acknowledgements, oldest ticket first.
+pub fn held_acks(conn: &Connection, limit: usize) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, held_ack FROM tickets INDEXED BY tickets_held_ack
+         WHERE held_ack IS NOT NULL ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("Reading held acknowledgements")?;
+    Ok(rows)
+}
+
+/// Releases a held acknowledgement; false when it is no longer the one
+/// read (released meanwhile).
+pub fn release_ack(conn: &Connection, id: i64, held: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE tickets SET held_ack = NULL WHERE id = ?1 AND held_ack = ?2")?
+        .execute(params![id, held])
+        .context("Releasing the acknowledgement")?;
+    Ok(n > 0)
+}
+
+/// How many acknowledgements are held.
+pub fn held_ack_count(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM tickets INDEXED BY tickets_held_ack WHERE held_ack IS NOT NULL",
+    )?
+    .query_row([], |r| r.get(0))
+    .context("Counting held acknowledgements")
+}

@@ -116,3 +116,131 @@ fn sighup_refuses_a_broken_template_and_mail_keeps_flowing() {
     );
     stop_daemon(child);
 }
+
+/// Writes a customer mail into the Maildir, delivered `ago` before now.
+fn deliver_mail(md: &std::path::Path, name: &str, raw: &str, ago: std::time::Duration) {
+    let tmp = md.join("tmp").join(name);
+    std::fs::write(&tmp, raw).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - ago)
+        .unwrap();
+    std::fs::rename(&tmp, md.join("new").join(name)).unwrap();
+}
+
+/// Appends a line to a template that fails only for the subject given
+/// (the sample contexts of the validation use another), so it passes
+/// check-config and fails on one real mail.
+fn fail_template_on(dir: &std::path::Path, template: &str, subject: &str) {
+    let p = dir.join("templates").join(template);
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&format!(
+        "{{% if subject == \"{subject}\" %}}{{{{ nope }}}}{{% endif %}}\n"
+    ));
+    std::fs::write(&p, text).unwrap();
+}
+
+fn restore_template(dir: &std::path::Path, template: &str) {
+    std::fs::copy(
+        format!("{ROOT}/templates/{template}"),
+        dir.join("templates").join(template),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_template_failing_at_run_time_holds_the_ack_and_the_notice_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = desk_with_templates(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[desk]\n",
+        "[desk]\nadmin_address = \"Admin <admin@desk.test>\"\n",
+        1,
+    ) + "\n[escalation]\ntick = \"1s\"\n\n[[escalation.recipients]]\naddress = \"Manager <manager@desk.test>\"\nlanguage = \"en\"\ntimezone = \"UTC\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    fail_template_on(dir.path(), "ack.en.txt", "Ack me");
+    fail_template_on(dir.path(), "escalation.en.txt", "[P1] Breach me");
+    let check = run(&cfg, &["check-config"], &[]);
+    assert!(
+        check.status.success(),
+        "the samples render: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let inbox = dir.path().join("inbox");
+    deliver_mail(
+        &inbox,
+        "1.ann",
+        "From: Ann <ann@example.com>\nTo: support@desk.test\nSubject: Ack me\nMessage-ID: <ann-1@example.com>\n\nOur backups fail every night.\n",
+        std::time::Duration::ZERO,
+    );
+    // A premium P1 that arrived an hour ago: its 15-minute first response
+    // is breached, so the sweeper owes the manager a breach notice.
+    deliver_mail(
+        &inbox,
+        "2.cio",
+        "From: CIO <cio@acme-nyc.example>\nTo: support@desk.test\nSubject: [P1] Breach me\nMessage-ID: <cio-1@acme-nyc.example>\n\nProduction is down, nothing works.\n",
+        std::time::Duration::from_secs(3600),
+    );
+    let log = dir.path().join("stderr.log");
+    let child = spawn_daemon(&cfg, &log);
+    let q = |sql: &str| count_at(&cfg, sql);
+    let held = "SELECT count(*) FROM tickets WHERE held_ack IS NOT NULL";
+    let acks = "SELECT count(*) FROM outbox WHERE kind = 'ack'";
+    let notices = "SELECT count(*) FROM outbox WHERE kind = 'escalation'";
+    let alerts = "SELECT count(*) FROM outbox WHERE kind = 'alert'";
+    wait_until("both tickets", || q("SELECT count(*) FROM tickets") == 2);
+    wait_until("the held acknowledgement", || q(held) == 1);
+    wait_until("the admin alert", || q(alerts) == 1);
+    // Several sweeps (tick 1s) go by: the failing notice is not sent, and
+    // its level does not advance.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(q(acks), 1, "only the CIO's acknowledgement went out");
+    assert_eq!(q(notices), 0);
+    assert_eq!(q("SELECT count(*) FROM tickets WHERE fr_level > 0"), 0);
+    assert_eq!(q("SELECT count(*) FROM escalations"), 0);
+    let status = run(&cfg, &["status"], &[]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("acknowledgements held: 1"), "{status}");
+    let note: String = db(&cfg)
+        .query_row(
+            "SELECT note FROM tickets WHERE requester = 'ann@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(note.contains("acknowledgement held"), "{note}");
+
+    // Fixed and reloaded: the acknowledgement and the notice go out, once.
+    restore_template(dir.path(), "ack.en.txt");
+    restore_template(dir.path(), "escalation.en.txt");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until("the released acknowledgement", || {
+        q(acks) == 2 && q(held) == 0
+    });
+    wait_until("the breach notice", || q(notices) >= 1);
+    wait_until("the recovery notice to the admin", || q(alerts) == 2);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(q(acks), 2, "each acknowledgement once");
+    assert_eq!(q(notices), 1, "the breach notice once");
+    let raw: Vec<u8> = db(&cfg)
+        .query_row(
+            "SELECT raw FROM outbox WHERE kind = 'ack' AND recipients = 'ann@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("In-Reply-To: <ann-1@example.com>"), "{raw}");
+    // The CIO's mail arrived first (an hour ago): Ann's ticket is the second.
+    assert!(raw.contains("Subject: [SUP-000002] Ack me"), "{raw}");
+    stop_daemon(child);
+}
