@@ -113,18 +113,7 @@ impl Sweeper {
                     if !tickets::release_ack(&tx, *id, held)? {
                         continue;
                     }
-                    outbox::enqueue(
-                        &tx,
-                        &outbox::NewOutgoing {
-                            ticket: Some(*id),
-                            kind: "ack",
-                            message_id: &out.message_id,
-                            sender: &out.sender,
-                            recipients: &out.recipients,
-                            raw: &out.raw,
-                        },
-                        now,
-                    )?;
+                    outbox::enqueue_mail(&tx, Some(*id), "ack", &out, now)?;
                     lifecycle::event(&tx, *id, "sweeper", "ack-released", None, now)?;
                     n += 1;
                 }
@@ -409,18 +398,7 @@ pub fn apply(
                 else {
                     continue;
                 };
-                let outbox_id = outbox::enqueue(
-                    &tx,
-                    &outbox::NewOutgoing {
-                        ticket: Some(p.id),
-                        kind: "escalation",
-                        message_id: &n.out.message_id,
-                        sender: &n.out.sender,
-                        recipients: &n.out.recipients,
-                        raw: &n.out.raw,
-                    },
-                    now,
-                )?;
+                let outbox_id = outbox::enqueue_mail(&tx, Some(p.id), "escalation", &n.out, now)?;
                 escalations::link(&tx, esc, outbox_id)?;
                 queued += 1;
             }

@@ -167,17 +167,6 @@ fn queue(
         kind: "alert",
         auto_submitted: Some("auto-generated"),
     })?;
-    outbox::enqueue(
-        tx,
-        &outbox::NewOutgoing {
-            ticket: None,
-            kind: "alert",
-            message_id: &out.message_id,
-            sender: &out.sender,
-            recipients: &out.recipients,
-            raw: &out.raw,
-        },
-        now,
-    )?;
+    outbox::enqueue_mail(tx, None, "alert", &out, now)?;
     Ok(())
 }

@@ -223,18 +223,7 @@ fn apply_one(
         _ => {}
     }
     if let Some(out) = &r.ack {
-        outbox::enqueue(
-            tx,
-            &outbox::NewOutgoing {
-                ticket: d.ticket,
-                kind: "ack",
-                message_id: &out.message_id,
-                sender: &out.sender,
-                recipients: &out.recipients,
-                raw: &out.raw,
-            },
-            now,
-        )?;
+        outbox::enqueue_mail(tx, d.ticket, "ack", &out, now)?;
     }
     advance_watermark(tx, a, now)?;
     Ok(outcome(d, r.ack.is_some()))

@@ -38,6 +38,28 @@ pub fn enqueue(conn: &Connection, m: &NewOutgoing<'_>, now: DateTime<Utc>) -> Re
     Ok(conn.last_insert_rowid())
 }
 
+/// Queues a composed mail, due now; returns its row id.
+pub fn enqueue_mail(
+    conn: &Connection,
+    ticket: Option<i64>,
+    kind: &str,
+    out: &crate::compose::Outgoing,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    enqueue(
+        conn,
+        &NewOutgoing {
+            ticket,
+            kind,
+            message_id: &out.message_id,
+            sender: &out.sender,
+            recipients: &out.recipients,
+            raw: &out.raw,
+        },
+        now,
+    )
+}
+
 /// Acknowledgements queued to `recipient` (lowercase) since `since`.
 pub fn acks_since(conn: &Connection, recipient: &str, since: DateTime<Utc>) -> Result<i64> {
     conn.prepare_cached(
