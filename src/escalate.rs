@@ -113,7 +113,7 @@ impl Sweeper {
                     if !tickets::release_ack(&tx, *id, held)? {
                         continue;
                     }
-                    outbox::enqueue_mail(&tx, Some(*id), "ack", &out, now)?;
+                    outbox::enqueue_mail(&tx, Some(*id), "ack", out, now)?;
                     lifecycle::event(&tx, *id, "sweeper", "ack-released", None, now)?;
                     n += 1;
                 }
