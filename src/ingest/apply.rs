@@ -223,7 +223,7 @@ fn apply_one(
         _ => {}
     }
     if let Some(out) = &r.ack {
-        outbox::enqueue_mail(tx, d.ticket, "ack", &out, now)?;
+        outbox::enqueue_mail(tx, d.ticket, "ack", out, now)?;
     }
     advance_watermark(tx, a, now)?;
     Ok(outcome(d, r.ack.is_some()))
