@@ -1,5 +1,5 @@
-//! The ingest decision table, in process: a real store (SQLite in a temp
-//! dir), the demo config and the shipped templates, no mail servers.
+//! The ingest decision table, in process: a real store (SQLite in memory,
+//! the demo config and the shipped templates, no mail servers.
 //! Each case is a raw message (or a batch) and the outcome, ticket and
 //! acknowledgement (or held reason) it must give.
 
@@ -47,7 +47,8 @@ fn desk() -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(config_in(dir.path()));
     std::fs::create_dir_all(&config.desk.state_dir).unwrap();
-    let store = Store::open(&config.desk.state_dir.join("supportdesk.db")).unwrap();
+    // SQLite in memory; the state dir holds only attachment files.
+    let store = Store::open(Path::new(":memory:")).unwrap();
     let renderer = Arc::new(
         Renderer::load(&config.desk.templates_dir, config.triage.default_language()).unwrap(),
     );
