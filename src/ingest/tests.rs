@@ -1,4 +1,4 @@
-//! The ingest decision table, in process: a real store (SQLite in memory,
+//! The ingest decision table, in process: a real store (SQLite in memory),
 //! the demo config and the shipped templates, no mail servers.
 //! Each case is a raw message (or a batch) and the outcome, ticket and
 //! acknowledgement (or held reason) it must give.
