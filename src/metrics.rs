@@ -105,12 +105,12 @@ async fn read_head(sock: &mut TcpStream) -> Head {
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_HEAD {
+            return Head::TooLarge;
+        }
         let ends = |end: &[u8]| buf.windows(end.len()).any(|w| w == end);
         if ends(b"\r\n\r\n") || ends(b"\n\n") {
             return Head::Read(buf);
-        }
-        if buf.len() > MAX_HEAD {
-            return Head::TooLarge;
         }
     }
 }
