@@ -441,7 +441,7 @@ fn metrics_endpoint_caps_connections_and_still_answers_a_scrape() {
         s.read_to_string(&mut out).ok()?;
         Some(out)
     };
-    let get = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let get = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     wait_until("the ticket in the metrics", || {
         scrape(get).is_some_and(|b| b.contains("supportdesk_tickets_open 1"))
     });
