@@ -737,3 +737,23 @@ fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<Ex
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_controls_and_bidirectional_overrides_only() {
+        let plain = "Problème de sauvegarde <ann@example.com> \\ [SUP-000001]";
+        assert!(matches!(printable(plain), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable(plain), plain);
+        assert_eq!(
+            printable("a\x1b[2Jb\x07c\td\x7fe\u{9b}f\u{85}"),
+            "a\\x1b[2Jb\\x07c\\x09d\\x7fe\\u{9b}f\\u{85}"
+        );
+        assert_eq!(
+            printable("invoice\u{202e}fdp.exe \u{2066}x\u{2069}\u{200f}"),
+            "invoice\\u{202e}fdp.exe \\u{2066}x\\u{2069}\\u{200f}"
+        );
+    }
+}
