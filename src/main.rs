@@ -289,8 +289,10 @@ fn run(path: &std::path::Path, once: bool) -> Result<ExitCode> {
 /// The database of an offline command, never created by it: a status
 /// run before the service would leave root-owned files in its state dir.
 /// Reads go through `store::read_only` and writes through
-/// `store::open_existing_rw`: neither migrates, sets the journal mode or
-/// leaves a -wal or -shm behind, whoever runs them.
+/// `store::open_existing_rw`: neither migrates or sets the journal mode;
+/// a read creates no file next to the database, and a write run as root
+/// leaves none of its own (SQLite gives a -wal or -shm it creates the
+/// database's owner, and removes them at the last close).
 fn existing_db(cfg: &Config) -> Option<PathBuf> {
     let path = cfg.desk.state_dir.join("supportdesk.db");
     if !path.exists() {
