@@ -40,6 +40,8 @@ pub struct App {
     /// mailbox that has not had a good pass yet.
     started: DateTime<Utc>,
     shutdown: CancellationToken,
+    /// The state directory's lock, held for the life of the process.
+    _lock: Arc<std::fs::File>,
 }
 
 impl App {
@@ -54,11 +56,20 @@ impl App {
                 config.desk.state_dir.display()
             )
         })?;
+        // Before anything is read or recovered: a second process would
+        // take the first one's claimed outbox rows for interrupted ones
+        // and send them again.
+        let lock = lock_state_dir(&config.desk.state_dir)?;
         let db = config.desk.state_dir.join("supportdesk.db");
         let store = Store::open(&db)?;
         // Customer mail lives here: the owner only, whatever the umask.
         private(&config.desk.state_dir, 0o700)?;
-        for f in ["supportdesk.db", "supportdesk.db-wal", "supportdesk.db-shm"] {
+        for f in [
+            "supportdesk.db",
+            "supportdesk.db-wal",
+            "supportdesk.db-shm",
+            LOCK_FILE,
+        ] {
             let p = config.desk.state_dir.join(f);
             if p.exists() {
                 private(&p, 0o600)?;
@@ -75,6 +86,7 @@ impl App {
             ready: Readiness::default(),
             started: Utc::now(),
             shutdown: CancellationToken::new(),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -119,6 +131,54 @@ impl App {
             shutdown: self.shutdown.clone(),
         }
     }
+}
+
+/// The lock file of a state directory: one process (`run` or `run --once`)
+/// per database. It holds the holder's pid, for the message to the next.
+pub const LOCK_FILE: &str = "supportdesk.lock";
+
+/// Takes the state directory's lock (an advisory `flock`, released by the
+/// kernel when the process ends, however it ends) and writes this
+/// process's pid into it. The offline commands do not take it: reads and
+/// the `tickets` writes go through SQLite's own locking next to a daemon.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    // Not truncated on open: that would wipe the holder's pid.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("Opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let who = if pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {pid})")
+            };
+            anyhow::bail!(
+                "another supportdesk process{who} is running on {}",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("Locking {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush())
+        .with_context(|| format!("Writing the pid into {}", path.display()))?;
+    Ok(file)
 }
 
 #[derive(Debug, Default)]

@@ -149,9 +149,14 @@ fn init_logging(level: Option<&str>, format: config::LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Under systemd the journal stamps each line itself.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colour only for a person at a terminal: escape codes in the journal
+    // or a log file are noise, and NO_COLOR (https://no-color.org) wins.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     let json = match std::env::var("SUPPORTDESK_LOG_FORMAT").as_deref() {
         Ok("json") => true,
@@ -161,7 +166,7 @@ fn init_logging(level: Option<&str>, format: config::LogFormat) {
     if json {
         builder.json().with_current_span(false).init();
     } else if under_journal {
-        builder.without_time().with_ansi(false).init();
+        builder.without_time().init();
     } else {
         builder.init();
     }
@@ -283,16 +288,49 @@ fn run(path: &std::path::Path, once: bool) -> Result<ExitCode> {
 
 /// The database of an offline command, never created by it: a status
 /// run before the service would leave root-owned files in its state dir.
-fn open_existing(cfg: &Config) -> Result<Option<supportdesk::store::Store>> {
+/// Reads go through `store::read_only` and writes through
+/// `store::open_existing_rw`: neither migrates or sets the journal mode;
+/// a read creates no file next to the database, and a write run as root
+/// leaves none of its own (SQLite gives a -wal or -shm it creates the
+/// database's owner, and removes them at the last close).
+fn existing_db(cfg: &Config) -> Option<PathBuf> {
     let path = cfg.desk.state_dir.join("supportdesk.db");
     if !path.exists() {
         eprintln!(
             "supportdesk: no database at {}: the daemon has not run with this config yet",
             path.display()
         );
-        return Ok(None);
+        return None;
     }
-    Ok(Some(supportdesk::store::Store::open(&path)?))
+    Some(path)
+}
+
+/// Text that came with mail (addresses, an agent's command line), for a
+/// terminal: control characters (C0, DEL, C1) and the bidirectional
+/// overrides are shown escaped (`\x1b`, `\u{9b}`, `\u{202e}`), so a
+/// sender cannot drive the admin's terminal (colours, title, clearing the
+/// screen, text written backwards). The JSON output is escaped by serde.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(hidden) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !hidden(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.into()
+}
+
+fn printable_or<'a>(s: Option<&'a str>, none: &'a str) -> std::borrow::Cow<'a, str> {
+    printable(s.unwrap_or(none))
 }
 
 fn parse_since(s: &str) -> Result<String> {
@@ -312,16 +350,14 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
     use supportdesk::core::commands::Command as Cmd;
     use supportdesk::lifecycle;
     use supportdesk::store::report as tickets;
-    let Some(store) = open_existing(&cfg)? else {
+    let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let cfg = std::sync::Arc::new(cfg);
     let (ticket, action) = match command {
         TicketsCommand::List { .. } => unreachable!("handled above"),
         TicketsCommand::Show { ticket, json } => {
-            let t = ticket.clone();
-            let detail = store.call_blocking(move |conn| {
-                let Some(id) = tickets::find_id(conn, &t)? else {
+            let detail = supportdesk::store::read_only(&path, |conn| {
+                let Some(id) = tickets::find_id(conn, &ticket)? else {
                     return Ok(None);
                 };
                 tickets::show(conn, id).map(Some)
@@ -333,58 +369,61 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                println!("{}  {}  [{}]", d.reference, d.subject, d.status);
+                // Every value through `printable`: most come from mail.
+                let p = printable;
+                let p_or = printable_or;
+                println!("{}  {}  [{}]", p(&d.reference), p(&d.subject), p(&d.status));
                 println!(
                     "requester  {}{}",
-                    d.requester,
+                    p(&d.requester),
                     d.customer
                         .as_deref()
-                        .map(|c| format!(" ({c})"))
+                        .map(|c| format!(" ({})", p(c)))
                         .unwrap_or_default()
                 );
                 println!(
                     "plan       {}  priority {}  category {}  language {}",
-                    d.plan,
-                    d.priority.as_deref().unwrap_or("-"),
-                    d.category.as_deref().unwrap_or("-"),
-                    d.language
+                    p(&d.plan),
+                    p_or(d.priority.as_deref(), "-"),
+                    p_or(d.category.as_deref(), "-"),
+                    p(&d.language)
                 );
-                println!("received   {}", d.received_at);
+                println!("received   {}", p(&d.received_at));
                 println!(
                     "1st resp.  due {}  done {}",
-                    d.first_response_due.as_deref().unwrap_or("-"),
-                    d.first_responded_at.as_deref().unwrap_or("-")
+                    p_or(d.first_response_due.as_deref(), "-"),
+                    p_or(d.first_responded_at.as_deref(), "-")
                 );
                 println!(
                     "resolution due {}  done {}",
-                    d.resolution_due.as_deref().unwrap_or("-"),
-                    d.resolved_at.as_deref().unwrap_or("-")
+                    p_or(d.resolution_due.as_deref(), "-"),
+                    p_or(d.resolved_at.as_deref(), "-")
                 );
                 if let Some(a) = &d.assignee {
-                    println!("assignee   {a}");
+                    println!("assignee   {}", p(a));
                 }
                 if let Some(n) = &d.note {
-                    println!("note       {n}");
+                    println!("note       {}", p(n));
                 }
                 for m in d.messages.iter().chain(&d.outgoing) {
                     println!(
                         "  {} {:<3} {:<22} {}  {}",
-                        m.received_at,
-                        m.direction,
-                        m.kind,
-                        m.sender.as_deref().unwrap_or("-"),
-                        m.subject.as_deref().unwrap_or("")
+                        p(&m.received_at),
+                        p(&m.direction),
+                        p(&m.kind),
+                        p_or(m.sender.as_deref(), "-"),
+                        p_or(m.subject.as_deref(), "")
                     );
                 }
                 for e in &d.events {
                     println!(
                         "  {} event {} by {}{}",
-                        e.at,
-                        e.action,
-                        e.actor,
+                        p(&e.at),
+                        p(&e.action),
+                        p(&e.actor),
                         e.detail
                             .as_deref()
-                            .map(|x| format!(": {x}"))
+                            .map(|x| format!(": {}", p(x)))
                             .unwrap_or_default()
                     );
                 }
@@ -404,11 +443,8 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
             (ticket, Some(Cmd::Priority(priority)))
         }
     };
-    let t = ticket.clone();
-    let c = cfg.clone();
-    let found = store.call_blocking(move |conn| {
-        lifecycle::by_hand(conn, &c, &t, "cli", action.as_ref(), Utc::now())
-    })?;
+    let mut conn = supportdesk::store::open_existing_rw(&path)?;
+    let found = lifecycle::by_hand(&mut conn, &cfg, &ticket, "cli", action.as_ref(), Utc::now())?;
     if !found {
         eprintln!("supportdesk: no ticket {ticket}");
         return Ok(ExitCode::from(2));
@@ -562,11 +598,13 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let Some(store) = open_existing(&cfg)? else {
+    let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
     let now = supportdesk::store::ts(Utc::now());
-    let st = store.call_blocking(move |conn| supportdesk::store::report::status(conn, &now))?;
+    let st = supportdesk::store::read_only(&path, |conn| {
+        supportdesk::store::report::status(conn, &now)
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
@@ -617,25 +655,26 @@ fn tickets_list(
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let Some(store) = open_existing(&cfg)? else {
+    let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let rows = store.call_blocking(move |conn| {
-        let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
+    let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
+    let rows = supportdesk::store::read_only(&path, |conn| {
         supportdesk::store::report::list(conn, status.as_deref(), now.as_deref())
     })?;
     for t in rows {
         if json {
             println!("{}", serde_json::to_string(&t)?);
         } else {
+            // Requester and subject come from mail: `printable`.
             println!(
                 "{}  {:<8} {:<10} {:<8} {:<25} {}",
-                t.reference,
-                t.status,
-                t.priority.as_deref().unwrap_or("-"),
-                t.language,
-                t.requester,
-                t.subject
+                printable(&t.reference),
+                printable(&t.status),
+                printable_or(t.priority.as_deref(), "-"),
+                printable(&t.language),
+                printable(&t.requester),
+                printable(&t.subject)
             );
         }
     }
@@ -655,11 +694,11 @@ fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<Ex
             return Ok(ExitCode::from(2));
         }
     };
-    let Some(store) = open_existing(&cfg)? else {
+    let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
     let now = supportdesk::store::ts(Utc::now());
-    let rows = store.call_blocking(move |conn| {
+    let rows = supportdesk::store::read_only(&path, |conn| {
         supportdesk::store::report::stats(conn, since.as_deref(), &now)
     })?;
     if json {
@@ -705,4 +744,24 @@ fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_controls_and_bidirectional_overrides_only() {
+        let plain = "Problème de sauvegarde <ann@example.com> \\ [SUP-000001]";
+        assert!(matches!(printable(plain), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable(plain), plain);
+        assert_eq!(
+            printable("a\x1b[2Jb\x07c\td\x7fe\u{9b}f\u{85}"),
+            "a\\x1b[2Jb\\x07c\\x09d\\x7fe\\u{9b}f\\u{85}"
+        );
+        assert_eq!(
+            printable("invoice\u{202e}fdp.exe \u{2066}x\u{2069}\u{200f}"),
+            "invoice\\u{202e}fdp.exe \\u{2066}x\\u{2069}\\u{200f}"
+        );
+    }
 }

@@ -15,7 +15,8 @@ use crate::render::{AckContext, Renderer};
 pub struct Validated {
     pub config: Config,
     pub renderer: Renderer,
-    /// Accepted but worth saying aloud (plaintext to a loopback host).
+    /// Accepted but worth saying aloud (plaintext to a loopback host, a
+    /// metrics endpoint beyond loopback).
     pub warnings: Vec<String>,
 }
 
@@ -52,7 +53,8 @@ fn check_templates(cfg: &Config) -> anyhow::Result<Renderer> {
     Ok(r)
 }
 
-/// Plaintext is accepted only for loopback hosts, and said aloud.
+/// Plaintext is accepted only for loopback hosts, and said aloud; so is a
+/// metrics endpoint reachable from other machines.
 fn warnings(cfg: &Config) -> Vec<String> {
     let file = cfg.file.display();
     let mut out = Vec::new();
@@ -72,6 +74,16 @@ fn warnings(cfg: &Config) -> Vec<String> {
         out.push(format!(
             "{file}: warning: the outbox talks plaintext SMTP to {}:{}",
             s.host, s.port
+        ));
+    }
+    // The endpoint has neither TLS nor authentication, and the figures
+    // say how the desk is doing.
+    if let Some(addr) = cfg.metrics_listen
+        && !addr.ip().to_canonical().is_loopback()
+    {
+        out.push(format!(
+            "{file}: warning: the metrics endpoint listens on {addr}, beyond loopback: \
+             anyone who reaches it reads the desk's figures (no TLS, no authentication)"
         ));
     }
     out

@@ -7,6 +7,11 @@
 //! it (the chatmail-core pattern). Async callers `call` and await a oneshot;
 //! no query is ever held across an `.await`, and blocking disk I/O never
 //! runs on the tokio workers.
+//!
+//! The daemon opens the database with [`Store::open`] (creating and
+//! migrating it, WAL mode). The offline commands never do: they read
+//! through [`read_only`] and write through [`open_existing_rw`], which
+//! leave the journal mode and the schema as the daemon set them.
 
 pub mod escalations;
 pub mod health;
@@ -151,6 +156,8 @@ impl Store {
     }
 }
 
+/// The daemon's connection: creates the database when missing and sets
+/// its journal mode.
 pub fn open_connection(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -168,5 +175,150 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         .context("Enabling foreign keys")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .context("Setting the busy timeout")?;
+    Ok(conn)
+}
+
+/// How [`read_only`] opens the database, from the files next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    /// WAL mode with its -wal and -shm (a daemon has the database open, or
+    /// one was killed): the -shm is only read (`readonly_shm`), never
+    /// created or written; SQLite reads the WAL itself where it cannot
+    /// publish a read mark.
+    WalShared,
+    /// WAL mode without a -wal (or with an empty one and no -shm):
+    /// nothing has it open and everything committed is in the main file.
+    /// Read as `immutable`, since a read-only connection would otherwise
+    /// create the -wal and -shm; the files are compared before and after,
+    /// to read again if a writer started in between.
+    WalQuiet,
+    /// A rollback journal (someone changed the mode): a plain read-only
+    /// connection, which creates nothing and locks as usual.
+    Rollback,
+}
+
+/// What [`read_only`] compares before and after a quiet read.
+#[derive(Debug, PartialEq, Eq)]
+struct FileState {
+    mode: ReadMode,
+    db: (u64, u64, i64, i64),
+    shm: bool,
+    wal: Option<u64>,
+}
+
+fn file_state(path: &Path) -> Result<FileState> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let side = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::metadata(std::path::PathBuf::from(p)).ok()
+    };
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("Opening the database {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("Reading {}", path.display()))?;
+    // Bytes 18 and 19 of the header are 2 in WAL mode, 1 with a rollback
+    // journal (https://www.sqlite.org/fileformat2.html#database_header).
+    let mut header = [0u8; 20];
+    let wal = f.read_exact(&mut header).is_ok() && header[18] == 2 && header[19] == 2;
+    let shm = side("-shm").is_some();
+    // A live WAL database always has its -wal: SQLite deletes it only at
+    // the last close, after a full checkpoint.
+    let wal_len = side("-wal").map(|m| m.len());
+    let mode = match (wal, wal_len, shm) {
+        (false, ..) => ReadMode::Rollback,
+        (true, None, _) | (true, Some(0), false) => ReadMode::WalQuiet,
+        (true, Some(_), true) => ReadMode::WalShared,
+        (true, Some(_), false) => anyhow::bail!(
+            "The database {} has a write-ahead log but no -shm index next to it: \
+             start the daemon once so it recovers the log, then run this again",
+            path.display()
+        ),
+    };
+    Ok(FileState {
+        mode,
+        db: (meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()),
+        shm,
+        wal: wal_len,
+    })
+}
+
+/// `path` as an SQLite URI with its query parameters.
+fn uri(path: &Path, params: &str) -> Result<String> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("The database path {} is not UTF-8", path.display()))?;
+    let mut out = String::from("file:");
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out.push('?');
+    out.push_str(params);
+    Ok(out)
+}
+
+/// Runs `read` on a read-only connection to the existing database at
+/// `path`, for the offline commands (`status`, `tickets list|show`,
+/// `stats`), next to a running daemon or not, as its user or as root. It
+/// creates no file (no -wal, no -shm, no journal), takes no write lock,
+/// runs no migration and never changes the journal mode.
+pub fn read_only<R>(path: &Path, read: impl Fn(&Connection) -> Result<R>) -> Result<R> {
+    use rusqlite::OpenFlags as F;
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let before = file_state(path)?;
+        let params = match before.mode {
+            ReadMode::WalShared => "mode=ro&readonly_shm=1",
+            ReadMode::WalQuiet => "mode=ro&immutable=1",
+            ReadMode::Rollback => "mode=ro",
+        };
+        let result = (|| {
+            let conn = Connection::open_with_flags(
+                uri(path, params)?,
+                F::SQLITE_OPEN_READ_ONLY | F::SQLITE_OPEN_URI | F::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_context(|| format!("Opening the database {} read-only", path.display()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .context("Setting the busy timeout")?;
+            schema::check_version(&conn, path)?;
+            read(&conn)
+        })();
+        // An immutable read trusts the file not to change: if a process
+        // opened the database meanwhile, read again the shared way.
+        if before.mode != ReadMode::WalQuiet || file_state(path)? == before {
+            return result;
+        }
+    }
+    anyhow::bail!(
+        "The database {} kept changing during {ATTEMPTS} reads; try again",
+        path.display()
+    )
+}
+
+/// A read-write connection to the existing database at `path`, for the
+/// offline commands that write (`tickets close|respond|priority`): the
+/// database must exist and be at this binary's schema version; its journal
+/// mode is left as it is (WAL, set by the daemon), so they go through
+/// SQLite's own locking next to a running daemon. As root, SQLite gives a
+/// -wal or -shm it creates the database file's owner.
+pub fn open_existing_rw(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags as F;
+    let conn =
+        Connection::open_with_flags(path, F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX)
+            .with_context(|| format!("Opening the database {}", path.display()))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .context("Setting synchronous=FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .context("Enabling foreign keys")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .context("Setting the busy timeout")?;
+    schema::check_version(&conn, path)?;
     Ok(conn)
 }

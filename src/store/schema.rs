@@ -192,6 +192,30 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         .context("Applying migrations")
 }
 
+/// Offline commands run no migration: the database must be at the
+/// version this binary migrates to.
+pub fn check_version(conn: &Connection, path: &std::path::Path) -> Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .context("Reading the schema version")?;
+    let expected = MIGRATIONS.len() as i64;
+    if found < expected {
+        anyhow::bail!(
+            "The database {} is at schema version {found}, this supportdesk expects \
+             {expected}: start (or restart) the daemon once so it migrates, then run this again",
+            path.display()
+        );
+    }
+    if found > expected {
+        anyhow::bail!(
+            "The database {} is at schema version {found}, written by a newer supportdesk \
+             (this one knows {expected}): use the binary the daemon runs",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -16,6 +16,7 @@ mod frozen_server;
 mod hostile_input;
 mod offline;
 mod pipeline;
+mod process;
 mod sigkill;
 mod sla_cli;
 mod spam_corpus;
