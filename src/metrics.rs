@@ -3,13 +3,13 @@
 //! store and encoded by prometheus-client in the OpenMetrics text format.
 //! Off by default.
 //!
-//! Served by a small HTTP/1.x responder on the daemon's tokio runtime, one
-//! request per connection: it answers `GET /metrics` and nothing else, so
-//! it needs no HTTP library, and it bounds what a client can take. At most
-//! [`MAX_CONNECTIONS`] are served at once (more wait in the kernel's
-//! backlog, costing the daemon nothing), each must send its request head
-//! within [`REQUEST_TIMEOUT`] and [`MAX_HEAD`] bytes, and a failed accept
-//! (out of file descriptors) is retried, never the end of the listener.
+//! Served by hyper (HTTP/1.1, one request per connection) on the daemon's
+//! tokio runtime, answering `GET /metrics` only, and bounded in what a
+//! client can take: at most [`MAX_CONNECTIONS`] are served at once (more
+//! wait in the kernel's backlog, costing the daemon nothing), each must
+//! send its request head within [`REQUEST_TIMEOUT`] and [`MAX_HEAD`] bytes
+//! (hyper answers 431 past that), and a failed accept (out of file
+//! descriptors) is retried, never the end of the listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,12 +18,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::store::Store;
@@ -38,10 +45,11 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for a client to take the response.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request head accepted.
+/// The largest request head accepted (hyper's smallest buffer limit).
 pub const MAX_HEAD: usize = 8 * 1024;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Binds `addr` and serves until the process ends. Call it from within the
 /// tokio runtime.
@@ -81,101 +89,47 @@ async fn serve(listener: TcpListener, store: Store) {
         };
         let store = store.clone();
         tokio::spawn(async move {
-            answer(sock, &store).await;
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let store = store.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &store).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(sock), svc);
+            // The head within REQUEST_TIMEOUT (hyper's timer), the
+            // response taken within WRITE_TIMEOUT after it.
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT + WRITE_TIMEOUT, conn).await;
             drop(slot);
         });
     }
 }
 
-/// Why a request head was not read.
-enum Head {
-    Read(Vec<u8>),
-    /// The client closed, or sent nothing in time: closed without a word.
-    Gone,
-    TooLarge,
-}
-
-/// Reads up to the blank line that ends the request head.
-async fn read_head(sock: &mut TcpStream) -> Head {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Head::Gone,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_HEAD {
-            return Head::TooLarge;
-        }
-        let ends = |end: &[u8]| buf.windows(end.len()).any(|w| w == end);
-        if ends(b"\r\n\r\n") || ends(b"\n\n") {
-            return Head::Read(buf);
-        }
-    }
-}
-
-async fn answer(mut sock: TcpStream, store: &Store) {
-    let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut sock)).await {
-        Ok(Head::Read(head)) => head,
-        Ok(Head::Gone) | Err(_) => return,
-        Ok(Head::TooLarge) => {
-            let _ = respond(&mut sock, "431 Request Header Fields Too Large", "", None).await;
-            return;
-        }
+async fn answer(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, body: String, content_type: &str| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+        );
+        r
     };
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end().split(' ');
-    let (method, target, version) = (parts.next(), parts.next(), parts.next());
-    if !version.is_some_and(|v| v.starts_with("HTTP/1.")) || parts.next().is_some() {
-        let _ = respond(&mut sock, "400 Bad Request", "", None).await;
-        return;
+    if req.method() != Method::GET {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, String::new(), TEXT);
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET"));
+        return r;
     }
-    if method != Some("GET") {
-        let _ = respond(&mut sock, "405 Method Not Allowed", "", None).await;
-        return;
+    if req.uri().path() != "/metrics" {
+        return reply(StatusCode::NOT_FOUND, "see /metrics\n".into(), TEXT);
     }
-    let path = target
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    let (status, body, content_type) = if path == "/metrics" {
-        match scrape(store).await {
-            Ok(text) => ("200 OK", text, Some(OPENMETRICS)),
-            Err(e) => ("500 Internal Server Error", format!("{e:#}\n"), None),
-        }
-    } else {
-        ("404 Not Found", "see /metrics\n".to_string(), None)
-    };
-    let _ = respond(&mut sock, status, &body, content_type).await;
-}
-
-async fn respond(
-    sock: &mut TcpStream,
-    status: &str,
-    body: &str,
-    content_type: Option<&str>,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
-        content_type.unwrap_or("text/plain; charset=utf-8"),
-        body.len(),
-        if status.starts_with("405") {
-            "Allow: GET\r\n"
-        } else {
-            ""
-        },
-    );
-    let write = async {
-        sock.write_all(head.as_bytes()).await?;
-        sock.write_all(body.as_bytes()).await?;
-        sock.shutdown().await
-    };
-    tokio::time::timeout(WRITE_TIMEOUT, write)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    match scrape(store).await {
+        Ok(text) => reply(StatusCode::OK, text, OPENMETRICS),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n"), TEXT),
+    }
 }
 
 async fn scrape(store: &Store) -> Result<String> {
