@@ -14,6 +14,7 @@ mod daemon;
 mod frozen_server;
 mod hostile_input;
 mod offline;
+mod outbox;
 mod pipeline;
 mod sigkill;
 mod sla_cli;
