@@ -473,7 +473,7 @@ async fn check_connections(cfg: &Config) -> usize {
     if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind {
         match supportdesk::mail::outbox::smtp_connect(s).await {
             Ok(mut conn) => {
-                let _ = conn.quit().await;
+                supportdesk::mail::outbox::quit(&mut conn, s.timeout).await;
                 println!("outbox: SMTP {}:{} ok", s.host, s.port);
             }
             Err(e) => {

@@ -158,10 +158,11 @@ fn backoff_by_age(queued_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     jitter(age)
 }
 
-/// The wait before the next session after `failures` in a row: 30
-/// seconds, doubling up to 10 minutes.
+/// The wait before the next session after `failures` in a row: 5
+/// seconds (a relay restarting, a 454 while its auth backend restarts),
+/// doubling up to 10 minutes (an outage).
 fn session_backoff(failures: u32) -> Duration {
-    let secs = (30u64 << failures.saturating_sub(1).min(5)).min(600) as f64;
+    let secs = (5u64 << failures.saturating_sub(1).min(7)).min(600) as f64;
     jitter(secs)
 }
 
@@ -381,11 +382,16 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                 }
             }
             if let Some(mut c) = conn {
-                let _ = tokio::time::timeout(s.timeout, c.command(Quit)).await;
+                quit(&mut c, s.timeout).await;
             }
         }
     }
     Ok((sent, total - sent, false))
+}
+
+/// QUIT, bounded by `timeout` like every command; its answer does not matter.
+pub async fn quit(conn: &mut AsyncSmtpConnection, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, conn.command(Quit)).await;
 }
 
 /// A session worked: clears the recorded failure and the backoff.
