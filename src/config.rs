@@ -204,6 +204,7 @@ pub struct RawOutbox {
     pub secret: RawSecret,
     pub ca_file: Option<String>,
     pub max_attempts: Option<u32>,
+    pub max_queue_lifetime: Option<String>,
     pub timeout: Option<String>,
     // directory
     pub path: Option<String>,
@@ -398,7 +399,10 @@ pub enum OutboxKind {
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pub kind: OutboxKind,
+    /// Deliveries the server answered with a 4xx before a message fails.
     pub max_attempts: u32,
+    /// How long a message may wait in the queue before it fails.
+    pub max_queue_lifetime: Duration,
 }
 
 // ---------------------------------------------------------------- errors
@@ -876,6 +880,19 @@ fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems)
     if max_attempts == 0 {
         pr.push(&["max_attempts"], "expected at least 1");
     }
+    let max_queue_lifetime = bounded_duration(
+        o.max_queue_lifetime.as_deref(),
+        5 * 86_400,
+        Duration::from_secs(60),
+        Duration::MAX,
+    )
+    .unwrap_or_else(|d| {
+        pr.push(
+            &["max_queue_lifetime"],
+            "expected a duration of at least 1m, e.g. \"5d\"",
+        );
+        d
+    });
     let kind = match o.kind.as_str() {
         "smtp" => Some(OutboxKind::Smtp(check_smtp(o, base, secrets, pr))),
         "directory" => match &o.path {
@@ -896,6 +913,7 @@ fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems)
     Some(Outbox {
         kind: kind?,
         max_attempts,
+        max_queue_lifetime,
     })
 }
 
@@ -1578,6 +1596,37 @@ language = "de"
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn max_queue_lifetime_defaults_to_five_days_and_is_checked() {
+        let config = |line: &str| {
+            format!(
+                "{parts}\n[desk]\nname = \"Desk\"\naddress = \"desk@example.com\"\nstate_dir = \"state\"\ntemplates_dir = \"{root}/templates\"\n\n[outbox]\nkind = \"directory\"\npath = \"out\"\n{line}\n",
+                parts = policy_parts(),
+                root = env!("CARGO_MANIFEST_DIR"),
+            )
+        };
+        let path = Path::new("/nonexistent/desk.toml");
+        let lifetime = |line: &str| {
+            parse_with(path, &config(line), Secrets::Read)
+                .unwrap()
+                .outbox
+                .max_queue_lifetime
+        };
+        assert_eq!(lifetime(""), Duration::from_secs(5 * 86_400));
+        assert_eq!(
+            lifetime("max_queue_lifetime = \"2 hours\""),
+            Duration::from_secs(7200)
+        );
+        for bad in ["\"30s\"", "\"soon\""] {
+            assert_eq!(
+                located(&config(&format!("max_queue_lifetime = {bad}"))),
+                [
+                    "+9:1: outbox.max_queue_lifetime: expected a duration of at least 1m, e.g. \"5d\""
+                ]
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Admin alerts about the desk's health: one mail when a mailbox has not
-//! been fetched for `desk.fetch_alert_after`, or when acknowledgements are
-//! held because their template fails; one more on recovery. The records
-//! themselves are the store's (`store::health`).
+//! been fetched for `desk.fetch_alert_after`, when the SMTP login has been
+//! failing that long, or when acknowledgements are held because their
+//! template fails; one more on recovery. The records themselves are the
+//! store's (`store::health`, `store::outbox`).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -86,6 +87,7 @@ pub fn check(
         }
     }
     queued += held_acks_alert(&tx, cfg, &admin, now)?;
+    queued += check_smtp_login(&tx, cfg, &admin, now)?;
     tx.commit().context("Committing the health check")?;
     Ok(queued)
 }
@@ -141,6 +143,62 @@ fn held_acks_alert(
                 now,
             )?;
             health::set_desk_alert(tx, NAME, None, None)?;
+            Ok(1)
+        }
+        _ => Ok(0),
+    }
+}
+
+/// The SMTP login refused for `fetch_alert_after`: one alert, and one
+/// recovery notice once a session works. Both wait in the outbox until
+/// the login works, like every mail; an unreachable server is shown by
+/// `status` but not alerted (it is not the config's problem).
+fn check_smtp_login(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &Config,
+    admin: &Mailbox,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let h = outbox::session_health(tx)?;
+    match (&h.failing, h.alerted) {
+        (Some(f), None) if f.failure == outbox::Failure::Login => {
+            if now - f.since < cfg.desk.fetch_alert_after {
+                return Ok(0);
+            }
+            let body = format!(
+                "SMTP login failing since {}.\n\nLast error: {}\n\nNo mail leaves the desk until it is fixed (acknowledgements,\nescalation notices, alerts); nothing is lost or failed for it: the mail\nwaits in the outbox and goes out once the login works. Fix the outbox's\nusername or password, then reload (systemctl reload supportdesk).\n\n-- \n{}\n",
+                ts(f.since),
+                f.last_error,
+                cfg.desk.name
+            );
+            queue(
+                tx,
+                cfg,
+                admin,
+                &format!("[{}] SMTP login failing", cfg.desk.name),
+                &body,
+                now,
+            )?;
+            outbox::set_session_alerted(tx, Some(now))?;
+            tracing::warn!("SMTP login alert queued for the admin");
+            Ok(1)
+        }
+        (None, Some(_)) => {
+            let body = format!(
+                "The SMTP login works again (checked at {}); the mail that waited is\nbeing delivered.\n\n-- \n{}\n",
+                ts(now),
+                cfg.desk.name
+            );
+            queue(
+                tx,
+                cfg,
+                admin,
+                &format!("[{}] SMTP login works again", cfg.desk.name),
+                &body,
+                now,
+            )?;
+            outbox::set_session_alerted(tx, None)?;
+            tracing::info!("SMTP recovery notice queued for the admin");
             Ok(1)
         }
         _ => Ok(0),

@@ -71,6 +71,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The outgoing mail: what waits, what failed; queue it again.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Mail not delivered: pending and failed, oldest first.
+    List {
+        /// Only the mail given up on.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One outgoing message: state, attempts, last error, headers.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a message again (due now, attempts and queue lifetime reset).
+    Retry {
+        /// The message (see `outbox list`).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<i64>,
+        /// Every failed message.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +236,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             tickets_command(cfg, command)
         }
         Command::Stats { since, json } => stats(&cli.config, since, json),
+        Command::Outbox { command } => outbox_command(&cli.config, command),
     }
 }
 
@@ -476,7 +509,7 @@ async fn check_connections(cfg: &Config) -> usize {
     if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind {
         match supportdesk::mail::outbox::smtp_connect(s).await {
             Ok(mut conn) => {
-                let _ = conn.quit().await;
+                supportdesk::mail::outbox::quit(&mut conn, s.timeout).await;
                 println!("outbox: SMTP {}:{} ok", s.host, s.port);
             }
             Err(e) => {
@@ -630,6 +663,17 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
             st.outbox_oldest_pending.as_deref().unwrap_or("-"),
             st.outbox_failed
         );
+        if let (Some(f), Some(since)) = (st.smtp_failure, &st.smtp_failing_since) {
+            use supportdesk::store::outbox::Failure;
+            println!(
+                "outbox: SMTP {} since {since}: {}",
+                match f {
+                    Failure::Login => "login failing",
+                    Failure::Connect => "unreachable",
+                },
+                st.smtp_last_error.as_deref().unwrap_or("-")
+            );
+        }
         println!(
             "tickets: {} open, {} breaching; {} messages without a ticket",
             st.open_tickets, st.breaching, st.unticketed_messages
@@ -742,6 +786,101 @@ fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<Ex
             m(s.median_minutes),
             m(s.p90_minutes),
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outbox list|show|retry`: the queue as the daemon sees it.
+fn outbox_command(path: &std::path::Path, command: OutboxCommand) -> Result<ExitCode> {
+    use supportdesk::store::outbox::{self, Retry};
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(path) = existing_db(&cfg) else {
+        return Ok(ExitCode::from(1));
+    };
+    match command {
+        OutboxCommand::List { failed, json } => {
+            let rows = supportdesk::store::read_only(&path, |conn| outbox::list(conn, failed))?;
+            for e in rows {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "{:>6} {:<7} {:<10} {:<11} {:>2} {}  {}  {}",
+                        e.id,
+                        e.status,
+                        e.kind,
+                        e.ticket.as_deref().unwrap_or("-"),
+                        e.attempts,
+                        e.created_at,
+                        printable(&e.recipients),
+                        printable_or(e.last_error.as_deref(), "")
+                    );
+                }
+            }
+        }
+        OutboxCommand::Show { id, json } => {
+            let Some((e, raw)) =
+                supportdesk::store::read_only(&path, |conn| outbox::show(conn, id))?
+            else {
+                eprintln!("supportdesk: no outgoing message {id}");
+                return Ok(ExitCode::from(2));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("outbox {}  {}  [{}]", e.id, e.kind, e.status);
+            let line = |k: &str, v: Option<&str>| {
+                if let Some(v) = v {
+                    println!("{k:<11} {}", printable(v));
+                }
+            };
+            line("ticket", e.ticket.as_deref());
+            line("message-id", Some(&e.message_id));
+            line("from", Some(&e.sender));
+            line("to", Some(&e.recipients));
+            line("subject", e.subject.as_deref());
+            line("attempts", Some(&e.attempts.to_string()));
+            line("queued", Some(&e.created_at));
+            line("retried", e.retried_at.as_deref());
+            if e.status == "pending" {
+                line("next try", Some(&e.next_attempt_at));
+            }
+            line("sent", e.sent_at.as_deref());
+            line("last error", e.last_error.as_deref());
+            line("size", Some(&format!("{} bytes", e.size)));
+            println!();
+            let text = String::from_utf8_lossy(&raw);
+            for l in text.lines().take_while(|l| !l.is_empty()) {
+                println!("  {}", printable(l));
+            }
+        }
+        OutboxCommand::Retry { id, failed } => {
+            let now = Utc::now();
+            let hint = "a running daemon sends it at its next outbox pass (at once after a reload)";
+            if failed {
+                let n = outbox::retry_failed(&supportdesk::store::open_existing_rw(&path)?, now)?;
+                println!(
+                    "{n} failed message{} queued again; {hint}",
+                    if n == 1 { "" } else { "s" }
+                );
+            } else if let Some(id) = id {
+                match outbox::retry(&supportdesk::store::open_existing_rw(&path)?, id, now)? {
+                    Retry::Queued => println!("outbox {id}: queued again; {hint}"),
+                    Retry::AlreadySent => {
+                        eprintln!("supportdesk: outbox {id} was delivered already");
+                        return Ok(ExitCode::from(2));
+                    }
+                    Retry::NotFound => {
+                        eprintln!("supportdesk: no outgoing message {id}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

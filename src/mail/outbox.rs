@@ -1,14 +1,28 @@
-//! Outbox delivery: a state machine over the `outbox` table.
+//! Outbox delivery: a state machine over the `outbox` table, shaped like
+//! Postfix's queue manager: a failure of the session (server unreachable,
+//! login refused, a stalled or dropped connection) never fails a message
+//! and never counts against it; only the server's answer about the message
+//! does, and the message's age.
 //!
-//! pending --(claimed: attempts+1, next attempt pushed back)--> sending
+//! pending --claimed (next attempt pushed back)--> sending
 //! sending --250--> sent
-//! sending --4xx / connection error--> pending (backoff) or failed after max_attempts
-//! sending --5xx--> failed
+//! sending --4xx--> pending (attempts+1, backoff); failed at max_attempts
+//! sending --5xx--> failed (attempts+1)
+//! sending --no answer (timeout, connection lost, 421)--> pending, not
+//!     charged: tried once more over a new connection, then a backoff by age
+//! sending --no session (connect or login failed)--> pending, due again,
+//!     not charged; the session retries on its own backoff
+//! pending --older than max_queue_lifetime--> failed (expired)
 //!
-//! The attempt is counted and committed before the message is handed to the
-//! server, so a crash mid-send leads to a retry with the same Message-ID
-//! (at least once), never to a message forgotten.
+//! Every SMTP command waits at most `timeout` for the server (lettre's
+//! async client has no read or write timeout of its own), so a stalled
+//! relay costs one session, never the queue. The row is claimed and
+//! committed before the message is handed to the server, so a crash
+//! mid-send leads to a retry with the same Message-ID (at least once),
+//! never to a message forgotten.
 
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,13 +30,15 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -33,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, OutboxKind, SmtpSettings, Tls};
 use crate::mail::tls;
 use crate::store::Store;
-use crate::store::outbox::{self as queue, Claimed as Row};
+use crate::store::outbox::{self as queue, Claimed as Row, Failure};
 
 const BATCH: i64 = 100;
 
@@ -47,6 +63,15 @@ pub struct Outbox {
     pub shutdown: CancellationToken,
     /// The last SMTP connection error, so it is logged once per change.
     smtp_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// No new session before this after one could not be had. Per
+    /// generation: a reload (a fixed password, say) tries again at once.
+    session: Arc<std::sync::Mutex<SessionBackoff>>,
+}
+
+#[derive(Debug, Default)]
+struct SessionBackoff {
+    failures: u32,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl Outbox {
@@ -65,58 +90,133 @@ impl Outbox {
             wake,
             shutdown,
             smtp_error,
+            session: Arc::default(),
+        }
+    }
+
+    /// How long until a session may be tried again (zero: now).
+    fn session_wait(&self) -> Duration {
+        let s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        s.retry_at
+            .map(|at| at.saturating_duration_since(tokio::time::Instant::now()))
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// Why no SMTP session could be had. The login is a step of its own, so
+/// a refused login is known as such, whatever the server's text says.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Connection, TLS, greeting or EHLO failed or timed out.
+    #[error("{0:#}")]
+    Unreachable(anyhow::Error),
+    /// The server refused the login: the config's problem, not the mail's.
+    #[error("{0:#}")]
+    Login(anyhow::Error),
+}
+
+impl ConnectError {
+    fn failure(&self) -> Failure {
+        match self {
+            ConnectError::Unreachable(_) => Failure::Connect,
+            ConnectError::Login(_) => Failure::Login,
         }
     }
 }
 
-enum SendError {
-    Transient(String),
-    Permanent(String),
+/// What became of one message.
+#[derive(Debug)]
+enum Outcome {
+    Sent,
+    /// The server answered for this message: 4xx, or 5xx (`permanent`).
+    Refused {
+        permanent: bool,
+        error: String,
+    },
+    /// Nothing the server said about this message (timeout, connection
+    /// lost, 421): the session is gone and the message is not charged.
+    NoAnswer(String),
+    /// The server wants a login the config does not give (530): a
+    /// session failure, as a refused login.
+    LoginRequired(String),
+    /// The row itself cannot be sent (a bad address): failed for good.
+    Invalid(String),
 }
 
+/// The backoff after an answered 4xx: about 30 seconds, doubling per
+/// attempt up to an hour.
 fn backoff(attempts: u32) -> Duration {
     let secs = (30u64 << attempts.saturating_sub(1).min(7)).min(3600) as f64;
+    jitter(secs)
+}
+
+/// The backoff of a message the server never answered for: its age in
+/// the queue (as Postfix does), from 30 seconds to an hour, so one that
+/// stalls the server every time is tried less and less often.
+fn backoff_by_age(queued_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    let age = (now - queued_at).num_seconds().clamp(30, 3600) as f64;
+    jitter(age)
+}
+
+/// The wait before the next session after `failures` in a row: 5
+/// seconds (a relay restarting, a 454 while its auth backend restarts),
+/// doubling up to 10 minutes (an outage).
+fn session_backoff(failures: u32) -> Duration {
+    let secs = (5u64 << failures.saturating_sub(1).min(7)).min(600) as f64;
+    jitter(secs)
+}
+
+fn jitter(secs: f64) -> Duration {
     Duration::from_secs_f64(secs * rand::rng().random_range(0.8..1.2))
 }
 
-/// Claims up to BATCH due rows: counts the attempt and pushes the next
-/// attempt back by the backoff, so a crash mid-send retries later.
+/// Claims up to BATCH due rows; each is due again after the backoff its
+/// next failure would get, should this process stop mid-send.
 async fn claim(ob: &Outbox) -> Result<Vec<Row>> {
     ob.store
-        .call(|conn| queue::claim(conn, Utc::now(), BATCH, backoff))
+        .call(|conn| queue::claim(conn, Utc::now(), BATCH, |a| backoff(a + 1)))
         .await
 }
 
-async fn finish(
-    ob: &Outbox,
-    id: i64,
-    attempts: u32,
-    result: Result<(), SendError>,
-) -> Result<bool> {
+/// Records the outcome of one message; true when it was sent.
+async fn finish(ob: &Outbox, r: &Row, outcome: &Outcome) -> Result<bool> {
     let max = ob.settings.max_attempts;
+    let (id, attempts, queued_at) = (r.id, r.attempts, r.queued_at);
+    let outcome = match outcome {
+        Outcome::Sent => None,
+        Outcome::Refused { permanent, error } => Some((true, *permanent, error.clone())),
+        Outcome::NoAnswer(e) | Outcome::LoginRequired(e) => Some((false, false, e.clone())),
+        Outcome::Invalid(e) => Some((false, true, e.clone())),
+    };
     ob.store
-        .call(move |conn| match result {
-            Ok(()) => {
-                queue::mark_sent(conn, id, Utc::now())?;
-                Ok(true)
-            }
-            Err(SendError::Transient(e)) if attempts < max => {
-                queue::retry_later(conn, id, &e)?;
-                Ok(false)
-            }
-            Err(SendError::Transient(e)) | Err(SendError::Permanent(e)) => {
+        .call(move |conn| {
+            let now = Utc::now();
+            let Some((answered, permanent, e)) = outcome else {
+                queue::mark_sent(conn, id, attempts + 1, now)?;
+                return Ok(true);
+            };
+            let attempts = attempts + u32::from(answered);
+            if permanent || attempts >= max {
                 tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
-                queue::mark_failed(conn, id, &e)?;
-                Ok(false)
+                queue::mark_failed(conn, id, attempts, &e)?;
+            } else {
+                let wait = if answered {
+                    backoff(attempts)
+                } else {
+                    backoff_by_age(queued_at, now)
+                };
+                let next = now + chrono::Duration::from_std(wait)?;
+                queue::retry_later(conn, id, attempts, &e, next)?;
             }
+            Ok(false)
         })
         .await
 }
 
 /// At process start: rows a previous process claimed and never finished
 /// (it was killed mid-send) are due again now instead of after their
-/// backoff. The attempt they used still counts, so a message that crashes
-/// the sender every time ends as failed rather than in a crash loop.
+/// backoff. Nothing is charged for the interrupted try; a message that
+/// crashed the sender every time would end at max_queue_lifetime.
 pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
     let n = queue::recover_interrupted(conn, Utc::now())?;
     if n > 0 {
@@ -128,20 +228,55 @@ pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
     Ok(n)
 }
 
+/// Fails the pending mail older than max_queue_lifetime.
+async fn expire(ob: &Outbox) -> Result<()> {
+    let lifetime = ob.settings.max_queue_lifetime;
+    let expired = ob
+        .store
+        .call(move |conn| {
+            let cutoff = Utc::now() - chrono::Duration::from_std(lifetime)?;
+            let reason = format!(
+                "expired: not delivered within max_queue_lifetime ({})",
+                short_duration(lifetime)
+            );
+            queue::expire(conn, cutoff, &reason)
+        })
+        .await?;
+    for e in expired {
+        tracing::error!(outbox_id = e.id, message_id = %e.message_id, to = %e.recipients, "delivery failed for good: expired in the queue");
+    }
+    Ok(())
+}
+
+/// "5d", "36h", "90m", "45s": the largest whole unit.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Delivers everything due now; returns (sent, not sent).
 pub async fn drain(ob: &Outbox) -> Result<(usize, usize)> {
+    expire(ob).await?;
     let (mut sent, mut failed) = (0, 0);
     loop {
+        // No session lately: the due mail waits for the session's backoff
+        // instead of one failed connection per wake-up.
+        if !ob.session_wait().is_zero() {
+            return Ok((sent, failed));
+        }
         let rows = claim(ob).await?;
         if rows.is_empty() {
             return Ok((sent, failed));
         }
-        let (s, f, unreachable) = deliver(ob, rows).await?;
+        let (s, f, no_session) = deliver(ob, rows).await?;
         sent += s;
         failed += f;
-        // The server is down: the rest waits for its backoff instead of
-        // one failed connection per batch.
-        if unreachable || ob.shutdown.is_cancelled() {
+        if no_session || ob.shutdown.is_cancelled() {
             return Ok((sent, failed));
         }
     }
@@ -159,7 +294,10 @@ pub async fn run(ob: &Outbox) -> Result<()> {
         if let Err(e) = drain(ob).await {
             tracing::error!("outbox: {e:#}");
         }
-        let next = next_due_in(ob).await.unwrap_or(Duration::from_secs(60));
+        let next = next_due_in(ob)
+            .await
+            .unwrap_or(Duration::from_secs(60))
+            .max(ob.session_wait());
         tokio::select! {
             _ = ob.wake.notified() => {}
             _ = tokio::time::sleep(next) => {}
@@ -178,104 +316,258 @@ async fn next_due_in(ob: &Outbox) -> Result<Duration> {
         .max(Duration::from_millis(200)))
 }
 
-/// Sends claimed rows; returns (sent, not sent, server unreachable).
+/// Sends claimed rows; returns (sent, not sent, no session to be had).
 async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
-    let (mut sent, mut failed) = (0, 0);
+    let total = rows.len();
+    let mut sent = 0;
     match &ob.settings.kind {
         OutboxKind::Directory(dir) => {
             for r in rows {
-                let res = write_eml(dir, &r).map_err(|e| SendError::Transient(format!("{e:#}")));
-                if finish(ob, r.id, r.attempts, res).await? {
+                // A full disk is the machine's problem, not the message's.
+                let outcome = match write_eml(dir, &r) {
+                    Ok(()) => Outcome::Sent,
+                    Err(e) => Outcome::NoAnswer(format!("{e:#}")),
+                };
+                if finish(ob, &r, &outcome).await? {
                     sent += 1;
-                } else {
-                    failed += 1;
                 }
             }
         }
         OutboxKind::Smtp(s) => {
-            let mut conn = match smtp_connect(s).await {
-                Ok(c) => c,
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    // Once per state change, not once per retry.
-                    let changed = {
-                        let mut last = ob.smtp_error.lock().unwrap_or_else(|e| e.into_inner());
-                        let changed = last.as_deref() != Some(msg.as_str());
-                        *last = Some(msg.clone());
-                        changed
-                    };
-                    if changed {
-                        tracing::warn!("SMTP unavailable: {msg}");
+            let mut queue: VecDeque<Row> = rows.into();
+            // Messages in flight when a session was lost: tried once more
+            // over a new connection, then left to their backoff.
+            let mut retried = HashSet::new();
+            let mut conn: Option<AsyncSmtpConnection> = None;
+            while let Some(r) = queue.pop_front() {
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => match smtp_connect(s).await {
+                        Ok(c) => {
+                            session_ok(ob).await?;
+                            conn.insert(c)
+                        }
+                        Err(e) => {
+                            queue.push_front(r);
+                            session_failed(ob, e.failure(), format!("{e:#}"), &queue).await?;
+                            return Ok((sent, total - sent, true));
+                        }
+                    },
+                };
+                let (outcome, usable) = send_one(c, &r, s.timeout).await;
+                match &outcome {
+                    Outcome::Sent => {}
+                    Outcome::LoginRequired(e) => {
+                        queue.push_front(r);
+                        session_failed(ob, Failure::Login, e.clone(), &queue).await?;
+                        return Ok((sent, total - sent, true));
                     }
-                    for r in rows {
-                        let res = Err(classify_connect(&msg));
-                        finish(ob, r.id, r.attempts, res).await?;
-                        failed += 1;
+                    Outcome::NoAnswer(e) => {
+                        tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "SMTP session lost, the message will be retried: {e}");
                     }
-                    return Ok((sent, failed, true));
+                    Outcome::Refused { error: e, .. } | Outcome::Invalid(e) => {
+                        tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
+                    }
                 }
-            };
-            if ob
-                .smtp_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .is_some()
-            {
-                tracing::info!("SMTP reachable again");
-            }
-            for r in rows {
-                let res = send_one(&mut conn, &r).await;
-                if let Err(SendError::Transient(e) | SendError::Permanent(e)) = &res {
-                    tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
-                }
-                let broken = conn.has_broken();
-                if finish(ob, r.id, r.attempts, res).await? {
+                if finish(ob, &r, &outcome).await? {
                     tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
                     sent += 1;
-                } else {
-                    failed += 1;
                 }
-                if broken {
-                    match smtp_connect(s).await {
-                        Ok(c) => conn = c,
-                        Err(_) => break, // the rest stay pending, already claimed with backoff
-                    }
+                if !usable {
+                    // Dropped, not QUIT: a stalled server would hold that too.
+                    conn = None;
+                }
+                if matches!(outcome, Outcome::NoAnswer(_)) && retried.insert(r.id) {
+                    queue.push_back(r);
                 }
             }
-            let _ = conn.quit().await;
+            if let Some(mut c) = conn {
+                quit(&mut c, s.timeout).await;
+            }
         }
     }
-    Ok((sent, failed, false))
+    Ok((sent, total - sent, false))
 }
 
-fn classify_connect(msg: &str) -> SendError {
-    // Authentication refused (535) is permanent until an admin fixes the
-    // config; everything else at connect time is worth retrying.
-    if msg.contains("535") {
-        SendError::Permanent(msg.to_string())
-    } else {
-        SendError::Transient(msg.to_string())
+/// QUIT, bounded by `timeout` like every command; its answer does not matter.
+pub async fn quit(conn: &mut AsyncSmtpConnection, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, conn.command(Quit)).await;
+}
+
+/// A session worked: clears the recorded failure and the backoff.
+async fn session_ok(ob: &Outbox) -> Result<()> {
+    *ob.session.lock().unwrap_or_else(|e| e.into_inner()) = SessionBackoff::default();
+    if ob
+        .smtp_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some()
+    {
+        tracing::info!("SMTP reachable again");
+    }
+    ob.store
+        .call(|conn| queue::record_session(conn, None, Utc::now()))
+        .await
+}
+
+/// No session: `rows` go back to the queue uncharged, the failure is
+/// recorded for `status` and the admin alert, and the next session waits
+/// for the backoff.
+async fn session_failed(
+    ob: &Outbox,
+    failure: Failure,
+    error: String,
+    rows: &VecDeque<Row>,
+) -> Result<()> {
+    let wait = {
+        let mut s = ob.session.lock().unwrap_or_else(|e| e.into_inner());
+        s.failures += 1;
+        let wait = session_backoff(s.failures);
+        s.retry_at = Some(tokio::time::Instant::now() + wait);
+        wait
+    };
+    // Once per state change, not once per retry.
+    let changed = {
+        let mut last = ob.smtp_error.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = last.as_deref() != Some(error.as_str());
+        *last = Some(error.clone());
+        changed
+    };
+    let what = match failure {
+        Failure::Login => "SMTP login failing",
+        Failure::Connect => "SMTP unavailable",
+    };
+    if changed {
+        tracing::warn!(
+            queued = rows.len(),
+            retry_in_secs = wait.as_secs(),
+            "{what}: {error}; the mail stays queued"
+        );
+    }
+    let note = format!("not sent yet: {what}: {error}");
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    ob.store
+        .call(move |conn| {
+            let now = Utc::now();
+            queue::record_session(conn, Some((failure, &error)), now)?;
+            queue::release(conn, &ids, &note, now)
+        })
+        .await
+}
+
+/// One SMTP command (or the message and its final dot), bounded by the
+/// timeout, its failure sorted by what the server said.
+async fn step(
+    what: &str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<Response, lettre::transport::smtp::Error>>,
+) -> Result<(), Outcome> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(Outcome::NoAnswer(format!(
+            "no answer to {what} within {}",
+            short_duration(timeout)
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(match e.status().map(u16::from) {
+            // The server is closing the session: nothing about the message.
+            Some(421) => Outcome::NoAnswer(format!("{what}: {e}")),
+            Some(530) => Outcome::LoginRequired(format!("{what}: {e}")),
+            Some(_) => Outcome::Refused {
+                permanent: e.is_permanent(),
+                error: format!("{what}: {e}"),
+            },
+            None => Outcome::NoAnswer(format!("{what}: {e}")),
+        }),
     }
 }
 
-async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row) -> Result<(), SendError> {
-    let from = r
-        .sender
-        .parse()
-        .map_err(|e| SendError::Permanent(format!("bad sender {}: {e}", r.sender)))?;
-    let to = r
+/// Sends one message on `conn`: lettre's `send`, one command at a time so
+/// each is bounded by `timeout`, and a refusal resets the transaction
+/// (RSET) instead of ending the session. Returns the outcome and whether
+/// the session can carry the next message.
+async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row, timeout: Duration) -> (Outcome, bool) {
+    let from: lettre::Address = match r.sender.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                Outcome::Invalid(format!("bad sender {}: {e}", r.sender)),
+                true,
+            );
+        }
+    };
+    let to = match r
         .recipients
         .iter()
         .map(|a| a.parse())
         .collect::<Result<Vec<lettre::Address>, _>>()
-        .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
-    let envelope = Envelope::new(Some(from), to)
-        .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
-    match conn.send(&envelope, &r.raw).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-        Err(e) => Err(SendError::Transient(e.to_string())),
+    {
+        Ok(to) => to,
+        Err(e) => return (Outcome::Invalid(format!("bad recipient: {e}")), true),
+    };
+    let envelope = match Envelope::new(Some(from.clone()), to.clone()) {
+        Ok(e) => e,
+        Err(e) => return (Outcome::Invalid(format!("bad envelope: {e}")), true),
+    };
+    let info = conn.server_info();
+    let mut options = Vec::new();
+    if envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+    {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            let error = "the server does not take non-ASCII addresses (no SMTPUTF8)".to_string();
+            return (
+                Outcome::Refused {
+                    permanent: true,
+                    error,
+                },
+                true,
+            );
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !r.raw.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            let error = "the server does not take 8-bit messages (no 8BITMIME)".to_string();
+            return (
+                Outcome::Refused {
+                    permanent: true,
+                    error,
+                },
+                true,
+            );
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let transaction = async {
+        step(
+            "MAIL FROM",
+            timeout,
+            conn.command(Mail::new(Some(from), options)),
+        )
+        .await?;
+        for a in to {
+            step("RCPT TO", timeout, conn.command(Rcpt::new(a, vec![]))).await?;
+        }
+        step("DATA", timeout, conn.command(Data)).await?;
+        Ok::<(), Outcome>(())
+    };
+    match transaction.await {
+        Ok(()) => {}
+        Err(refused @ Outcome::Refused { .. }) => {
+            // The transaction is refused, the session is not.
+            let reset = step("RSET", timeout, conn.command(Rset)).await.is_ok();
+            return (refused, reset);
+        }
+        Err(other) => return (other, false),
+    }
+    match step("the end of DATA", timeout, conn.message(&r.raw)).await {
+        Ok(()) => (Outcome::Sent, true),
+        Err(refused @ Outcome::Refused { .. }) => (refused, true),
+        Err(other) => (other, false),
     }
 }
 
@@ -300,12 +592,14 @@ fn write_eml(dir: &Path, r: &Row) -> Result<()> {
 }
 
 /// lettre's own connect leaves Nagle on (about 22 messages/s on loopback);
-/// we connect the socket ourselves with TCP_NODELAY and hand it over.
-pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection> {
+/// we connect the socket ourselves with TCP_NODELAY and hand it over. The
+/// whole of it (TCP, TLS, greeting, EHLO, STARTTLS, AUTH) is bounded by
+/// the timeout.
+pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, ConnectError> {
     let hello = ClientId::default();
-    let fut = async {
+    let session = async {
         let tcp = tls::connect_tcp(&s.host, s.port).await?;
-        let mut conn = match s.tls {
+        let conn = match s.tls {
             Tls::Implicit => {
                 let config = tls::client_config(s.ca_file.as_deref())?;
                 let stream = tls::handshake(config, &s.host, tcp).await?;
@@ -334,19 +628,36 @@ pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection> {
                 .await
                 .context("SMTP greeting")?,
         };
+        Ok::<_, anyhow::Error>(conn)
+    };
+    let login = async {
+        let mut conn = session.await.map_err(ConnectError::Unreachable)?;
         if let (Some(user), Some(pass)) = (&s.username, &s.password) {
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
                 &Credentials::new(user.clone(), pass.expose().to_string()),
             )
             .await
-            .map_err(|e| anyhow!("SMTP AUTH as {user} failed: {e}"))?;
+            .map_err(|e| {
+                let err = anyhow!("SMTP AUTH as {user} failed: {e}");
+                // An answer (535, 454...) or no common mechanism is about
+                // the login; a connection lost meanwhile is not.
+                if e.status().is_some() || e.is_client() {
+                    ConnectError::Login(err)
+                } else {
+                    ConnectError::Unreachable(err)
+                }
+            })?;
         }
-        Ok::<_, anyhow::Error>(conn)
+        Ok(conn)
     };
-    tokio::time::timeout(s.timeout, fut)
-        .await
-        .map_err(|_| anyhow!("SMTP connection to {}:{} timed out", s.host, s.port))?
+    tokio::time::timeout(s.timeout, login).await.map_err(|_| {
+        ConnectError::Unreachable(anyhow!(
+            "SMTP connection to {}:{} timed out",
+            s.host,
+            s.port
+        ))
+    })?
 }
 
 /// Implicit TLS done by our rustls, wrapped for lettre's stream trait.

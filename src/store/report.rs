@@ -79,6 +79,11 @@ pub struct Status {
     pub unticketed_messages: i64,
     /// Acknowledgements held because their template failed to render.
     pub acks_held: i64,
+    /// The SMTP session's failure going on, if any: "login" (the server
+    /// refuses our login) or "connect" (no session at all).
+    pub smtp_failure: Option<super::outbox::Failure>,
+    pub smtp_failing_since: Option<String>,
+    pub smtp_last_error: Option<String>,
 }
 
 /// Health figures for `supportdesk status`; `now` is RFC 3339 UTC.
@@ -96,6 +101,16 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
         })
         .context("Reading mailbox status")?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (smtp_failure, smtp_failing_since, smtp_last_error): (Option<String>, _, _) = conn
+        .query_row(
+            "SELECT failure, failing_since, last_error FROM outbox_health
+             WHERE id = 1 AND failure IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .context("Reading the SMTP session's health")?
+        .unwrap_or_default();
     let one = |sql: &str| -> Result<i64> {
         conn.query_row(sql, [], |r| r.get(0))
             .with_context(|| format!("Running {sql}"))
@@ -123,6 +138,11 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
             .context("Counting breaching tickets")?,
         unticketed_messages: one("SELECT count(*) FROM messages WHERE ticket_id IS NULL")?,
         acks_held: super::tickets::held_ack_count(conn)?,
+        smtp_failure: smtp_failure
+            .as_deref()
+            .and_then(super::outbox::Failure::parse),
+        smtp_failing_since,
+        smtp_last_error,
     })
 }
 

@@ -184,6 +184,26 @@ CREATE TABLE desk_alerts (
 ) STRICT;
 "#,
     ),
+    M::up(
+        r#"
+-- The outbox's SMTP session, one row: the failure going on (login: the
+-- server refused our login; connect: no session at all), since when, the
+-- last error, and whether the admin was alerted (cleared, with a recovery
+-- mail, once a session works). Its own table: a row in mailbox_health
+-- could collide with a mailbox's name and would show as a mailbox.
+CREATE TABLE outbox_health (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    failure        TEXT CHECK (failure IN ('login', 'connect')),
+    failing_since  TEXT,
+    last_error     TEXT,
+    last_error_at  TEXT,
+    alerted_at     TEXT
+) STRICT;
+-- Set by `outbox retry`: the queue lifetime counts from it rather than
+-- from created_at (which the acknowledgement cap counts from).
+ALTER TABLE outbox ADD COLUMN retried_at TEXT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -15,6 +15,7 @@ mod daemon;
 mod frozen_server;
 mod hostile_input;
 mod offline;
+mod outbox;
 mod pipeline;
 mod process;
 mod sigkill;
