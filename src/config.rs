@@ -167,6 +167,10 @@ pub struct RawMailbox {
     pub idle_timeout: Option<String>,
     /// Folder to move processed messages into; default: flag them \Seen.
     pub move_to: Option<String>,
+    /// The largest message fetched (by its RFC822.SIZE, default 128 MiB):
+    /// memory, not the desk, is the limit; a bigger one stops the pass
+    /// below it with an error instead of exhausting memory.
+    pub max_fetch_bytes: Option<u64>,
     // maildir
     pub path: Option<String>,
     /// Maildir: move handled files to cur/ with the Seen flag (default true).
@@ -363,6 +367,7 @@ pub struct ImapSettings {
     pub timeout: Duration,
     pub idle_timeout: Duration,
     pub move_to: Option<String>,
+    pub max_fetch_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -814,6 +819,13 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         );
         d
     });
+    let max_fetch_bytes = m.max_fetch_bytes.unwrap_or(DEFAULT_MAX_FETCH_BYTES);
+    if max_fetch_bytes < 1 << 20 {
+        pr.push(
+            &["max_fetch_bytes"],
+            "expected at least 1048576 (1 MiB), e.g. 134217728 (128 MiB)",
+        );
+    }
     if m.path.is_some() {
         pr.push(&["path"], "`path` is for maildir mailboxes");
     }
@@ -830,8 +842,13 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         timeout,
         idle_timeout,
         move_to: m.move_to.clone(),
+        max_fetch_bytes,
     }
 }
+
+/// `mailboxes[].max_fetch_bytes` by default: what the unit's MemoryMax=
+/// (512M) holds with room to spare (systemd/supportdesk.service).
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 128 << 20;
 
 /// One `kind = "maildir"` mailbox; None without a path.
 fn check_maildir(
@@ -859,6 +876,7 @@ fn check_maildir(
         ("move_to", m.move_to.is_some()),
         ("timeout", m.timeout.is_some()),
         ("idle_timeout", m.idle_timeout.is_some()),
+        ("max_fetch_bytes", m.max_fetch_bytes.is_some()),
     ] {
         if set {
             pr.push(&[key], "not used by a maildir mailbox");

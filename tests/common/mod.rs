@@ -113,6 +113,7 @@ pub async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
         timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(60),
         move_to: None,
+        max_fetch_bytes: supportdesk::config::DEFAULT_MAX_FETCH_BYTES,
     };
     supportdesk::mail::imap::connect(&settings).await.unwrap()
 }
