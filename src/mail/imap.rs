@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status};
 use chrono::Utc;
 use futures::TryStreamExt;
 use rand::Rng;
@@ -256,16 +257,13 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         mark(src, s, session, uidvalidity, &unmarked).await?;
     }
 
-    let mut uids: Vec<u32> = net(
-        s,
-        "UID SEARCH",
-        session.uid_search(format!("UID {}:*", last_uid.saturating_add(1))),
-    )
-    .await?
-    .into_iter()
-    .filter(|u| *u > last_uid)
-    .collect();
-    uids.sort_unstable();
+    // "UID n:*" always matches the last message, even below n.
+    let uids: Vec<u32> = search(s, session, &format!("UID {}:*", last_uid.saturating_add(1)))
+        .await
+        .context("Looking for new mail (UID SEARCH)")?
+        .into_iter()
+        .filter(|u| *u > last_uid)
+        .collect();
     drain_unsolicited(session);
 
     let mut outcomes = Vec::with_capacity(uids.len());
@@ -342,24 +340,17 @@ async fn sizes(
     uids: &[u32],
 ) -> Result<HashMap<u32, Meta>> {
     let mut meta: HashMap<u32, Meta> = HashMap::with_capacity(uids.len());
-    {
-        let stream = net(
-            s,
-            "UID FETCH (RFC822.SIZE)",
-            session.uid_fetch(uid_set(uids), "(UID RFC822.SIZE INTERNALDATE)"),
-        )
-        .await?;
-        let mut stream = std::pin::pin!(stream);
-        while let Some(f) = net(s, "Reading the sizes", stream.try_next()).await? {
-            let Some(uid) = f.uid.filter(|u| uids.binary_search(u).is_ok()) else {
-                continue;
-            };
-            let m = meta.entry(uid).or_default();
-            m.size = m.size.or(f.size);
-            m.date = m.date.or(f.internal_date().map(|d| d.with_timezone(&Utc)));
-        }
-    }
-    drain_unsolicited(session);
+    let set = uid_set(uids);
+    uid_fetch(s, session, &set, "(UID RFC822.SIZE INTERNALDATE)", |r| {
+        let Some(uid) = r.uid.filter(|u| uids.binary_search(u).is_ok()) else {
+            return;
+        };
+        let m = meta.entry(uid).or_default();
+        m.size = m.size.or(r.size);
+        m.date = m.date.or(r.date);
+    })
+    .await
+    .context("Asking the sizes (UID FETCH RFC822.SIZE)")?;
     Ok(meta)
 }
 
@@ -503,26 +494,17 @@ async fn fetch_bodies(
             .is_some_and(|size| size <= CHUNK)
     });
     if !whole.is_empty() {
-        {
-            let stream = net(
-                s,
-                "UID FETCH",
-                session.uid_fetch(uid_set(&whole), "(UID BODY.PEEK[])"),
-            )
-            .await?;
-            let mut stream = std::pin::pin!(stream);
-            // The timeout bounds the wait for each message, not the batch:
-            // a big batch on a slow link is progress, a silent server is not.
-            while let Some(f) = net(s, "Reading the UID FETCH response", stream.try_next()).await? {
-                accept(&whole, got, f.uid, f.body());
-            }
-        }
-        drain_unsolicited(session);
+        // The timeout bounds the wait for each reply, not the batch: a big
+        // batch on a slow link is progress, a silent server is not.
+        uid_fetch(s, session, &uid_set(&whole), "(UID BODY.PEEK[])", |r| {
+            accept(&whole, got, r.uid, r.body.map(|(_, body)| body));
+        })
+        .await
+        .context("Fetching messages (UID FETCH BODY.PEEK[])")?;
     }
     for uid in chunked {
-        if let Some(raw) =
-            fetch_chunked(s, session, uid, meta.get(&uid).and_then(|m| m.size)).await?
-        {
+        let size = meta.get(&uid).and_then(|m| m.size);
+        if let Some(raw) = fetch_chunked(s, session, uid, size).await? {
             got.insert(uid, raw);
         }
     }
@@ -530,10 +512,12 @@ async fn fetch_bodies(
 }
 
 /// Keeps a FETCH reply's body when it is one we asked for and have not
-/// had yet. A reply without a body (another client's flag change, which
-/// can arrive in the middle of our own FETCH, with its UID on servers that
-/// send one; or a server that failed to read the message) is not a
-/// message; neither is a reply for a UID we did not ask for.
+/// had yet. A reply without a body is not a message: another client's
+/// flag change (it can arrive in the middle of our own FETCH, with its UID
+/// on servers that send one), or `BODY[] NIL` for a message expunged
+/// under the server's feet, or the last reply before the server gave up
+/// on a message it could not read. Neither is a reply for a UID we did not
+/// ask for.
 fn accept(wanted: &[u32], got: &mut BTreeMap<u32, Vec<u8>>, uid: Option<u32>, body: Option<&[u8]>) {
     let (Some(uid), Some(body)) = (uid, body) else {
         return;
@@ -560,37 +544,37 @@ async fn fetch_chunked(
     loop {
         let offset = raw.len();
         let mut chunk_len = None;
-        {
-            let stream = net(
-                s,
-                "UID FETCH (chunk)",
-                session.uid_fetch(
-                    uid.to_string(),
-                    format!("(UID BODY.PEEK[]<{offset}.{CHUNK}>)"),
-                ),
-            )
-            .await?;
-            let mut stream = std::pin::pin!(stream);
-            while let Some(f) = net(s, "Reading a chunk", stream.try_next()).await? {
+        uid_fetch(
+            s,
+            session,
+            &uid.to_string(),
+            &format!("(UID BODY.PEEK[]<{offset}.{CHUNK}>)"),
+            |r| {
+                // The reply must be for this UID and this offset: a
+                // partial reply says its origin (RFC 3501, 7.4.2).
                 if chunk_len.is_none()
-                    && f.uid == Some(uid)
-                    && let Some(body) = f.body()
+                    && r.uid == Some(uid)
+                    && let Some((origin, body)) = r.body
+                    && origin.unwrap_or(0) as usize == offset
                 {
                     raw.extend_from_slice(body);
                     chunk_len = Some(body.len());
                 }
-            }
-        }
-        drain_unsolicited(session);
+            },
+        )
+        .await
+        .with_context(|| {
+            format!("Fetching UID {uid} at byte {offset} (UID FETCH BODY.PEEK[]<>)")
+        })?;
         let Some(n) = chunk_len else {
             return Ok(None);
         };
         if raw.len() as u64 > limit {
             bail!(
                 "UID {uid} of {} is over this mailbox's max_fetch_bytes ({limit}) \
-                 (the server announced {} bytes); the mailbox waits below it",
+                 (the server announced {}); the mailbox waits below it",
                 s.folder,
-                size.map_or("no size".to_string(), |n| n.to_string())
+                size.map_or("no size".to_string(), |n| format!("{n} bytes"))
             );
         }
         if n < CHUNK as usize {
@@ -605,14 +589,131 @@ async fn still_there(
     session: &mut ImapSession,
     uids: &[u32],
 ) -> Result<HashSet<u32>> {
-    let found = net(
-        s,
-        "UID SEARCH (missing bodies)",
-        session.uid_search(format!("UID {}", uid_set(uids))),
-    )
-    .await?;
-    drain_unsolicited(session);
+    let found = search(s, session, &format!("UID {}", uid_set(uids)))
+        .await
+        .context("Looking for the messages whose body did not come (UID SEARCH)")?;
     Ok(found.into_iter().collect())
+}
+
+/// What one FETCH reply says, of what this source asks for.
+#[derive(Debug, Default)]
+struct Reply<'a> {
+    uid: Option<u32>,
+    size: Option<u32>,
+    date: Option<chrono::DateTime<Utc>>,
+    /// BODY[] (or a part of it: its origin), when the reply carries one;
+    /// `BODY[] NIL` is none.
+    body: Option<(Option<u32>, &'a [u8])>,
+}
+
+fn reply<'a>(attrs: &'a [AttributeValue<'a>]) -> Reply<'a> {
+    let mut r = Reply::default();
+    for a in attrs {
+        match a {
+            AttributeValue::Uid(u) => r.uid = Some(*u),
+            AttributeValue::Rfc822Size(n) => r.size = Some(*n),
+            AttributeValue::InternalDate(d) => {
+                r.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc));
+            }
+            AttributeValue::BodySection {
+                section: None,
+                index,
+                data: Some(data),
+            } => r.body = Some((*index, data.as_ref())),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// UID FETCH, each FETCH reply handed to `each` as it comes.
+async fn uid_fetch(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    set: &str,
+    items: &str,
+    mut each: impl FnMut(Reply<'_>),
+) -> Result<()> {
+    command(s, session, &format!("UID FETCH {set} {items}"), |resp| {
+        if let Response::Fetch(_, attrs) = resp {
+            each(reply(attrs));
+        }
+    })
+    .await
+}
+
+/// UID SEARCH, sorted.
+async fn search(s: &ImapSettings, session: &mut ImapSession, query: &str) -> Result<Vec<u32>> {
+    let mut found = Vec::new();
+    command(s, session, &format!("UID SEARCH {query}"), |resp| {
+        if let Response::MailboxData(MailboxDatum::Search(ids)) = resp {
+            found.extend_from_slice(ids);
+        }
+    })
+    .await?;
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+/// Runs `cmd`, hands every untagged reply to `each`, and succeeds only on
+/// the command's own tagged OK. async-imap's fetch and search streams end
+/// quietly at a tagged NO or BAD and at a closed connection (Dovecot sends
+/// `* BYE` after a message it cannot read): "no reply for this UID" and
+/// "the server failed" would look the same, and what is committed depends
+/// on telling them apart. Other untagged replies (EXISTS, EXPUNGE, another
+/// client's flag changes) are not used by a pass, which starts from UID
+/// SEARCH each time. Each wait is bounded by `timeout`.
+async fn command(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    cmd: &str,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<()> {
+    let verb = cmd.split(' ').take(2).collect::<Vec<_>>().join(" ");
+    let tag = net(s, &verb, session.run_command(cmd)).await?;
+    let mut bye = None;
+    loop {
+        let Some(resp) = net(
+            s,
+            &format!("Reading the {verb} response"),
+            session.read_response(),
+        )
+        .await?
+        else {
+            bail!(
+                "{verb}: the server closed the connection{}",
+                bye.map(|b| format!(" ({b})")).unwrap_or_default()
+            );
+        };
+        match resp.parsed() {
+            Response::Done {
+                tag: done,
+                status,
+                outcome,
+            } if *done == tag => {
+                return match status {
+                    Status::Ok => Ok(()),
+                    _ => Err(anyhow!(
+                        "{verb}: the server answered {status:?} {}",
+                        outcome.information.as_deref().unwrap_or_default()
+                    )),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                outcome,
+            } => {
+                bye = Some(format!(
+                    "BYE {}",
+                    outcome.information.as_deref().unwrap_or_default()
+                ))
+            }
+            other => each(other),
+        }
+    }
 }
 
 /// The messages of `batch` to submit, in order, taken from `got`: up to
@@ -817,6 +918,34 @@ mod tests {
         let (ready, blocked) = super::cut(&[1, 2, 3], &mut got, &gone);
         assert_eq!(ready.len(), 2);
         assert_eq!(blocked, None);
+    }
+
+    /// Replies as Dovecot sends them (seen with a second client expunging,
+    /// and with an unreadable message file).
+    #[test]
+    fn fetch_replies_are_read_for_uid_size_date_and_body() {
+        use async_imap::imap_proto::Response;
+        let parse = |line: &'static [u8]| match Response::parse(line).unwrap().1 {
+            Response::Fetch(_, attrs) => attrs,
+            other => panic!("{other:?}"),
+        };
+        let attrs = parse(b"* 5 FETCH (UID 5 BODY[] NIL)\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.body), (Some(5), None));
+        let attrs = parse(b"* 2 FETCH (UID 2)\r\n");
+        assert!(super::reply(&attrs).body.is_none());
+        let attrs = parse(b"* 15 FETCH (FLAGS (\\Flagged))\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.body), (None, None));
+        let attrs = parse(b"* 4 FETCH (UID 4 BODY[]<10> {3}\r\nabc)\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!(r.body, Some((Some(10), &b"abc"[..])));
+        let attrs = parse(
+            b"* 1 FETCH (UID 1 RFC822.SIZE 65 INTERNALDATE \"02-Dec-2026 06:27:56 +0100\")\r\n",
+        );
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.size), (Some(1), Some(65)));
+        assert_eq!(r.date.unwrap().to_rfc3339(), "2026-12-02T05:27:56+00:00");
     }
 
     #[test]
