@@ -430,7 +430,7 @@ async fn fetch_batch(
 ) -> (Vec<(u32, Vec<u8>)>, Option<anyhow::Error>) {
     let mut got: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut gone: HashSet<u32> = HashSet::new();
-    let mut trouble = None;
+    let mut trouble: Option<anyhow::Error> = None;
     for attempt in 0..2 {
         let missing: Vec<u32> = batch
             .iter()
@@ -467,15 +467,19 @@ async fn fetch_batch(
         }
     }
     let (ready, blocked) = cut(batch, &mut got, &gone);
-    if trouble.is_none()
-        && let Some(uid) = blocked
-    {
-        trouble = Some(anyhow!(
+    let trouble = match (trouble, blocked) {
+        (Some(e), Some(uid)) => Some(e.context(format!(
+            "UID {uid} of {} did not come; ingestion waits below it",
+            s.folder
+        ))),
+        (Some(e), None) => Some(e),
+        (None, Some(uid)) => Some(anyhow!(
             "UID {uid} of {}: the server sent no body for it, twice, and it still exists; \
              ingestion of this mailbox waits below it (the server's log should say why)",
             s.folder
-        ));
-    }
+        )),
+        (None, None) => None,
+    };
     (ready, trouble)
 }
 

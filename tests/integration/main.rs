@@ -13,6 +13,7 @@ mod classify_cli;
 mod daemon;
 mod frozen_server;
 mod hostile_input;
+mod imap_faults;
 mod offline;
 mod pipeline;
 mod sigkill;
