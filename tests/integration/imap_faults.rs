@@ -114,14 +114,31 @@ async fn a_message_expunged_under_the_server_is_skipped_never_recorded_empty() {
     let stack = start_stack();
     let config = write_config(&stack, true);
     append_customers(&stack, 5).await;
-    let file = dovecot_file(&stack, "support", 3);
-    let dir = file.parent().unwrap().to_path_buf();
-    let mtime = std::fs::metadata(&dir).unwrap().modified().unwrap();
-    std::fs::remove_file(&file).unwrap();
-    std::fs::File::open(&dir)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    // Dovecot rescans a Maildir directory whose mtime moved since its last
+    // look, or is too recent to be trusted: give new/ and cur/ an old one,
+    // let it look (the first look moves new mail to cur/), then remove the
+    // file and put that mtime back.
+    let md = stack.dir.path().join("stack/mail/support/Maildir");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let age = || {
+        for sub in ["new", "cur"] {
+            std::fs::File::open(md.join(sub))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    };
+    for _ in 0..2 {
+        let mut s = imap_login(&stack, "support", "supportpw").await;
+        assert_eq!(s.select("INBOX").await.unwrap().exists, 5);
+        let _ = s.logout().await;
+        age();
+    }
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    assert_eq!(s.select("INBOX").await.unwrap().exists, 5);
+    let _ = s.logout().await;
+    std::fs::remove_file(dovecot_file(&stack, "support", 3)).unwrap();
+    age();
 
     let out = run_once_ok(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
