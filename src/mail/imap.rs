@@ -350,7 +350,13 @@ async fn sizes(
         m.date = m.date.or(r.date);
     })
     .await
-    .context("Asking the sizes (UID FETCH RFC822.SIZE)")?;
+    .with_context(|| {
+        // Replies come in UID order: say where the server stopped.
+        match meta.keys().max() {
+            Some(last) => format!("Asking the sizes (UID FETCH RFC822.SIZE), after UID {last}"),
+            None => "Asking the sizes (UID FETCH RFC822.SIZE)".to_string(),
+        }
+    })?;
     Ok(meta)
 }
 
