@@ -274,7 +274,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             // Held until the batch is committed: what this batch keeps in
             // memory, counted against the budget every IMAP mailbox of the
             // process shares.
-            let _budget = BUDGET
+            let budget = BUDGET
                 .acquire_many(budget_permits(batch, &meta))
                 .await
                 .context("The fetch budget is closed")?;
@@ -293,7 +293,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
                 .collect();
             // One transaction per fetched batch; marked only once committed.
             outcomes.extend(src.submit(incoming).await?);
-            drop(_budget);
+            drop(budget);
             if let Some(e) = trouble {
                 // What was committed is marked at the next pass (the
                 // connection may be gone).
