@@ -167,6 +167,10 @@ pub struct RawMailbox {
     pub idle_timeout: Option<String>,
     /// Folder to move processed messages into; default: flag them \Seen.
     pub move_to: Option<String>,
+    /// The largest message fetched (by its RFC822.SIZE, default 64 MiB):
+    /// memory, not the desk, is the limit; a bigger one stops the pass
+    /// below it with an error instead of exhausting memory.
+    pub max_fetch_bytes: Option<u64>,
     // maildir
     pub path: Option<String>,
     /// Maildir: move handled files to cur/ with the Seen flag (default true).
@@ -364,6 +368,7 @@ pub struct ImapSettings {
     pub timeout: Duration,
     pub idle_timeout: Duration,
     pub move_to: Option<String>,
+    pub max_fetch_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -818,6 +823,13 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         );
         d
     });
+    let max_fetch_bytes = m.max_fetch_bytes.unwrap_or(DEFAULT_MAX_FETCH_BYTES);
+    if max_fetch_bytes < 1 << 20 {
+        pr.push(
+            &["max_fetch_bytes"],
+            "expected at least 1048576 (1 MiB), e.g. 67108864 (64 MiB)",
+        );
+    }
     if m.path.is_some() {
         pr.push(&["path"], "`path` is for maildir mailboxes");
     }
@@ -834,8 +846,15 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         timeout,
         idle_timeout,
         move_to: m.move_to.clone(),
+        max_fetch_bytes,
     }
 }
+
+/// `mailboxes[].max_fetch_bytes` by default: a message is held about 3.5
+/// times over at its peak (fetched, copied for analysis, bound and
+/// recorded by SQLite), so 64 MiB peaks near 230 MiB, which the unit's
+/// MemoryMax=512M holds with room to spare (systemd/supportdesk.service).
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 64 << 20;
 
 /// One `kind = "maildir"` mailbox; None without a path.
 fn check_maildir(
@@ -863,6 +882,7 @@ fn check_maildir(
         ("move_to", m.move_to.is_some()),
         ("timeout", m.timeout.is_some()),
         ("idle_timeout", m.idle_timeout.is_some()),
+        ("max_fetch_bytes", m.max_fetch_bytes.is_some()),
     ] {
         if set {
             pr.push(&[key], "not used by a maildir mailbox");
@@ -1553,6 +1573,68 @@ listen = "localhost"
             r#"+58:1: metrics.listen: "localhost" is not an address:port such as "127.0.0.1:9187""#,
         ];
         assert_eq!(located(&src), want);
+    }
+
+    #[test]
+    fn max_fetch_bytes_is_an_imap_key_of_at_least_one_mib() {
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let md = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur"] {
+            std::fs::create_dir(md.path().join(sub)).unwrap();
+        }
+        let src = format!(
+            r#"{parts}
+[desk]
+name = "Desk"
+address = "support@desk.example"
+state_dir = "state"
+templates_dir = "{templates}"
+
+[[mailboxes]]
+name = "small"
+kind = "imap"
+host = "imap.example"
+username = "u"
+password = "p"
+max_fetch_bytes = 1048575
+
+[[mailboxes]]
+name = "md"
+kind = "maildir"
+path = "{md}"
+max_fetch_bytes = 1048576
+
+[outbox]
+kind = "directory"
+path = "out"
+"#,
+            parts = policy_parts(),
+            md = md.path().display(),
+        );
+        assert_eq!(
+            located(&src),
+            [
+                "+12:1: mailboxes.0.max_fetch_bytes: expected at least 1048576 (1 MiB), e.g. 67108864 (64 MiB)",
+                "+18:1: mailboxes.1.max_fetch_bytes: not used by a maildir mailbox",
+            ]
+        );
+        let fine = src.replace("1048575", "1048576").replace(
+            "path = \"{md}\"\nmax_fetch_bytes = 1048576\n"
+                .replace("{md}", &md.path().display().to_string())
+                .as_str(),
+            &format!("path = \"{}\"\n", md.path().display()),
+        );
+        let cfg = parse_with(Path::new("/nonexistent/desk.toml"), &fine, Secrets::Read).unwrap();
+        let MailboxKind::Imap(s) = &cfg.mailboxes[0].kind else {
+            panic!("imap expected")
+        };
+        assert_eq!(s.max_fetch_bytes, 1 << 20);
+        let dflt = fine.replace("max_fetch_bytes = 1048576\n", "");
+        let cfg = parse_with(Path::new("/nonexistent/desk.toml"), &dflt, Secrets::Read).unwrap();
+        let MailboxKind::Imap(s) = &cfg.mailboxes[0].kind else {
+            panic!("imap expected")
+        };
+        assert_eq!(s.max_fetch_bytes, DEFAULT_MAX_FETCH_BYTES);
     }
 
     #[test]

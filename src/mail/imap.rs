@@ -8,16 +8,34 @@
 //! server is bounded (`timeout`), so a server that stops answering (hung,
 //! SIGSTOPped, a dead link without a RST) is treated as down and retried,
 //! and only its own mailbox task waits.
+//!
+//! Fetching is bounded by bytes, not only by count: RFC822.SIZE is asked
+//! first (cheap), then UIDs are grouped into batches of at most
+//! [`FETCH_BATCH`] messages and [`BATCH_BYTES`] bytes (one bigger message
+//! is a batch alone), and a message above [`CHUNK`] is fetched in chunks,
+//! so the server's reply never holds more than a chunk besides the message
+//! itself. Every IMAP mailbox of the process draws its batches from one
+//! [`BUDGET`], so the number of mailboxes does not multiply it. A message
+//! above the mailbox's `max_fetch_bytes` is not fetched: the pass stops
+//! below it with an error that names it. What this bounds, and the unit's
+//! MemoryMax= that rests on it: systemd/supportdesk.service.
+//!
+//! A FETCH reply is a message only when it carries the body of a UID we
+//! asked for; the watermark never passes a UID whose body did not come
+//! (see [`fetch_batch`]).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status};
 use chrono::Utc;
 use futures::TryStreamExt;
 use rand::Rng;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::client::TlsStream;
 
 use super::Source;
@@ -27,7 +45,20 @@ use crate::mail::tls;
 
 type ImapSession = Session<TlsStream<TcpStream>>;
 
+/// Messages per batch: one UID FETCH, one transaction.
 const FETCH_BATCH: usize = 100;
+/// Bytes per batch, by the sizes the server announces.
+const BATCH_BYTES: u64 = 32 << 20;
+/// A message above this is fetched in chunks of this size.
+const CHUNK: u32 = 4 << 20;
+/// UIDs whose sizes are asked in one UID FETCH.
+const SIZE_WINDOW: usize = 1000;
+/// The budget of [`BUDGET`], in KiB.
+const BUDGET_KIB: usize = (BATCH_BYTES / 1024) as usize;
+/// Bytes of fetched mail held at once by all IMAP mailboxes together, in
+/// KiB, from the fetch of a batch to its commit. A batch alone bigger
+/// than the budget (one large message) takes all of it.
+static BUDGET: Semaphore = Semaphore::const_new(BUDGET_KIB);
 
 /// One wait on the server, bounded by the mailbox's `timeout`.
 async fn net<T, E>(
@@ -206,7 +237,8 @@ async fn session_loop(
     }
 }
 
-/// One pass: everything above the watermark, in UID order.
+/// One pass: everything above the watermark, in UID order, in batches
+/// bounded by count and by bytes (see the module comment).
 async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Result<Vec<Outcome>> {
     let mb = net(
         s,
@@ -218,7 +250,6 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         .uid_validity
         .ok_or_else(|| anyhow!("The server gave no UIDVALIDITY for {}", s.folder))?;
 
-    let name = src.name.as_str();
     let (last_uid, unmarked) = src.watermark(uidvalidity).await?;
 
     // Committed before a crash but never marked: mark them now.
@@ -226,62 +257,63 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         mark(src, s, session, uidvalidity, &unmarked).await?;
     }
 
-    let mut uids: Vec<u32> = net(
-        s,
-        "UID SEARCH",
-        session.uid_search(format!("UID {}:*", last_uid.saturating_add(1))),
-    )
-    .await?
-    .into_iter()
-    .filter(|u| *u > last_uid)
-    .collect();
-    uids.sort_unstable();
+    // "UID n:*" always matches the last message, even below n.
+    let uids: Vec<u32> = search(s, session, &format!("UID {}:*", last_uid.saturating_add(1)))
+        .await
+        .context("Looking for new mail (UID SEARCH)")?
+        .into_iter()
+        .filter(|u| *u > last_uid)
+        .collect();
     drain_unsolicited(session);
 
     let mut outcomes = Vec::with_capacity(uids.len());
-    for batch in uids.chunks(FETCH_BATCH) {
-        let set = uid_set(batch);
-        let mut fetched: Vec<(u32, Option<chrono::DateTime<Utc>>, Vec<u8>)> = Vec::new();
-        {
-            let stream = net(
-                s,
-                "UID FETCH",
-                session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])"),
-            )
-            .await?;
-            let mut stream = std::pin::pin!(stream);
-            // The timeout bounds the wait for each message, not the batch:
-            // a big batch on a slow link is progress, a silent server is not.
-            while let Some(f) = net(s, "Reading the UID FETCH response", stream.try_next()).await? {
-                if let Some(uid) = f.uid {
-                    fetched.push((
-                        uid,
-                        f.internal_date().map(|d| d.with_timezone(&Utc)),
-                        f.body().map(<[u8]>::to_vec).unwrap_or_default(),
-                    ));
-                }
+    'windows: for window in uids.chunks(SIZE_WINDOW) {
+        let meta = sizes(s, session, window).await?;
+        let plan = plan(window, &meta, s.max_fetch_bytes);
+        for batch in &plan.batches {
+            // Held until the batch is committed: what this batch keeps in
+            // memory, counted against the budget every IMAP mailbox of the
+            // process shares.
+            let budget = BUDGET
+                .acquire_many(budget_permits(batch, &meta))
+                .await
+                .context("The fetch budget is closed")?;
+            let (ready, trouble) = fetch_batch(s, session, batch, &meta).await;
+            let done: Vec<u32> = ready.iter().map(|(uid, _)| *uid).collect();
+            let incoming = ready
+                .into_iter()
+                .map(|(uid, raw)| Incoming {
+                    mailbox: src.name.clone(),
+                    source_key: format!("{uidvalidity}:{uid}"),
+                    uidvalidity: Some(uidvalidity),
+                    uid: Some(uid),
+                    received_at: meta.get(&uid).and_then(|m| m.date).unwrap_or_else(Utc::now),
+                    raw,
+                })
+                .collect();
+            // One transaction per fetched batch; marked only once committed.
+            outcomes.extend(src.submit(incoming).await?);
+            drop(budget);
+            if let Some(e) = trouble {
+                // What was committed is marked at the next pass (the
+                // connection may be gone).
+                return Err(e);
+            }
+            if !done.is_empty() {
+                mark(src, s, session, uidvalidity, &done).await?;
+            }
+            if src.shutdown.is_cancelled() {
+                break 'windows;
             }
         }
-        drain_unsolicited(session);
-        let done: Vec<u32> = fetched.iter().map(|(uid, _, _)| *uid).collect();
-        let batch = fetched
-            .into_iter()
-            .map(|(uid, internal_date, raw)| Incoming {
-                mailbox: name.to_string(),
-                source_key: format!("{uidvalidity}:{uid}"),
-                uidvalidity: Some(uidvalidity),
-                uid: Some(uid),
-                received_at: internal_date.unwrap_or_else(Utc::now),
-                raw,
-            })
-            .collect();
-        // One transaction per fetched batch; marked only once committed.
-        outcomes.extend(src.submit(batch).await?);
-        if !done.is_empty() {
-            mark(src, s, session, uidvalidity, &done).await?;
-        }
-        if src.shutdown.is_cancelled() {
-            break;
+        if let Some((uid, size)) = plan.too_big {
+            bail!(
+                "UID {uid} of {} is {size} bytes, over this mailbox's max_fetch_bytes ({}): \
+                 it is not fetched, and the mailbox waits below it until the limit is raised \
+                 (with the service's MemoryMax) or the message is moved out of the folder",
+                s.folder,
+                s.max_fetch_bytes
+            );
         }
     }
 
@@ -289,6 +321,428 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
     // `run --once` alike).
     src.record_health(None).await;
     Ok(outcomes)
+}
+
+/// What the server said of a message before its body is fetched.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    size: Option<u32>,
+    date: Option<chrono::DateTime<Utc>>,
+}
+
+/// RFC822.SIZE and INTERNALDATE of `uids` (cheap: no body). Replies for
+/// other UIDs or without a UID (another client's flag change) are ignored;
+/// a UID missing from the answer has no entry (expunged meanwhile, or a
+/// server that did not say: such a message is fetched alone, by chunks).
+async fn sizes(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uids: &[u32],
+) -> Result<HashMap<u32, Meta>> {
+    let mut meta: HashMap<u32, Meta> = HashMap::with_capacity(uids.len());
+    let set = uid_set(uids);
+    uid_fetch(s, session, &set, "(UID RFC822.SIZE INTERNALDATE)", |r| {
+        let Some(uid) = r.uid.filter(|u| uids.binary_search(u).is_ok()) else {
+            return;
+        };
+        let m = meta.entry(uid).or_default();
+        m.size = m.size.or(r.size);
+        m.date = m.date.or(r.date);
+    })
+    .await
+    .with_context(|| {
+        // Replies come in UID order: say where the server stopped.
+        match meta.keys().max() {
+            Some(last) => format!("Asking the sizes (UID FETCH RFC822.SIZE), after UID {last}"),
+            None => "Asking the sizes (UID FETCH RFC822.SIZE)".to_string(),
+        }
+    })?;
+    Ok(meta)
+}
+
+/// The batches of a window of UIDs, and the first UID too big to fetch.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    batches: Vec<Vec<u32>>,
+    /// A message over `max_fetch_bytes`: the window's batches stop before it.
+    too_big: Option<(u32, u64)>,
+}
+
+/// Groups `uids` (in order) into batches of at most [`FETCH_BATCH`]
+/// messages and [`BATCH_BYTES`] bytes. A message larger than the budget,
+/// or of unknown size, is a batch alone.
+fn plan(uids: &[u32], meta: &HashMap<u32, Meta>, max_fetch_bytes: u64) -> Plan {
+    let mut batches: Vec<Vec<u32>> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for &uid in uids {
+        let size = meta.get(&uid).and_then(|m| m.size).map(u64::from);
+        if let Some(size) = size
+            && size > max_fetch_bytes
+        {
+            if !current.is_empty() {
+                batches.push(current);
+            }
+            return Plan {
+                batches,
+                too_big: Some((uid, size)),
+            };
+        }
+        let size = size.unwrap_or(BATCH_BYTES);
+        if !current.is_empty() && (current.len() >= FETCH_BATCH || bytes + size > BATCH_BYTES) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(uid);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Plan {
+        batches,
+        too_big: None,
+    }
+}
+
+/// The batch's share of [`BUDGET`], in KiB: its announced size, a message
+/// of unknown size counting as the whole budget.
+fn budget_permits(batch: &[u32], meta: &HashMap<u32, Meta>) -> u32 {
+    let bytes: u64 = batch
+        .iter()
+        .map(|u| {
+            meta.get(u)
+                .and_then(|m| m.size)
+                .map_or(BATCH_BYTES, u64::from)
+        })
+        .sum();
+    bytes.div_ceil(1024).clamp(1, BUDGET_KIB as u64) as u32
+}
+
+/// Fetches a batch's bodies: small messages in one UID FETCH, large ones
+/// (or of unknown size) by chunks. A UID that came without its body is
+/// asked for again; if it still does not come, UID SEARCH tells whether it
+/// was expunged meanwhile (nothing to ingest then) or still exists.
+///
+/// Returns what can be submitted, in UID order: everything up to the first
+/// UID that exists but whose body was not received, never past it, since
+/// committing a later UID moves the watermark over it. The error, if any,
+/// says why the batch was cut; the prefix is still good to submit.
+async fn fetch_batch(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    batch: &[u32],
+    meta: &HashMap<u32, Meta>,
+) -> (Vec<(u32, Vec<u8>)>, Option<anyhow::Error>) {
+    let mut got: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut gone: HashSet<u32> = HashSet::new();
+    let mut trouble: Option<anyhow::Error> = None;
+    for attempt in 0..2 {
+        let missing: Vec<u32> = batch
+            .iter()
+            .copied()
+            .filter(|u| !got.contains_key(u))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tracing::debug!(?missing, "no body received for these UIDs; asking again");
+        }
+        if let Err(e) = fetch_bodies(s, session, &missing, meta, &mut got).await {
+            trouble = Some(e);
+            break;
+        }
+    }
+    let missing: Vec<u32> = batch
+        .iter()
+        .copied()
+        .filter(|u| !got.contains_key(u))
+        .collect();
+    if trouble.is_none() && !missing.is_empty() {
+        match still_there(s, session, &missing).await {
+            Ok(present) => {
+                for uid in missing {
+                    if !present.contains(&uid) {
+                        tracing::info!(uid, "expunged by another client before it was read");
+                        gone.insert(uid);
+                    }
+                }
+            }
+            Err(e) => trouble = Some(e),
+        }
+    }
+    let (ready, blocked) = cut(batch, &mut got, &gone);
+    let trouble = match (trouble, blocked) {
+        (Some(e), Some(uid)) => Some(e.context(format!(
+            "UID {uid} of {} did not come; ingestion waits below it",
+            s.folder
+        ))),
+        (Some(e), None) => Some(e),
+        (None, Some(uid)) => Some(anyhow!(
+            "UID {uid} of {}: the server sent no body for it, twice, and it still exists; \
+             ingestion of this mailbox waits below it (the server's log should say why)",
+            s.folder
+        )),
+        (None, None) => None,
+    };
+    (ready, trouble)
+}
+
+/// One attempt at the bodies of `uids`, added to `got` as they come (so
+/// what came before an error is kept).
+async fn fetch_bodies(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uids: &[u32],
+    meta: &HashMap<u32, Meta>,
+    got: &mut BTreeMap<u32, Vec<u8>>,
+) -> Result<()> {
+    let (whole, chunked): (Vec<u32>, Vec<u32>) = uids.iter().partition(|u| {
+        meta.get(u)
+            .and_then(|m| m.size)
+            .is_some_and(|size| size <= CHUNK)
+    });
+    if !whole.is_empty() {
+        // The timeout bounds the wait for each reply, not the batch: a big
+        // batch on a slow link is progress, a silent server is not.
+        uid_fetch(s, session, &uid_set(&whole), "(UID BODY.PEEK[])", |r| {
+            accept(&whole, got, r.uid, r.body.map(|(_, body)| body));
+        })
+        .await
+        .context("Fetching messages (UID FETCH BODY.PEEK[])")?;
+    }
+    for uid in chunked {
+        let size = meta.get(&uid).and_then(|m| m.size);
+        if let Some(raw) = fetch_chunked(s, session, uid, size).await? {
+            got.insert(uid, raw);
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a FETCH reply's body when it is one we asked for and have not
+/// had yet. A reply without a body is not a message: another client's
+/// flag change (it can arrive in the middle of our own FETCH, with its UID
+/// on servers that send one), or `BODY[] NIL` for a message expunged
+/// under the server's feet, or the last reply before the server gave up
+/// on a message it could not read. Neither is a reply for a UID we did not
+/// ask for.
+fn accept(wanted: &[u32], got: &mut BTreeMap<u32, Vec<u8>>, uid: Option<u32>, body: Option<&[u8]>) {
+    let (Some(uid), Some(body)) = (uid, body) else {
+        return;
+    };
+    if wanted.binary_search(&uid).is_ok() {
+        got.entry(uid).or_insert_with(|| body.to_vec());
+    }
+}
+
+/// A message fetched in chunks (BODY.PEEK[]<offset.length>): the server's
+/// reply never holds more than one chunk, and the message is assembled in
+/// one allocation of its announced size. None when a chunk came without a
+/// body: the message is then not received at all (a truncated message is
+/// never submitted).
+async fn fetch_chunked(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uid: u32,
+    size: Option<u32>,
+) -> Result<Option<Vec<u8>>> {
+    let limit = s.max_fetch_bytes;
+    let hint = size.map_or(u64::from(CHUNK), u64::from).min(limit);
+    let mut raw: Vec<u8> = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    loop {
+        let offset = raw.len();
+        let mut chunk_len = None;
+        uid_fetch(
+            s,
+            session,
+            &uid.to_string(),
+            &format!("(UID BODY.PEEK[]<{offset}.{CHUNK}>)"),
+            |r| {
+                // The reply must be for this UID and this offset: a
+                // partial reply says its origin (RFC 3501, 7.4.2).
+                if chunk_len.is_none()
+                    && r.uid == Some(uid)
+                    && let Some((origin, body)) = r.body
+                    && origin.unwrap_or(0) as usize == offset
+                {
+                    raw.extend_from_slice(body);
+                    chunk_len = Some(body.len());
+                }
+            },
+        )
+        .await
+        .with_context(|| {
+            format!("Fetching UID {uid} at byte {offset} (UID FETCH BODY.PEEK[]<>)")
+        })?;
+        let Some(n) = chunk_len else {
+            return Ok(None);
+        };
+        if raw.len() as u64 > limit {
+            bail!(
+                "UID {uid} of {} is over this mailbox's max_fetch_bytes ({limit}) \
+                 (the server announced {}); the mailbox waits below it",
+                s.folder,
+                size.map_or("no size".to_string(), |n| format!("{n} bytes"))
+            );
+        }
+        if n < CHUNK as usize {
+            return Ok(Some(raw));
+        }
+    }
+}
+
+/// Which of `uids` the folder still holds.
+async fn still_there(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uids: &[u32],
+) -> Result<HashSet<u32>> {
+    let found = search(s, session, &format!("UID {}", uid_set(uids)))
+        .await
+        .context("Looking for the messages whose body did not come (UID SEARCH)")?;
+    Ok(found.into_iter().collect())
+}
+
+/// What one FETCH reply says, of what this source asks for.
+#[derive(Debug, Default)]
+struct Reply<'a> {
+    uid: Option<u32>,
+    size: Option<u32>,
+    date: Option<chrono::DateTime<Utc>>,
+    /// BODY[] (or a part of it: its origin), when the reply carries one;
+    /// `BODY[] NIL` is none.
+    body: Option<(Option<u32>, &'a [u8])>,
+}
+
+fn reply<'a>(attrs: &'a [AttributeValue<'a>]) -> Reply<'a> {
+    let mut r = Reply::default();
+    for a in attrs {
+        match a {
+            AttributeValue::Uid(u) => r.uid = Some(*u),
+            AttributeValue::Rfc822Size(n) => r.size = Some(*n),
+            AttributeValue::InternalDate(d) => {
+                r.date = chrono::DateTime::parse_from_str(d, "%d-%b-%Y %H:%M:%S %z")
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc));
+            }
+            AttributeValue::BodySection {
+                section: None,
+                index,
+                data: Some(data),
+            } => r.body = Some((*index, data.as_ref())),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// UID FETCH, each FETCH reply handed to `each` as it comes.
+async fn uid_fetch(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    set: &str,
+    items: &str,
+    mut each: impl FnMut(Reply<'_>),
+) -> Result<()> {
+    command(s, session, &format!("UID FETCH {set} {items}"), |resp| {
+        if let Response::Fetch(_, attrs) = resp {
+            each(reply(attrs));
+        }
+    })
+    .await
+}
+
+/// UID SEARCH, sorted.
+async fn search(s: &ImapSettings, session: &mut ImapSession, query: &str) -> Result<Vec<u32>> {
+    let mut found = Vec::new();
+    command(s, session, &format!("UID SEARCH {query}"), |resp| {
+        if let Response::MailboxData(MailboxDatum::Search(ids)) = resp {
+            found.extend_from_slice(ids);
+        }
+    })
+    .await?;
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+/// Runs `cmd`, hands every untagged reply to `each`, and succeeds only on
+/// the command's own tagged OK. async-imap's fetch and search streams end
+/// quietly at a tagged NO or BAD and at a closed connection (Dovecot sends
+/// `* BYE` after a message it cannot read): "no reply for this UID" and
+/// "the server failed" would look the same, and what is committed depends
+/// on telling them apart. Other untagged replies (EXISTS, EXPUNGE, another
+/// client's flag changes) are not used by a pass, which starts from UID
+/// SEARCH each time. Each wait is bounded by `timeout`.
+async fn command(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    cmd: &str,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<()> {
+    let verb = cmd.split(' ').take(2).collect::<Vec<_>>().join(" ");
+    let tag = net(s, &verb, session.run_command(cmd)).await?;
+    let mut bye = None;
+    loop {
+        let Some(resp) = net(
+            s,
+            &format!("Reading the {verb} response"),
+            session.read_response(),
+        )
+        .await?
+        else {
+            bail!(
+                "{verb}: the server closed the connection{}",
+                bye.map(|b| format!(" ({b})")).unwrap_or_default()
+            );
+        };
+        match resp.parsed() {
+            Response::Done {
+                tag: done,
+                status,
+                outcome,
+            } if *done == tag => {
+                return match status {
+                    Status::Ok => Ok(()),
+                    _ => Err(anyhow!(
+                        "{verb}: the server answered {status:?} {}",
+                        outcome.information.as_deref().unwrap_or_default()
+                    )),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                outcome,
+            } => {
+                bye = Some(format!(
+                    "BYE {}",
+                    outcome.information.as_deref().unwrap_or_default()
+                ))
+            }
+            other => each(other),
+        }
+    }
+}
+
+/// The messages of `batch` to submit, in order, taken from `got`: up to
+/// the first UID neither received nor expunged (`gone`), which is
+/// returned; the watermark must not pass it.
+fn cut(
+    batch: &[u32],
+    got: &mut BTreeMap<u32, Vec<u8>>,
+    gone: &HashSet<u32>,
+) -> (Vec<(u32, Vec<u8>)>, Option<u32>) {
+    let mut ready = Vec::with_capacity(batch.len());
+    for &uid in batch {
+        match got.remove(&uid) {
+            Some(raw) => ready.push((uid, raw)),
+            None if gone.contains(&uid) => {}
+            None => return (ready, Some(uid)),
+        }
+    }
+    (ready, None)
 }
 
 /// Tells the server the messages are handled, then records that it did.
@@ -369,6 +823,141 @@ fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    use super::{BATCH_BYTES, BUDGET_KIB, CHUNK, FETCH_BATCH, Meta, Plan};
+
+    const MB: u32 = 1 << 20;
+
+    fn sized(sizes: &[(u32, Option<u32>)]) -> HashMap<u32, Meta> {
+        sizes
+            .iter()
+            .map(|&(uid, size)| (uid, Meta { size, date: None }))
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        // 250 small messages: by count.
+        let uids: Vec<u32> = (1..=250).collect();
+        let meta = sized(&uids.iter().map(|&u| (u, Some(2000))).collect::<Vec<_>>());
+        let p = super::plan(&uids, &meta, 128 << 20);
+        assert_eq!(
+            p.batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [FETCH_BATCH, FETCH_BATCH, 50]
+        );
+        assert_eq!(p.too_big, None);
+
+        // 10 MB each: three fit in 32 MiB, the fourth starts a new batch.
+        let uids: Vec<u32> = (1..=7).collect();
+        let meta = sized(&uids.iter().map(|&u| (u, Some(10 * MB))).collect::<Vec<_>>());
+        let p = super::plan(&uids, &meta, 128 << 20);
+        assert_eq!(p.batches, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
+        for b in &p.batches {
+            let bytes: u64 = b.iter().map(|u| u64::from(meta[u].size.unwrap())).sum();
+            assert!(bytes <= BATCH_BYTES);
+        }
+    }
+
+    #[test]
+    fn a_big_or_unknown_message_is_a_batch_alone_and_one_over_the_limit_stops_the_plan() {
+        let meta = sized(&[
+            (1, Some(1000)),
+            (2, Some(40 * MB)),
+            (3, Some(1000)),
+            // 4: no size announced (expunged meanwhile, or a quiet server)
+            (5, Some(1000)),
+            (6, Some(200 * MB)),
+            (7, Some(1000)),
+        ]);
+        let p = super::plan(&[1, 2, 3, 4, 5, 6, 7], &meta, 128 << 20);
+        assert_eq!(
+            p,
+            Plan {
+                batches: vec![vec![1], vec![2], vec![3], vec![4], vec![5]],
+                too_big: Some((6, 200 << 20)),
+            }
+        );
+        // Nothing before it: nothing to fetch, and the reason.
+        let p = super::plan(&[6, 7], &meta, 128 << 20);
+        assert_eq!(p.batches, Vec::<Vec<u32>>::new());
+        assert_eq!(p.too_big, Some((6, 200 << 20)));
+        // The budget a batch takes: its bytes, an unknown size as all of it.
+        assert_eq!(super::budget_permits(&[1, 3], &meta), 2);
+        assert_eq!(super::budget_permits(&[4], &meta), BUDGET_KIB as u32);
+        assert_eq!(super::budget_permits(&[2], &meta), BUDGET_KIB as u32);
+        assert!(u64::from(CHUNK) < BATCH_BYTES);
+    }
+
+    #[test]
+    fn a_fetch_reply_without_a_body_is_not_a_message() {
+        let wanted = [3, 4, 5];
+        let mut got = BTreeMap::new();
+        // Another client's flag change, with its UID, before the body...
+        super::accept(&wanted, &mut got, Some(4), None);
+        // ...and without one.
+        super::accept(&wanted, &mut got, None, None);
+        super::accept(&wanted, &mut got, Some(3), Some(b"mail 3"));
+        super::accept(&wanted, &mut got, Some(4), Some(b"mail 4"));
+        // ...after the body: the body stays.
+        super::accept(&wanted, &mut got, Some(3), None);
+        // A second body for the same UID does not replace the first.
+        super::accept(&wanted, &mut got, Some(3), Some(b"again"));
+        // A UID we did not ask for, and a body without a UID.
+        super::accept(&wanted, &mut got, Some(9), Some(b"mail 9"));
+        super::accept(&wanted, &mut got, None, Some(b"who?"));
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![(3, b"mail 3".to_vec()), (4, b"mail 4".to_vec())]
+        );
+    }
+
+    #[test]
+    fn the_batch_is_cut_at_the_first_uid_whose_body_did_not_come() {
+        let body = |u: u32| format!("mail {u}").into_bytes();
+        let mut got: BTreeMap<u32, Vec<u8>> =
+            [1, 2, 4, 6].into_iter().map(|u| (u, body(u))).collect();
+        // 3 was expunged meanwhile: skipped. 5 still exists: cut there.
+        let gone: HashSet<u32> = [3].into();
+        let (ready, blocked) = super::cut(&[1, 2, 3, 4, 5, 6], &mut got, &gone);
+        assert_eq!(ready.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(ready[2].1, body(4));
+        assert_eq!(blocked, Some(5));
+        // Everything received (or expunged): the whole batch.
+        let mut got: BTreeMap<u32, Vec<u8>> = [1, 2].into_iter().map(|u| (u, body(u))).collect();
+        let (ready, blocked) = super::cut(&[1, 2, 3], &mut got, &gone);
+        assert_eq!(ready.len(), 2);
+        assert_eq!(blocked, None);
+    }
+
+    /// Replies as Dovecot sends them (seen with a second client expunging,
+    /// and with an unreadable message file).
+    #[test]
+    fn fetch_replies_are_read_for_uid_size_date_and_body() {
+        use async_imap::imap_proto::Response;
+        let parse = |line: &'static [u8]| match Response::parse(line).unwrap().1 {
+            Response::Fetch(_, attrs) => attrs,
+            other => panic!("{other:?}"),
+        };
+        let attrs = parse(b"* 5 FETCH (UID 5 BODY[] NIL)\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.body), (Some(5), None));
+        let attrs = parse(b"* 2 FETCH (UID 2)\r\n");
+        assert!(super::reply(&attrs).body.is_none());
+        let attrs = parse(b"* 15 FETCH (FLAGS (\\Flagged))\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.body), (None, None));
+        let attrs = parse(b"* 4 FETCH (UID 4 BODY[]<10> {3}\r\nabc)\r\n");
+        let r = super::reply(&attrs);
+        assert_eq!(r.body, Some((Some(10), &b"abc"[..])));
+        let attrs = parse(
+            b"* 1 FETCH (UID 1 RFC822.SIZE 65 INTERNALDATE \"02-Dec-2026 06:27:56 +0100\")\r\n",
+        );
+        let r = super::reply(&attrs);
+        assert_eq!((r.uid, r.size), (Some(1), Some(65)));
+        assert_eq!(r.date.unwrap().to_rfc3339(), "2026-12-02T05:27:56+00:00");
+    }
+
     #[test]
     fn uid_sets() {
         assert_eq!(super::uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");

@@ -113,6 +113,7 @@ pub async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
         timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(60),
         move_to: None,
+        max_fetch_bytes: supportdesk::config::DEFAULT_MAX_FETCH_BYTES,
     };
     supportdesk::mail::imap::connect(&settings).await.unwrap()
 }
@@ -368,6 +369,69 @@ pub fn deliver_to_dovecot(stack: &Stack, user: &str, files: &[PathBuf]) {
         )
         .unwrap();
     }
+}
+
+/// Writes one message straight into a Dovecot user's Maildir `new/`, named
+/// as Dovecot's own delivery names it (`S=` and `W=` give the size, so the
+/// server need not read the file to answer RFC822.SIZE; `raw` uses CRLF).
+pub fn deliver_raw_to_dovecot(stack: &Stack, user: &str, n: usize, raw: &[u8]) {
+    let md = stack.dir.path().join(format!("stack/mail/{user}/Maildir"));
+    let owner = std::fs::metadata(stack.dir.path().join("stack/mail")).unwrap();
+    // Created as Dovecot's own user would (the tests run as root).
+    for d in [md.parent().unwrap().to_path_buf(), md.clone()]
+        .into_iter()
+        .chain(["new", "cur", "tmp"].map(|s| md.join(s)))
+    {
+        if !d.exists() {
+            std::fs::create_dir(&d).unwrap();
+            std::os::unix::fs::chown(
+                &d,
+                Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+                Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+            )
+            .unwrap();
+        }
+    }
+    let name = format!(
+        "{}.M{n}P1.raw,S={len},W={len}",
+        1_700_000_000 + n,
+        len = raw.len()
+    );
+    let tmp = md.join("tmp").join(&name);
+    std::fs::write(&tmp, raw).unwrap();
+    std::os::unix::fs::chown(
+        &tmp,
+        Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+        Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, md.join("new").join(&name)).unwrap();
+}
+
+/// The file Dovecot keeps message `uid` of `user`'s INBOX in (from its
+/// dovecot-uidlist; the message must have been seen by Dovecot).
+pub fn dovecot_file(stack: &Stack, user: &str, uid: u32) -> PathBuf {
+    let md = stack.dir.path().join(format!("stack/mail/{user}/Maildir"));
+    let list = std::fs::read_to_string(md.join("dovecot-uidlist")).unwrap();
+    let base = list
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let (u, rest) = l.split_once(' ')?;
+            (u.parse::<u32>().ok()? == uid).then(|| rest.rsplit_once(':').map_or(rest, |(_, b)| b))
+        })
+        .unwrap_or_else(|| panic!("UID {uid} not in dovecot-uidlist:\n{list}"))
+        .to_string();
+    for sub in ["cur", "new"] {
+        for f in std::fs::read_dir(md.join(sub)).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().to_string();
+            if name == base || name.starts_with(&format!("{base}:")) {
+                return f.path();
+            }
+        }
+    }
+    panic!("no file for UID {uid} ({base})");
 }
 
 /// Stops the stack's Dovecot (its master takes every child down).

@@ -14,6 +14,7 @@ mod clocks;
 mod daemon;
 mod frozen_server;
 mod hostile_input;
+mod imap_faults;
 mod offline;
 mod outbox;
 mod pipeline;
