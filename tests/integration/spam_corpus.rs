@@ -249,14 +249,13 @@ fn metrics_endpoint_serves_the_status_figures_in_prometheus_text() {
         Some(out)
     };
     let mut body = String::new();
-    wait_until("the ticket in the metrics", || {
+    // The pass records the mailbox's health after committing its ticket:
+    // wait for both.
+    wait_until("the ticket and the mailbox in the metrics", || {
         body = get("/metrics").unwrap_or_default();
         body.contains("supportdesk_tickets_open 1")
+            && body.contains("supportdesk_mailbox_up{mailbox=\"a\"} 1")
     });
-    assert!(
-        body.contains("supportdesk_mailbox_up{mailbox=\"a\"} 1"),
-        "{body}"
-    );
     assert!(body.contains("supportdesk_outbox_failed 0"), "{body}");
     assert!(
         body.contains("# TYPE supportdesk_tickets_breaching gauge"),
