@@ -26,6 +26,8 @@ install_packages() {
     command -v postfix >/dev/null || missing+=(postfix)
     command -v openssl >/dev/null || missing+=(openssl)
     [ -x /usr/bin/time ] || missing+=(time)
+    command -v ss >/dev/null || missing+=(iproute2)       # the frozen-SMTP test finds our session
+    command -v script >/dev/null || missing+=(bsdutils)   # the colour test runs the daemon on a pty
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
