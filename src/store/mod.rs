@@ -169,13 +169,20 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     // committed ticket survives a power cut, which is the promise of ingest.
     conn.pragma_update(None, "journal_mode", "WAL")
         .context("Setting WAL mode")?;
+    writer_settings(&conn)?;
+    Ok(conn)
+}
+
+/// What every writing connection needs: durable commits, foreign keys,
+/// and a wait (rather than an error) while another process writes.
+fn writer_settings(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")
         .context("Setting synchronous=FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .context("Enabling foreign keys")?;
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .context("Setting the busy timeout")?;
-    Ok(conn)
+    Ok(())
 }
 
 /// How [`read_only`] opens the database, from the files next to it.
@@ -313,12 +320,7 @@ pub fn open_existing_rw(path: &Path) -> Result<Connection> {
     let conn =
         Connection::open_with_flags(path, F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX)
             .with_context(|| format!("Opening the database {}", path.display()))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .context("Setting synchronous=FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .context("Enabling foreign keys")?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .context("Setting the busy timeout")?;
+    writer_settings(&conn)?;
     schema::check_version(&conn, path)?;
     Ok(conn)
 }
