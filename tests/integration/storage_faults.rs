@@ -209,10 +209,18 @@ async fn database_locked_by_another_process_pauses_ingestion_and_resumes() {
     let _ = s.logout().await;
     // At least once: an ack whose "sent" mark hit the lock is sent again,
     // with the same Message-ID.
-    let acks = sink_messages(&stack, 4).await;
+    // Rows claimed by a drain that then hit the lock are due again after
+    // their claim backoff (about 30 s), behind writers that each waited
+    // out the busy timeout: give the sink two of those.
+    let acks = sink_messages_within(&stack, 4, Duration::from_secs(120)).await;
     let ids: std::collections::BTreeSet<_> =
         parsed(&acks).into_iter().map(|m| m.message_id).collect();
-    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(
+        ids.len(),
+        4,
+        "{ids:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     stop_daemon(child);
     let conn = db(&config);
     assert_eq!(count(&conn, "SELECT count(*) FROM messages"), 4);
