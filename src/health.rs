@@ -107,8 +107,8 @@ fn held_acks_alert(
         (true, None) => {
             let error = tickets::held_acks(tx, 1)?
                 .first()
-                .and_then(|(_, j)| serde_json::from_str::<serde_json::Value>(j).ok())
-                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                .and_then(|(_, j)| serde_json::from_str::<crate::ingest::AckJob>(j).ok())
+                .and_then(|job| job.error)
                 .unwrap_or_else(|| "unknown".into());
             let body = format!(
                 "{held} acknowledgement(s) are held: their template fails to render for the\nticket's data.\n\nError: {error}\n\nThe tickets are open and their SLA clocks run; the customers have not\nbeen told. Fix the template and reload (systemctl reload supportdesk):\nthe held acknowledgements are then sent, each once. `supportdesk status`\ncounts them.\n\n-- \n{}\n",

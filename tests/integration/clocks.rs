@@ -5,19 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::common::*;
-
-/// Writes `raw` into the Maildir as delivered at `at`.
-fn deliver_at(md: &std::path::Path, name: &str, raw: &str, at: SystemTime) {
-    let tmp = md.join("tmp").join(name);
-    std::fs::write(&tmp, raw).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&tmp)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
-    std::fs::rename(&tmp, md.join("new").join(name)).unwrap();
-}
+use crate::support::deliver_at;
 
 fn stamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -17,3 +17,17 @@ pub fn demo_copy() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, cfg).unwrap();
     (dir, path)
 }
+
+/// Writes `raw` into the Maildir `md` as delivered at `at` (its mtime is
+/// the delivery time the desk reads).
+pub fn deliver_at(md: &std::path::Path, name: &str, raw: &str, at: std::time::SystemTime) {
+    let tmp = md.join("tmp").join(name);
+    std::fs::write(&tmp, raw).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+    std::fs::rename(&tmp, md.join("new").join(name)).unwrap();
+}

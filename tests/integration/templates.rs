@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use crate::common::*;
+use crate::support::deliver_at;
 
 /// A Maildir desk whose templates are a private copy; returns the config.
 fn desk_with_templates(dir: &std::path::Path) -> std::path::PathBuf {
@@ -117,19 +118,6 @@ fn sighup_refuses_a_broken_template_and_mail_keeps_flowing() {
     stop_daemon(child);
 }
 
-/// Writes a customer mail into the Maildir, delivered `ago` before now.
-fn deliver_mail(md: &std::path::Path, name: &str, raw: &str, ago: std::time::Duration) {
-    let tmp = md.join("tmp").join(name);
-    std::fs::write(&tmp, raw).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&tmp)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - ago)
-        .unwrap();
-    std::fs::rename(&tmp, md.join("new").join(name)).unwrap();
-}
-
 /// Appends a line to a template that fails only for the subject given
 /// (the sample contexts of the validation use another), so it passes
 /// check-config and fails on one real mail.
@@ -170,19 +158,19 @@ fn a_template_failing_at_run_time_holds_the_ack_and_the_notice_until_fixed() {
     );
 
     let inbox = dir.path().join("inbox");
-    deliver_mail(
+    deliver_at(
         &inbox,
         "1.ann",
         "From: Ann <ann@example.com>\nTo: support@desk.test\nSubject: Ack me\nMessage-ID: <ann-1@example.com>\n\nOur backups fail every night.\n",
-        std::time::Duration::ZERO,
+        std::time::SystemTime::now(),
     );
     // A premium P1 that arrived an hour ago: its 15-minute first response
     // is breached, so the sweeper owes the manager a breach notice.
-    deliver_mail(
+    deliver_at(
         &inbox,
         "2.cio",
         "From: CIO <cio@acme-nyc.example>\nTo: support@desk.test\nSubject: [P1] Breach me\nMessage-ID: <cio-1@acme-nyc.example>\n\nProduction is down, nothing works.\n",
-        std::time::Duration::from_secs(3600),
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
     );
     let log = dir.path().join("stderr.log");
     let child = spawn_daemon(&cfg, &log);
