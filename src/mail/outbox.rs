@@ -287,7 +287,13 @@ pub async fn run(ob: &Outbox) -> Result<()> {
     loop {
         if ob.shutdown.is_cancelled() {
             // Bounded final flush of what is due, whenever the stop came
-            // (mail queued by the last ingest included).
+            // (mail queued by the last ingest included): one more session
+            // is tried even while the backoff after a failed one runs,
+            // since this process will not be there when it ends.
+            ob.session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retry_at = None;
             let _ = tokio::time::timeout(Duration::from_secs(10), drain(ob)).await;
             return Ok(());
         }
