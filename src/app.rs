@@ -76,6 +76,7 @@ impl App {
             }
         }
         store.call_blocking(|conn| crate::mail::outbox::recover_interrupted(conn))?;
+        crate::store::spool::clean_tmp(&config.desk.state_dir)?;
         Ok(App {
             config: Arc::new(config),
             renderer: Arc::new(renderer),

@@ -167,7 +167,7 @@ pub struct RawMailbox {
     pub idle_timeout: Option<String>,
     /// Folder to move processed messages into; default: flag them \Seen.
     pub move_to: Option<String>,
-    /// The largest message fetched (by its RFC822.SIZE, default 64 MiB):
+    /// The largest message fetched (by its RFC822.SIZE, default 1 GiB):
     /// memory, not the desk, is the limit; a bigger one stops the pass
     /// below it with an error instead of exhausting memory.
     pub max_fetch_bytes: Option<u64>,
@@ -827,7 +827,7 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
     if max_fetch_bytes < 1 << 20 {
         pr.push(
             &["max_fetch_bytes"],
-            "expected at least 1048576 (1 MiB), e.g. 67108864 (64 MiB)",
+            "expected at least 1048576 (1 MiB), e.g. 1073741824 (1 GiB)",
         );
     }
     if m.path.is_some() {
@@ -850,11 +850,11 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
     }
 }
 
-/// `mailboxes[].max_fetch_bytes` by default: a message is held about 3.5
-/// times over at its peak (fetched, copied for analysis, bound and
-/// recorded by SQLite), so 64 MiB peaks near 230 MiB, which the unit's
-/// MemoryMax=512M holds with room to spare (systemd/supportdesk.service).
-pub const DEFAULT_MAX_FETCH_BYTES: u64 = 64 << 20;
+/// `mailboxes[].max_fetch_bytes` by default. A message above the desk's
+/// `max_message_bytes` is spooled to disk as it is fetched (store/spool.rs),
+/// so this bounds disk, not memory: 1 GiB is more than any provider lets
+/// through (Microsoft 365 at most 150 MB, Gmail 25 MB).
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 1 << 30;
 
 /// One `kind = "maildir"` mailbox; None without a path.
 fn check_maildir(
@@ -1614,7 +1614,7 @@ path = "out"
         assert_eq!(
             located(&src),
             [
-                "+12:1: mailboxes.0.max_fetch_bytes: expected at least 1048576 (1 MiB), e.g. 67108864 (64 MiB)",
+                "+12:1: mailboxes.0.max_fetch_bytes: expected at least 1048576 (1 MiB), e.g. 1073741824 (1 GiB)",
                 "+18:1: mailboxes.1.max_fetch_bytes: not used by a maildir mailbox",
             ]
         );

@@ -34,6 +34,7 @@ use crate::core::triage::{self, Automated};
 use crate::render::{AckContext, Renderer};
 use crate::store::Store;
 use crate::store::messages::StoredFile;
+use crate::store::spool::{RawFile, Spool};
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]
@@ -46,7 +47,58 @@ pub struct Incoming {
     pub uid: Option<u32>,
     /// The server's arrival time (IMAP INTERNALDATE, Maildir delivery).
     pub received_at: DateTime<Utc>,
-    pub raw: Vec<u8>,
+    pub raw: Raw,
+}
+
+/// A message's raw bytes: in memory, or on disk for a message above the
+/// desk's `max_message_bytes` (see [`crate::store::spool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raw {
+    Bytes(Vec<u8>),
+    File(RawFile),
+}
+
+impl Raw {
+    pub fn len(&self) -> u64 {
+        match self {
+            Raw::Bytes(b) => b.len() as u64,
+            Raw::File(f) => f.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes a row holds: all of them, or none for a file.
+    pub fn inline(&self) -> &[u8] {
+        match self {
+            Raw::Bytes(b) => b,
+            Raw::File(_) => b"",
+        }
+    }
+
+    /// The file a row names instead, relative to the state directory.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Raw::Bytes(_) => None,
+            Raw::File(f) => Some(&f.path),
+        }
+    }
+
+    /// The start of the message, for a headers-only parse.
+    fn head(&self) -> &[u8] {
+        match self {
+            Raw::Bytes(b) => header_block(b),
+            Raw::File(f) => header_block(&f.head),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Raw {
+    fn from(b: Vec<u8>) -> Raw {
+        Raw::Bytes(b)
+    }
 }
 
 pub enum Analysis {
@@ -106,23 +158,20 @@ pub struct Outcome {
 }
 
 /// Stage 1: parse and the checks every message needs. An oversized
-/// message is read for its headers only: enough to thread, acknowledge
-/// and note it, without parsing megabytes of MIME.
-pub fn analyse(cfg: &Config, incoming: Incoming) -> Analysed {
-    let oversized = incoming.raw.len() as u64 > cfg.desk.max_message_bytes;
-    let parsed = if oversized {
-        inbound::parse(header_block(&incoming.raw))
-    } else {
-        inbound::parse(&incoming.raw)
+/// message (and any spooled to disk) is read for its headers only: enough
+/// to thread, acknowledge and note it, without parsing megabytes of MIME.
+pub fn analyse(cfg: &Config, incoming: &Incoming) -> Analysis {
+    let oversized = match &incoming.raw {
+        Raw::File(_) => true,
+        Raw::Bytes(b) => b.len() as u64 > cfg.desk.max_message_bytes,
+    };
+    let parsed = match &incoming.raw {
+        Raw::Bytes(b) if !oversized => inbound::parse(b),
+        raw => inbound::parse(raw.head()),
     };
     let mail = match parsed {
         Ok(m) => m,
-        Err(e) => {
-            return Analysed {
-                incoming,
-                analysis: Analysis::Unparsable(e.to_string()),
-            };
-        }
+        Err(e) => return Analysis::Unparsable(e.to_string()),
     };
     let automated = triage::detect_automated(&mail);
     let spam = mail
@@ -133,31 +182,25 @@ pub fn analyse(cfg: &Config, incoming: Incoming) -> Analysed {
         .as_ref()
         .map(|a| a.email.clone())
         .unwrap_or_default();
-    Analysed {
-        incoming,
-        analysis: Analysis::Parsed(Box::new(Parsed {
-            mail,
-            sender,
-            automated,
-            spam,
-            oversized,
-        })),
-    }
+    Analysis::Parsed(Box::new(Parsed {
+        mail,
+        sender,
+        automated,
+        spam,
+        oversized,
+    }))
 }
 
 /// `analyse`, with a panic anywhere in it turned into an unparsable
-/// message rather than a dead mailbox task.
+/// message rather than a dead mailbox task. The message is not copied:
+/// `analyse` only borrows it.
 pub fn analyse_guarded(cfg: &Config, incoming: Incoming) -> Analysed {
-    let copy = incoming.clone();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse(cfg, incoming))) {
-        Ok(a) => a,
-        Err(_) => Analysed {
-            incoming: copy,
-            analysis: Analysis::Unparsable(
-                "internal error while analysing the message (panic)".into(),
-            ),
-        },
-    }
+    let analysis =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse(cfg, &incoming)))
+            .unwrap_or_else(|_| {
+                Analysis::Unparsable("internal error while analysing the message (panic)".into())
+            });
+    Analysed { incoming, analysis }
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {
@@ -225,6 +268,14 @@ impl Intake {
     /// The store, for a source's own bookkeeping (watermarks, marks, health).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Where a source writes a message too big to hold in memory.
+    pub fn spool(&self) -> Spool {
+        Spool {
+            state_dir: self.config.desk.state_dir.clone(),
+            above: self.config.desk.max_message_bytes,
+        }
     }
 
     /// Ingests a batch: one outcome per message, in order. A message whose

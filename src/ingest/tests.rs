@@ -89,7 +89,7 @@ fn incoming(mailbox: &str, key: &str, raw: Vec<u8>) -> Incoming {
         uidvalidity: None,
         uid: None,
         received_at: Utc::now(),
-        raw,
+        raw: raw.into(),
     }
 }
 
@@ -483,7 +483,7 @@ async fn a_message_that_cannot_be_stored_is_poison_and_the_rest_go_on() {
 async fn a_write_between_reading_and_applying_is_caught() {
     let d = desk();
     d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;
-    let batch = vec![super::analyse(
+    let batch = vec![super::analyse_guarded(
         &d.config,
         incoming(
             "inbox",
@@ -539,7 +539,7 @@ fn decide_reply(cfg: &Config, state: tickets::Thread) -> decide::Decision {
         mail(ALICE, "Re: [SUP-000007] x", "r@c", &[], "reply"),
     );
     inc.received_at = Utc.with_ymd_and_hms(2026, 11, 16, 12, 0, 0).unwrap();
-    let a = super::analyse(cfg, inc);
+    let a = super::analyse_guarded(cfg, inc);
     let q = decide::query(cfg, &a);
     assert_eq!(q.tag, Some(7));
     let facts = decide::BatchFacts {

@@ -14,7 +14,9 @@
 //! [`FETCH_BATCH`] messages and [`BATCH_BYTES`] bytes (one bigger message
 //! is a batch alone), and a message above [`CHUNK`] is fetched in chunks,
 //! so the server's reply never holds more than a chunk besides the message
-//! itself. Every IMAP mailbox of the process draws its batches from one
+//! itself. A message above the desk's `max_message_bytes` goes chunk by
+//! chunk to a spool file (store/spool.rs), so its size costs disk, not
+//! memory. Every IMAP mailbox of the process draws its batches from one
 //! [`BUDGET`], so the number of mailboxes does not multiply it. A message
 //! above the mailbox's `max_fetch_bytes` is not fetched: the pass stops
 //! below it with an error that names it. What this bounds, and the unit's
@@ -40,7 +42,8 @@ use tokio_rustls::client::TlsStream;
 
 use super::Source;
 use crate::config::{ImapSettings, Tls};
-use crate::ingest::{Incoming, Outcome};
+use crate::ingest::{Incoming, Outcome, Raw};
+use crate::store::spool::{Spool, Spooling};
 use crate::mail::tls;
 
 type ImapSession = Session<TlsStream<TcpStream>>;
@@ -266,6 +269,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         .collect();
     drain_unsolicited(session);
 
+    let spool = src.spool();
     let mut outcomes = Vec::with_capacity(uids.len());
     'windows: for window in uids.chunks(SIZE_WINDOW) {
         let meta = sizes(s, session, window).await?;
@@ -275,10 +279,10 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             // memory, counted against the budget every IMAP mailbox of the
             // process shares.
             let budget = BUDGET
-                .acquire_many(budget_permits(batch, &meta))
+                .acquire_many(budget_permits(batch, &meta, spool.above))
                 .await
                 .context("The fetch budget is closed")?;
-            let (ready, trouble) = fetch_batch(s, session, batch, &meta).await;
+            let (ready, trouble) = fetch_batch(s, session, batch, &meta, &spool).await;
             let done: Vec<u32> = ready.iter().map(|(uid, _)| *uid).collect();
             let incoming = ready
                 .into_iter()
@@ -310,7 +314,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             bail!(
                 "UID {uid} of {} is {size} bytes, over this mailbox's max_fetch_bytes ({}): \
                  it is not fetched, and the mailbox waits below it until the limit is raised \
-                 (with the service's MemoryMax) or the message is moved out of the folder",
+                 or the message is moved out of the folder",
                 s.folder,
                 s.max_fetch_bytes
             );
@@ -406,14 +410,15 @@ fn plan(uids: &[u32], meta: &HashMap<u32, Meta>, max_fetch_bytes: u64) -> Plan {
 }
 
 /// The batch's share of [`BUDGET`], in KiB: its announced size, a message
-/// of unknown size counting as the whole budget.
-fn budget_permits(batch: &[u32], meta: &HashMap<u32, Meta>) -> u32 {
+/// of unknown size counting as the whole budget, one that goes to the
+/// spool (above `spool_above`) as the one chunk it holds at a time.
+fn budget_permits(batch: &[u32], meta: &HashMap<u32, Meta>, spool_above: u64) -> u32 {
     let bytes: u64 = batch
         .iter()
-        .map(|u| {
-            meta.get(u)
-                .and_then(|m| m.size)
-                .map_or(BATCH_BYTES, u64::from)
+        .map(|u| match meta.get(u).and_then(|m| m.size).map(u64::from) {
+            None => BATCH_BYTES,
+            Some(size) if size > spool_above => u64::from(CHUNK),
+            Some(size) => size,
         })
         .sum();
     bytes.div_ceil(1024).clamp(1, BUDGET_KIB as u64) as u32
@@ -433,8 +438,9 @@ async fn fetch_batch(
     session: &mut ImapSession,
     batch: &[u32],
     meta: &HashMap<u32, Meta>,
-) -> (Vec<(u32, Vec<u8>)>, Option<anyhow::Error>) {
-    let mut got: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    spool: &Spool,
+) -> (Vec<(u32, Raw)>, Option<anyhow::Error>) {
+    let mut got: BTreeMap<u32, Raw> = BTreeMap::new();
     let mut gone: HashSet<u32> = HashSet::new();
     let mut trouble: Option<anyhow::Error> = None;
     for attempt in 0..2 {
@@ -449,7 +455,7 @@ async fn fetch_batch(
         if attempt > 0 {
             tracing::debug!(?missing, "no body received for these UIDs; asking again");
         }
-        if let Err(e) = fetch_bodies(s, session, &missing, meta, &mut got).await {
+        if let Err(e) = fetch_bodies(s, session, &missing, meta, spool, &mut got).await {
             trouble = Some(e);
             break;
         }
@@ -490,18 +496,21 @@ async fn fetch_batch(
 }
 
 /// One attempt at the bodies of `uids`, added to `got` as they come (so
-/// what came before an error is kept).
+/// what came before an error is kept). A message announced above the
+/// spool's limit (or above [`CHUNK`], or of no announced size) is fetched
+/// by chunks; see [`fetch_chunked`].
 async fn fetch_bodies(
     s: &ImapSettings,
     session: &mut ImapSession,
     uids: &[u32],
     meta: &HashMap<u32, Meta>,
-    got: &mut BTreeMap<u32, Vec<u8>>,
+    spool: &Spool,
+    got: &mut BTreeMap<u32, Raw>,
 ) -> Result<()> {
     let (whole, chunked): (Vec<u32>, Vec<u32>) = uids.iter().partition(|u| {
         meta.get(u)
             .and_then(|m| m.size)
-            .is_some_and(|size| size <= CHUNK)
+            .is_some_and(|size| size <= CHUNK && u64::from(size) <= spool.above)
     });
     if !whole.is_empty() {
         // The timeout bounds the wait for each reply, not the batch: a big
@@ -514,7 +523,7 @@ async fn fetch_bodies(
     }
     for uid in chunked {
         let size = meta.get(&uid).and_then(|m| m.size);
-        if let Some(raw) = fetch_chunked(s, session, uid, size).await? {
+        if let Some(raw) = fetch_chunked(s, session, uid, size, spool).await? {
             got.insert(uid, raw);
         }
     }
@@ -528,32 +537,113 @@ async fn fetch_bodies(
 /// under the server's feet, or the last reply before the server gave up
 /// on a message it could not read. Neither is a reply for a UID we did not
 /// ask for.
-fn accept(wanted: &[u32], got: &mut BTreeMap<u32, Vec<u8>>, uid: Option<u32>, body: Option<&[u8]>) {
+fn accept(wanted: &[u32], got: &mut BTreeMap<u32, Raw>, uid: Option<u32>, body: Option<&[u8]>) {
     let (Some(uid), Some(body)) = (uid, body) else {
         return;
     };
     if wanted.binary_search(&uid).is_ok() {
-        got.entry(uid).or_insert_with(|| body.to_vec());
+        got.entry(uid).or_insert_with(|| Raw::Bytes(body.to_vec()));
+    }
+}
+
+/// Where a chunked message goes: memory while it is small, the spool once
+/// it is over the spool's limit (announced so, or grown so: a server's
+/// announced size is not trusted).
+enum Sink {
+    Memory(Vec<u8>),
+    Disk(Spooling),
+}
+
+impl Sink {
+    fn len(&self) -> u64 {
+        match self {
+            Sink::Memory(v) => v.len() as u64,
+            Sink::Disk(w) => w.len(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], spool: &Spool) -> Result<()> {
+        if let Sink::Memory(v) = self
+            && (v.len() + bytes.len()) as u64 > spool.above
+        {
+            let mut w = spool.start()?;
+            w.write(v)?;
+            *self = Sink::Disk(w);
+        }
+        match self {
+            Sink::Memory(v) => v.extend_from_slice(bytes),
+            Sink::Disk(w) => w.write(bytes)?,
+        }
+        Ok(())
+    }
+
+    fn abandon(self) {
+        if let Sink::Disk(w) = self {
+            w.abandon();
+        }
+    }
+
+    async fn finish(self) -> Result<Raw> {
+        match self {
+            Sink::Memory(v) => Ok(Raw::Bytes(v)),
+            Sink::Disk(w) => Ok(Raw::File(
+                tokio::task::spawn_blocking(move || w.finish())
+                    .await
+                    .context("Finishing a spooled message")??,
+            )),
+        }
     }
 }
 
 /// A message fetched in chunks (BODY.PEEK[]<offset.length>): the server's
-/// reply never holds more than one chunk, and the message is assembled in
-/// one allocation of its announced size. None when a chunk came without a
-/// body: the message is then not received at all (a truncated message is
-/// never submitted).
+/// reply never holds more than one chunk. A message within the spool's
+/// limit is assembled in one allocation of its announced size; a bigger
+/// one is written to the spool chunk by chunk, so its size costs disk,
+/// not memory. None when a chunk came without a body: the message is then
+/// not received at all (a truncated message is never submitted).
 async fn fetch_chunked(
     s: &ImapSettings,
     session: &mut ImapSession,
     uid: u32,
     size: Option<u32>,
-) -> Result<Option<Vec<u8>>> {
+    spool: &Spool,
+) -> Result<Option<Raw>> {
     let limit = s.max_fetch_bytes;
-    let hint = size.map_or(u64::from(CHUNK), u64::from).min(limit);
-    let mut raw: Vec<u8> = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    let announced = size.map_or(u64::from(CHUNK), u64::from).min(limit);
+    let mut sink = if announced > spool.above {
+        Sink::Disk(spool.start()?)
+    } else {
+        Sink::Memory(Vec::with_capacity(usize::try_from(announced).unwrap_or(0)))
+    };
+    let result = fetch_chunks(s, session, uid, size, spool, &mut sink).await;
+    match result {
+        Ok(true) => Ok(Some(sink.finish().await?)),
+        Ok(false) => {
+            sink.abandon();
+            Ok(None)
+        }
+        Err(e) => {
+            sink.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// The chunks of one message into `sink`; false when one came without a
+/// body.
+async fn fetch_chunks(
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uid: u32,
+    size: Option<u32>,
+    spool: &Spool,
+    sink: &mut Sink,
+) -> Result<bool> {
+    let limit = s.max_fetch_bytes;
     loop {
-        let offset = raw.len();
+        let offset = sink.len();
         let mut chunk_len = None;
+        let mut written: Result<()> = Ok(());
         uid_fetch(
             s,
             session,
@@ -565,9 +655,9 @@ async fn fetch_chunked(
                 if chunk_len.is_none()
                     && r.uid == Some(uid)
                     && let Some((origin, body)) = r.body
-                    && origin.unwrap_or(0) as usize == offset
+                    && u64::from(origin.unwrap_or(0)) == offset
                 {
-                    raw.extend_from_slice(body);
+                    written = sink.push(body, spool);
                     chunk_len = Some(body.len());
                 }
             },
@@ -576,10 +666,11 @@ async fn fetch_chunked(
         .with_context(|| {
             format!("Fetching UID {uid} at byte {offset} (UID FETCH BODY.PEEK[]<>)")
         })?;
+        written.with_context(|| format!("Spooling UID {uid} of {} to disk", s.folder))?;
         let Some(n) = chunk_len else {
-            return Ok(None);
+            return Ok(false);
         };
-        if raw.len() as u64 > limit {
+        if sink.len() > limit {
             bail!(
                 "UID {uid} of {} is over this mailbox's max_fetch_bytes ({limit}) \
                  (the server announced {}); the mailbox waits below it",
@@ -588,7 +679,7 @@ async fn fetch_chunked(
             );
         }
         if n < CHUNK as usize {
-            return Ok(Some(raw));
+            return Ok(true);
         }
     }
 }
@@ -729,11 +820,11 @@ async fn command(
 /// The messages of `batch` to submit, in order, taken from `got`: up to
 /// the first UID neither received nor expunged (`gone`), which is
 /// returned; the watermark must not pass it.
-fn cut(
+fn cut<T>(
     batch: &[u32],
-    got: &mut BTreeMap<u32, Vec<u8>>,
+    got: &mut BTreeMap<u32, T>,
     gone: &HashSet<u32>,
-) -> (Vec<(u32, Vec<u8>)>, Option<u32>) {
+) -> (Vec<(u32, T)>, Option<u32>) {
     let mut ready = Vec::with_capacity(batch.len());
     for &uid in batch {
         match got.remove(&uid) {
@@ -825,7 +916,7 @@ fn uid_set(uids: &[u32]) -> String {
 mod tests {
     use std::collections::{BTreeMap, HashMap, HashSet};
 
-    use super::{BATCH_BYTES, BUDGET_KIB, CHUNK, FETCH_BATCH, Meta, Plan};
+    use super::{BATCH_BYTES, BUDGET_KIB, CHUNK, FETCH_BATCH, Meta, Plan, Raw};
 
     const MB: u32 = 1 << 20;
 
@@ -883,9 +974,15 @@ mod tests {
         assert_eq!(p.batches, Vec::<Vec<u32>>::new());
         assert_eq!(p.too_big, Some((6, 200 << 20)));
         // The budget a batch takes: its bytes, an unknown size as all of it.
-        assert_eq!(super::budget_permits(&[1, 3], &meta), 2);
-        assert_eq!(super::budget_permits(&[4], &meta), BUDGET_KIB as u32);
-        assert_eq!(super::budget_permits(&[2], &meta), BUDGET_KIB as u32);
+        let above = 25 << 20;
+        assert_eq!(super::budget_permits(&[1, 3], &meta, above), 2);
+        assert_eq!(super::budget_permits(&[4], &meta, above), BUDGET_KIB as u32);
+        assert_eq!(super::budget_permits(&[2], &meta, above), BUDGET_KIB as u32);
+        // A message that goes to the spool holds one chunk at a time.
+        assert_eq!(
+            super::budget_permits(&[2], &meta, 1 << 20),
+            CHUNK / 1024
+        );
         assert!(u64::from(CHUNK) < BATCH_BYTES);
     }
 
@@ -908,7 +1005,10 @@ mod tests {
         super::accept(&wanted, &mut got, None, Some(b"who?"));
         assert_eq!(
             got.into_iter().collect::<Vec<_>>(),
-            vec![(3, b"mail 3".to_vec()), (4, b"mail 4".to_vec())]
+            vec![
+                (3, Raw::Bytes(b"mail 3".to_vec())),
+                (4, Raw::Bytes(b"mail 4".to_vec()))
+            ]
         );
     }
 

@@ -14,11 +14,20 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::Source;
-use crate::ingest::{Action, Incoming, Outcome};
+use crate::ingest::{Action, Incoming, Outcome, Raw};
 
 const POLL: Duration = Duration::from_secs(2);
 /// Messages per transaction.
 const BATCH: usize = 100;
+/// Bytes held in memory per transaction (a file above it is a batch alone).
+const BATCH_BYTES: u64 = 32 << 20;
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    })
+}
 
 pub async fn run(src: &Source, path: &Path, mark: bool) -> Result<()> {
     let name = src.name.as_str();
@@ -56,6 +65,7 @@ struct Candidate {
     path: PathBuf,
     key: String,
     delivered: DateTime<Utc>,
+    size: u64,
 }
 
 /// One pass over new/ and the unseen part of cur/, oldest delivery first.
@@ -82,21 +92,41 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
             fresh.push(c);
         }
     }
-    // Batches of BATCH files, one transaction each; files are marked
-    // only once their batch is committed.
-    for chunk in fresh.chunks(BATCH) {
+    // Batches of at most BATCH files and BATCH_BYTES bytes held in memory,
+    // one transaction each; files are marked only once their batch is
+    // committed. A file above the desk's max_message_bytes is copied to
+    // the spool instead of read: it costs disk, not memory.
+    let spool = src.spool();
+    let mut batch = Vec::new();
+    let mut paths = Vec::new();
+    let mut bytes = 0u64;
+    let mut fresh = fresh.into_iter().peekable();
+    while let Some(c) = fresh.next() {
         if src.shutdown.is_cancelled() {
             break;
         }
-        let mut batch = Vec::with_capacity(chunk.len());
-        let mut paths = Vec::with_capacity(chunk.len());
-        for c in chunk {
-            let raw = match tokio::fs::read(&c.path).await {
-                Ok(raw) => raw,
+        let raw = if c.size > spool.above {
+            let (sp, from) = (spool.clone(), c.path.clone());
+            match tokio::task::spawn_blocking(move || sp.copy(&from))
+                .await
+                .context("Spooling a Maildir file")?
+            {
+                Ok(f) => Some(Raw::File(f)),
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            match tokio::fs::read(&c.path).await {
+                Ok(raw) => Some(Raw::Bytes(raw)),
                 // Moved away by someone else between listing and reading.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e).with_context(|| format!("Reading {}", c.path.display())),
-            };
+            }
+        };
+        if let Some(raw) = raw {
+            if let Raw::Bytes(b) = &raw {
+                bytes += b.len() as u64;
+            }
             batch.push(Incoming {
                 mailbox: name.to_string(),
                 source_key: c.key.clone(),
@@ -105,13 +135,18 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
                 received_at: c.delivered,
                 raw,
             });
-            paths.push(&c.path);
+            paths.push(c.path);
         }
-        outcomes.extend(src.submit(batch).await?);
-        if mark {
-            for p in paths {
-                mark_seen(p)?;
+        let full = batch.len() >= BATCH || bytes >= BATCH_BYTES;
+        if !batch.is_empty() && (full || fresh.peek().is_none()) {
+            outcomes.extend(src.submit(std::mem::take(&mut batch)).await?);
+            bytes = 0;
+            if mark {
+                for p in &paths {
+                    mark_seen(p)?;
+                }
             }
+            paths.clear();
         }
     }
     outcomes.extend((0..skipped).map(|_| Outcome {
@@ -156,6 +191,7 @@ fn list(dir: &Path) -> Result<Vec<Candidate>> {
                 path: entry.path(),
                 key: key.to_string(),
                 delivered,
+                size: meta.len(),
             });
         }
     }

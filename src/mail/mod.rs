@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{Incoming, Intake, Outcome};
+use crate::store::spool::Spool;
 use crate::store::{mailbox, messages};
 
 /// Which mailboxes have made their first attempt (ok or not): readiness.
@@ -73,6 +74,11 @@ impl Source {
     /// Ingests a batch; see [`Intake::submit`].
     pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
         self.intake.submit(batch).await
+    }
+
+    /// Where a message above `max_message_bytes` is written as it comes.
+    pub fn spool(&self) -> Spool {
+        self.intake.spool()
     }
 
     /// Called after the source's first connection attempt and pass.

@@ -26,7 +26,9 @@ pub struct NewMessage<'a> {
     pub subject: Option<&'a str>,
     pub received_at: DateTime<Utc>,
     pub body_text: Option<&'a str>,
+    /// The bytes, or empty when `raw_path` names the file that holds them.
     pub raw: &'a [u8],
+    pub raw_path: Option<&'a Path>,
     pub error: Option<&'a str>,
     pub created_at: DateTime<Utc>,
 }
@@ -35,8 +37,8 @@ pub struct NewMessage<'a> {
 pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO messages (ticket_id, direction, kind, mailbox, source_key, uidvalidity, uid, marked,
-            message_id, sender, subject, received_at, body_text, raw, error, created_at)
-         VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            message_id, sender, subject, received_at, body_text, raw, error, created_at, raw_path)
+         VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         m.ticket,
@@ -53,6 +55,7 @@ pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
         m.raw,
         m.error,
         ts(m.created_at),
+        m.raw_path.map(|p| p.to_string_lossy()),
     ])
     .context("Inserting the message")?;
     Ok(conn.last_insert_rowid())

@@ -20,6 +20,7 @@ pub mod messages;
 pub mod outbox;
 pub mod report;
 pub mod schema;
+pub mod spool;
 pub mod tickets;
 
 use std::path::Path;

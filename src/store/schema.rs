@@ -204,6 +204,13 @@ CREATE TABLE outbox_health (
 ALTER TABLE outbox ADD COLUMN retried_at TEXT;
 "#,
     ),
+    M::up(
+        r#"
+-- A message above max_message_bytes is kept in a file of the state
+-- directory (raw/<2 hex>/<sha256>.eml), named here, with `raw` empty.
+ALTER TABLE messages ADD COLUMN raw_path TEXT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
