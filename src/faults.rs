@@ -2,7 +2,8 @@
 //! aborts the process at the named point, as a kill would.
 
 /// Aborts the process when `SUPPORTDESK_FAULT` names this point
-/// (`after_commit`: right after a commit, before the source is marked).
+/// (`after_commit`: right after a commit, before the source is marked;
+/// `mid_spool`: a large message half written to its spool file).
 pub fn fault_point(name: &str) {
     if let Ok(f) = std::env::var("SUPPORTDESK_FAULT")
         && f == name

@@ -447,6 +447,9 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
                         p_or(m.sender.as_deref(), "-"),
                         p_or(m.subject.as_deref(), "")
                     );
+                    if let Some(f) = &m.raw_path {
+                        println!("    raw message in {}", p(f));
+                    }
                 }
                 for e in &d.events {
                     println!(

@@ -43,8 +43,8 @@ use tokio_rustls::client::TlsStream;
 use super::Source;
 use crate::config::{ImapSettings, Tls};
 use crate::ingest::{Incoming, Outcome, Raw};
-use crate::store::spool::{Spool, Spooling};
 use crate::mail::tls;
+use crate::store::spool::{Spool, Spooling};
 
 type ImapSession = Session<TlsStream<TcpStream>>;
 
@@ -979,10 +979,7 @@ mod tests {
         assert_eq!(super::budget_permits(&[4], &meta, above), BUDGET_KIB as u32);
         assert_eq!(super::budget_permits(&[2], &meta, above), BUDGET_KIB as u32);
         // A message that goes to the spool holds one chunk at a time.
-        assert_eq!(
-            super::budget_permits(&[2], &meta, 1 << 20),
-            CHUNK / 1024
-        );
+        assert_eq!(super::budget_permits(&[2], &meta, 1 << 20), CHUNK / 1024);
         assert!(u64::from(CHUNK) < BATCH_BYTES);
     }
 

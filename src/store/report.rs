@@ -176,6 +176,10 @@ pub struct MessageLine {
     pub subject: Option<String>,
     pub received_at: String,
     pub error: Option<String>,
+    /// The file holding the raw message, relative to the state directory,
+    /// when it is too big to be kept in the row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_path: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,12 +258,12 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
         .context("Reading the ticket")?;
     d.messages = message_lines(
         conn,
-        "SELECT direction, kind, sender, subject, received_at, error FROM messages WHERE ticket_id = ?1 ORDER BY id",
+        "SELECT direction, kind, sender, subject, received_at, error, raw_path FROM messages WHERE ticket_id = ?1 ORDER BY id",
         id,
     )?;
     d.outgoing = message_lines(
         conn,
-        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error
+        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error, NULL
          FROM outbox WHERE ticket_id = ?1 ORDER BY id",
         id,
     )?;
@@ -293,6 +297,7 @@ fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLin
                 subject: r.get(3)?,
                 received_at: r.get(4)?,
                 error: r.get(5)?,
+                raw_path: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()

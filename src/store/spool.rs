@@ -118,6 +118,7 @@ impl Spooling {
             self.head.extend_from_slice(&bytes[..take]);
         }
         self.len += bytes.len() as u64;
+        crate::faults::fault_point("mid_spool");
         Ok(())
     }
 
@@ -130,7 +131,9 @@ impl Spooling {
                 .sync_all()
                 .with_context(|| format!("Syncing {}", tmp.display()))?;
             let hash = format!("{:x}", self.hasher.finalize());
-            let rel = Path::new("raw").join(&hash[..2]).join(format!("{hash}.eml"));
+            let rel = Path::new("raw")
+                .join(&hash[..2])
+                .join(format!("{hash}.eml"));
             let path = self.state_dir.join(&rel);
             let dir = path.parent().context("Raw path has no parent")?;
             std::fs::create_dir_all(dir).with_context(|| format!("Creating {}", dir.display()))?;
@@ -205,11 +208,18 @@ mod tests {
         let hash = format!("{:x}", Sha256::digest(&body));
         assert_eq!(
             f.path,
-            Path::new("raw").join(&hash[..2]).join(format!("{hash}.eml"))
+            Path::new("raw")
+                .join(&hash[..2])
+                .join(format!("{hash}.eml"))
         );
         assert_eq!(read(dir.path(), &f.path).unwrap(), body);
         // Nothing left in tmp; the same bytes again land on the same name.
-        assert_eq!(std::fs::read_dir(dir.path().join("raw/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("raw/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
         let src = dir.path().join("src.eml");
         std::fs::write(&src, &body).unwrap();
         assert_eq!(spool.copy(&src).unwrap(), f);
@@ -217,8 +227,18 @@ mod tests {
         let mut w = spool.start().unwrap();
         w.write(b"From: a@b\r\n").unwrap();
         std::mem::forget(w);
-        assert_eq!(std::fs::read_dir(dir.path().join("raw/tmp")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("raw/tmp"))
+                .unwrap()
+                .count(),
+            1
+        );
         clean_tmp(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("raw/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("raw/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }
