@@ -974,7 +974,7 @@ mod tests {
         assert_eq!(p.batches, Vec::<Vec<u32>>::new());
         assert_eq!(p.too_big, Some((6, 200 << 20)));
         // The budget a batch takes: its bytes, an unknown size as all of it.
-        let above = 25 << 20;
+        let above = 64 << 20;
         assert_eq!(super::budget_permits(&[1, 3], &meta, above), 2);
         assert_eq!(super::budget_permits(&[4], &meta, above), BUDGET_KIB as u32);
         assert_eq!(super::budget_permits(&[2], &meta, above), BUDGET_KIB as u32);
