@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::auth::{PUBLIC_PROVIDERS, ReplyTo, Require};
 use crate::core::duration;
 use crate::core::escalation::Level;
 use crate::core::problem::{Problem, Problems};
@@ -41,6 +42,40 @@ pub struct RawConfig {
     pub escalation: RawEscalation,
     #[serde(default)]
     pub metrics: RawMetrics,
+    #[serde(default)]
+    pub trust: RawTrust,
+}
+
+/// `[trust]`: what vouches for a sender, and what needs it (see
+/// core/auth.rs and README "Trust").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrust {
+    /// Authentication-Results headers of these servers count (RFC 8601
+    /// authserv-id: the company's own MX, or its mailbox provider).
+    #[serde(default)]
+    pub authserv_id: Vec<String>,
+    /// Check DKIM signatures ourselves when no trusted header gives a
+    /// verdict (DNS lookups). Default off.
+    pub verify_dkim: Option<bool>,
+    /// The DNS server for our own checks, "IP:port"; default the system's.
+    pub dns: Option<String>,
+    /// What makes a mail from an agent's address an agent's:
+    /// "authenticated" (default) or "from" (the From header alone).
+    pub agents: Option<String>,
+    /// What a plan (by the sender's domain) or a priority claim in the
+    /// subject needs: "authenticated" (default) or "from".
+    pub claims: Option<String>,
+    /// "same-domain" (default), "always" or "never".
+    pub reply_to: Option<String>,
+    /// Acknowledgements per hour, all addresses together (the per-address
+    /// limit is `[desk] ack_limit_per_hour`).
+    pub ack_limit_all_per_hour: Option<u32>,
+    /// Acknowledgements per hour to the addresses of one domain.
+    pub ack_limit_domain_per_hour: Option<u32>,
+    /// Domains shared by strangers (webmail): never "the same
+    /// organisation" for tag threading. Replaces the shipped list.
+    pub public_providers: Option<Vec<String>>,
 }
 
 /// Off unless `listen` is set, e.g. "127.0.0.1:9187".
@@ -230,6 +265,75 @@ pub struct Config {
     pub escalation: Escalation,
     /// Where the Prometheus endpoint listens; None: off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub trust: Trust,
+}
+
+/// `[trust]`, checked.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// Lowercased.
+    pub authserv_id: Vec<String>,
+    pub verify_dkim: bool,
+    pub dns: Option<std::net::SocketAddr>,
+    pub agents: Require,
+    pub claims: Require,
+    pub reply_to: ReplyTo,
+    pub ack_limit_all_per_hour: u32,
+    pub ack_limit_domain_per_hour: u32,
+    pub public_providers: std::collections::HashSet<String>,
+}
+
+/// `[trust] ack_limit_all_per_hour` by default: an outage brings hundreds of
+/// distinct customers within the hour, and all of them are acknowledged.
+pub const DEFAULT_ACK_LIMIT_PER_HOUR: u32 = 2000;
+/// `[trust] ack_limit_domain_per_hour` by default: many of them from one company.
+pub const DEFAULT_ACK_LIMIT_PER_DOMAIN: u32 = 300;
+
+impl Trust {
+    /// Whether a domain is a public mail provider's.
+    pub fn is_public_provider(&self, domain: &str) -> bool {
+        self.public_providers.contains(&domain.to_ascii_lowercase())
+    }
+
+    /// What check-config prints of it.
+    pub fn describe(&self) -> Vec<String> {
+        let req = |r: Require| match r {
+            Require::Authenticated => "DMARC pass or aligned DKIM pass",
+            Require::From => "the From header alone (anyone can forge it)",
+        };
+        let sources = match (self.authserv_id.is_empty(), self.verify_dkim) {
+            (true, false) => {
+                "none (no authserv_id, verify_dkim off): nobody is authenticated".to_string()
+            }
+            (false, false) => format!("Authentication-Results of {}", self.authserv_id.join(", ")),
+            (true, true) => "our own DKIM check".to_string(),
+            (false, true) => format!(
+                "Authentication-Results of {}, else our own DKIM check",
+                self.authserv_id.join(", ")
+            ),
+        };
+        vec![
+            format!("authentication: {sources}"),
+            format!("agent commands need: {}", req(self.agents)),
+            format!("plan and priority claims need: {}", req(self.claims)),
+            format!(
+                "acknowledgement to Reply-To: {}",
+                match self.reply_to {
+                    ReplyTo::SameDomain => "only for an authenticated sender, in its From domain",
+                    ReplyTo::Always => "always (a forged Reply-To gets the acknowledgement)",
+                    ReplyTo::Never => "never (always the From)",
+                }
+            ),
+            format!(
+                "acknowledgement limits per hour: {} in all, {} per domain",
+                self.ack_limit_all_per_hour, self.ack_limit_domain_per_hour
+            ),
+            format!(
+                "public mail providers: {} domains",
+                self.public_providers.len()
+            ),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -560,6 +664,7 @@ fn check(
         check_escalation(&raw.escalation, &known, pr)
     });
     let metrics_listen = pr.within(&["metrics"], |pr| check_metrics(&raw.metrics, pr));
+    let trust = pr.within(&["trust"], |pr| check_trust(&raw.trust, pr));
     if let Some(triage) = &triage {
         pr.within(&["desk"], |pr| {
             check_ack_template(&templates_dir, triage, pr)
@@ -579,6 +684,7 @@ fn check(
             agents,
             escalation,
             metrics_listen,
+            trust,
         }),
         _ => Err(pr.into_vec()),
     }
@@ -1186,6 +1292,106 @@ fn check_recipient(
 }
 
 /// `[metrics]`: where the endpoint listens, None when off.
+fn check_trust(t: &RawTrust, pr: &mut Problems) -> Trust {
+    let require = |key: &str, v: &Option<String>, pr: &mut Problems| match v.as_deref() {
+        None | Some("authenticated") => Require::Authenticated,
+        Some("from") => Require::From,
+        Some(other) => {
+            pr.push(
+                &[key],
+                format!("{other:?} is not one of \"authenticated\", \"from\""),
+            );
+            Require::Authenticated
+        }
+    };
+    let agents = require("agents", &t.agents, pr);
+    let claims = require("claims", &t.claims, pr);
+    let reply_to = match t.reply_to.as_deref() {
+        None | Some("same-domain") => ReplyTo::SameDomain,
+        Some("always") => ReplyTo::Always,
+        Some("never") => ReplyTo::Never,
+        Some(other) => {
+            pr.push(
+                &["reply_to"],
+                format!("{other:?} is not one of \"same-domain\", \"always\", \"never\""),
+            );
+            ReplyTo::SameDomain
+        }
+    };
+    let mut authserv_id = Vec::new();
+    for (i, id) in t.authserv_id.iter().enumerate() {
+        let id = id.trim().to_ascii_lowercase();
+        if id.is_empty() || id.contains(char::is_whitespace) || id.contains(';') {
+            pr.push(
+                &["authserv_id", &i.to_string()],
+                format!("{id:?} is not an authserv-id (a host name such as \"mx.example.com\")"),
+            );
+        }
+        authserv_id.push(id);
+    }
+    let dns = t
+        .dns
+        .as_ref()
+        .and_then(|d| match d.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                pr.push(
+                    &["dns"],
+                    format!("{d:?} is not an address:port such as \"127.0.0.1:53\""),
+                );
+                None
+            }
+        });
+    let positive = |key: &str, v: Option<u32>, default: u32, pr: &mut Problems| match v {
+        Some(0) => {
+            pr.push(&[key], "expected at least 1 (acknowledgements per hour)");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    };
+    let ack_limit_all_per_hour = positive(
+        "ack_limit_all_per_hour",
+        t.ack_limit_all_per_hour,
+        DEFAULT_ACK_LIMIT_PER_HOUR,
+        pr,
+    );
+    let ack_limit_domain_per_hour = positive(
+        "ack_limit_domain_per_hour",
+        t.ack_limit_domain_per_hour,
+        DEFAULT_ACK_LIMIT_PER_DOMAIN,
+        pr,
+    );
+    let public_providers = match &t.public_providers {
+        Some(list) => {
+            let mut set = std::collections::HashSet::new();
+            for (i, d) in list.iter().enumerate() {
+                let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+                if d.is_empty() || d.contains('@') || !d.contains('.') {
+                    pr.push(
+                        &["public_providers", &i.to_string()],
+                        format!("{d:?} is not a domain name"),
+                    );
+                }
+                set.insert(d);
+            }
+            set
+        }
+        None => PUBLIC_PROVIDERS.iter().map(|d| d.to_string()).collect(),
+    };
+    Trust {
+        authserv_id,
+        verify_dkim: t.verify_dkim.unwrap_or(false),
+        dns,
+        agents,
+        claims,
+        reply_to,
+        ack_limit_all_per_hour,
+        ack_limit_domain_per_hour,
+        public_providers,
+    }
+}
+
 fn check_metrics(m: &RawMetrics, pr: &mut Problems) -> Option<std::net::SocketAddr> {
     let a = m.listen.as_ref()?;
     match a.parse::<std::net::SocketAddr>() {

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use crate::compose::{self, Reply};
 use crate::config::Config;
-use crate::store::{health, outbox, tickets, ts};
+use crate::store::{health, messages, outbox, tickets, ts};
 
 /// Queues the alerts owed at `now`: a mailbox without a good pass since
 /// `fetch_alert_after` (counted from `started` when it never had one in
@@ -87,6 +87,7 @@ pub fn check(
         }
     }
     queued += held_acks_alert(&tx, cfg, &admin, now)?;
+    queued += unauthenticated_agent_alert(&tx, cfg, &admin, now)?;
     queued += check_smtp_login(&tx, cfg, &admin, now)?;
     tx.commit().context("Committing the health check")?;
     Ok(queued)
@@ -147,6 +148,58 @@ fn held_acks_alert(
         }
         _ => Ok(0),
     }
+}
+
+/// Mail from an agent's address that nobody vouched for (a forgery, or
+/// an agent's domain without DKIM): one alert per hour at most, counting
+/// those since the last one.
+fn unauthenticated_agent_alert(
+    tx: &rusqlite::Transaction<'_>,
+    cfg: &Config,
+    admin: &Mailbox,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    const NAME: &str = "unauthenticated-agent-mail";
+    let alerted = health::desk_alert(tx, NAME)?;
+    if alerted.is_some_and(|at| now - at < chrono::TimeDelta::hours(1)) {
+        return Ok(0);
+    }
+    let found = messages::unauthenticated_agent_since(tx, alerted)?;
+    let n = found.count;
+    let Some((sender, verdict)) = found.last else {
+        return Ok(0);
+    };
+    let verdict = verdict
+        .and_then(|j| serde_json::from_str::<crate::core::auth::Verdict>(&j).ok())
+        .map(|v| v.summary())
+        .unwrap_or_else(|| "no verdict".into());
+    let body = format!(
+        "{n} mail(s) from agent addresses were not authenticated{since}: they ran no
+command and counted as no response. The last one claimed to be from
+{sender}: {verdict}.
+
+Either someone is forging an agent's address, or an agent's mail is not
+signed (DKIM) the way the [trust] section of the config expects. The mails
+are kept on their tickets as notes; `supportdesk tickets show` has the
+verdict of each, and `supportdesk status` counts them.
+
+-- \n{}\n",
+        cfg.desk.name,
+        since = alerted
+            .map(|a| format!(" since {}", ts(a)))
+            .unwrap_or_default(),
+    );
+    queue(
+        tx,
+        cfg,
+        admin,
+        &format!("[{}] unauthenticated agent mail", cfg.desk.name),
+        &body,
+        now,
+    )?;
+    health::set_desk_alert(tx, NAME, Some(now), None)?;
+    tracing::warn!(n, "unauthenticated agent mail alert sent to the admin");
+    Ok(1)
 }
 
 /// The SMTP login refused for `fetch_alert_after`: one alert, and one

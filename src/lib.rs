@@ -21,3 +21,4 @@ pub mod metrics;
 pub mod render;
 pub mod store;
 pub mod validate;
+pub mod verify;

@@ -447,6 +447,9 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
                         p_or(m.sender.as_deref(), "-"),
                         p_or(m.subject.as_deref(), "")
                     );
+                    if let Some(a) = &m.auth {
+                        println!("    auth {}", p(a));
+                    }
                     if let Some(f) = &m.raw_path {
                         println!("    raw message in {}", p(f));
                     }
@@ -595,6 +598,12 @@ fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // Our own DKIM check, when the config asks for it (DNS lookups).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Starting the runtime for DKIM checks")?;
+    let verifier = rt.block_on(async { supportdesk::verify::Verifier::new(&cfg.trust) })?;
     for f in files {
         let raw = if f == "-" {
             let mut buf = Vec::new();
@@ -607,7 +616,21 @@ fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
             Ok(raw) => match inbound::parse(&raw) {
                 Err(e) => serde_json::json!({"file": f, "error": e.to_string()}),
                 Ok(mail) => {
-                    let v = triage::classify(&mail, &cfg.triage);
+                    use supportdesk::core::auth;
+                    let from = mail.from.as_ref().and_then(|a| auth::domain_of(&a.email));
+                    let verdict = match (
+                        auth::from_headers(&mail.headers, &cfg.trust.authserv_id, from.as_deref()),
+                        &verifier,
+                    ) {
+                        (Some(v), _) => v,
+                        (None, Some(check)) => rt.block_on(check.verify(&raw, from.as_deref())),
+                        (None, None) => auth::Verdict::none(
+                            from.as_deref(),
+                            "no Authentication-Results header of a trusted server, and verify_dkim is off",
+                        ),
+                    };
+                    let claims = cfg.trust.claims.met(&verdict);
+                    let v = triage::classify_with(&mail, &cfg.triage, claims);
                     serde_json::json!({
                         "file": f,
                         "message_id": mail.message_id,
@@ -618,6 +641,9 @@ fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
                         "priority": v.priority,
                         "auto_reply": v.automated.is_some(),
                         "reasons": v.reasons,
+                        "authenticated": verdict.authenticated(),
+                        "auth_source": verdict.source,
+                        "auth": verdict.summary(),
                     })
                 }
             },
@@ -685,6 +711,12 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
             println!(
                 "acknowledgements held: {} (their template fails to render; fix it and reload)",
                 st.acks_held
+            );
+        }
+        if st.unauthenticated_agent_mail > 0 {
+            println!(
+                "unauthenticated agent mail: {} (from agent addresses, not authenticated: no command run)",
+                st.unauthenticated_agent_mail
             );
         }
     }

@@ -1,5 +1,6 @@
 //! The pure core: no tokio, no SQLite, no network; time is a parameter.
 
+pub mod auth;
 pub mod calendar;
 pub mod commands;
 pub mod duration;

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 use super::decide::{self, BatchFacts, Decision, Effect, Facts, Query};
 use super::{Action, Analysed, Analysis, Outcome, Ready, Round};
 use crate::config::Config;
+use crate::core::auth;
 use crate::lifecycle;
 use crate::store::{self, mailbox, messages, outbox, tickets};
 
@@ -60,11 +61,16 @@ fn facts_of(conn: &Connection, queries: &[Query], now: DateTime<Utc>) -> Result<
         }
         if let Some(to) = &q.ack_to {
             f.recent_acks = outbox::acks_since(conn, to, now - decide::ACK_WINDOW)?;
+            if let Some(d) = auth::domain_of(to) {
+                f.recent_acks_domain =
+                    outbox::acks_domain_since(conn, &d, now - decide::ACK_WINDOW)?;
+            }
         }
         out.push(f);
     }
     Ok(BatchFacts {
         next_ticket: tickets::next_id(conn)?,
+        recent_acks_all: outbox::acks_all_since(conn, now - decide::ACK_WINDOW)?,
         messages: out,
     })
 }
@@ -139,6 +145,10 @@ fn apply_one(
         Analysis::Parsed(p) => Some(&p.mail),
         Analysis::Unparsable(_) => None,
     };
+    let verdict = match &a.analysis {
+        Analysis::Parsed(p) => serde_json::to_string(&p.auth).ok(),
+        Analysis::Unparsable(_) => None,
+    };
     if let Effect::NewTicket(t) = &d.effect {
         let mut notes = t.notes.clone();
         if let Some(why) = &r.held {
@@ -194,6 +204,7 @@ fn apply_one(
             body_text: mail.map(|m| m.text.as_str()),
             raw: inc.raw.inline(),
             raw_path: inc.raw.path(),
+            auth: verdict.as_deref(),
             error: d.error.as_deref(),
             created_at: now,
         },
@@ -220,6 +231,16 @@ fn apply_one(
         }
         (Effect::Followup(effect), Some(ticket)) => {
             lifecycle::apply_followup(tx, cfg, ticket, actor, *effect, at)?;
+        }
+        (Effect::Unauthenticated(detail), Some(ticket)) => {
+            lifecycle::event(
+                tx,
+                ticket,
+                actor,
+                "unauthenticated agent mail",
+                Some(detail),
+                at,
+            )?;
         }
         _ => {}
     }
@@ -273,6 +294,7 @@ fn record_poison(
             body_text: None,
             raw: inc.raw.inline(),
             raw_path: inc.raw.path(),
+            auth: None,
             error: Some(&err),
             created_at: now,
         },

@@ -21,6 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Action, Analysed, Analysis, Parsed};
 use crate::config::Config;
+use crate::core::auth;
 use crate::core::commands;
 use crate::core::escalation::Clocks;
 use crate::core::sla::{CustomerMatch, DueQuery};
@@ -61,12 +62,16 @@ pub struct Facts {
     pub tickets: Vec<(i64, Thread)>,
     /// Acknowledgements to `ack_to` in the last hour.
     pub recent_acks: i64,
+    /// Acknowledgements to `ack_to`'s domain in the last hour.
+    pub recent_acks_domain: i64,
 }
 
 /// What the store knew of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchFacts {
     pub next_ticket: i64,
+    /// Acknowledgements to anyone in the last hour.
+    pub recent_acks_all: i64,
     pub messages: Vec<Facts>,
 }
 
@@ -75,6 +80,10 @@ pub struct BatchFacts {
 pub enum Effect {
     /// Only the message row (and attachments when `attachments`).
     Record,
+    /// Mail from an agent's address that the trust policy does not
+    /// authenticate: kept on its ticket with this event detail (the
+    /// verdict), no command run, no response recorded.
+    Unauthenticated(String),
     Agent(commands::Parsed),
     Followup(Followup),
     NewTicket(Box<NewTicket>),
@@ -139,14 +148,25 @@ pub fn query(cfg: &Config, a: &Analysed) -> Query {
         && !cfg.agents.is_agent(&p.sender)
         && !is_own_address(cfg, &p.sender);
     if may_ack {
-        q.ack_to = ack_address(p).map(|a| a.email.to_lowercase());
+        q.ack_to = ack_address(cfg, p).map(|a| a.email.to_lowercase());
     }
     q
 }
 
-/// Reply-To, otherwise From.
-fn ack_address(p: &Parsed) -> Option<&crate::core::inbound::Address> {
-    p.mail.reply_to.as_ref().or(p.mail.from.as_ref())
+/// The From, or the Reply-To where the trust policy allows it (by
+/// default: an authenticated sender's Reply-To in its own domain), so a
+/// forged Reply-To never turns the acknowledgement on a third party.
+fn ack_address<'a>(cfg: &Config, p: &'a Parsed) -> Option<&'a crate::core::inbound::Address> {
+    let from = p.mail.from.as_ref();
+    match (&p.mail.reply_to, from) {
+        (Some(r), Some(f))
+            if auth::ack_to_reply_to(cfg.trust.reply_to, &p.auth, &f.email, &r.email) =>
+        {
+            Some(r)
+        }
+        (Some(r), None) if cfg.trust.reply_to == auth::ReplyTo::Always => Some(r),
+        _ => from,
+    }
 }
 
 /// Batch-local state: what earlier messages of the round did.
@@ -159,6 +179,8 @@ struct Overlay {
     /// Ticket states read for the round's messages so far.
     known: HashMap<i64, Thread>,
     acks: HashMap<String, i64>,
+    acks_domain: HashMap<String, i64>,
+    acks_all: i64,
     /// Tickets whose state a message of the round changed.
     changed: HashSet<i64>,
 }
@@ -178,6 +200,8 @@ pub fn decide(
         new_tickets: HashMap::new(),
         known: HashMap::new(),
         acks: HashMap::new(),
+        acks_domain: HashMap::new(),
+        acks_all: facts.recent_acks_all,
         changed: HashSet::new(),
     };
     let mut out = Vec::with_capacity(batch.len());
@@ -277,7 +301,7 @@ fn decide_one(
     }
 
     let is_agent = cfg.agents.is_agent(&sender);
-    let thread = find_thread(q, f, o, &sender, is_agent);
+    let thread = find_thread(cfg, q, f, o, &sender, is_agent);
     if let Some(t) = thread
         && o.changed.contains(&t)
     {
@@ -289,6 +313,25 @@ fn decide_one(
             error: Some(auto.reason.clone()),
             attachments: true,
             ..record(Action::Automated, "automated", thread, o, f)
+        }));
+    }
+
+    if is_agent && !cfg.trust.agents.met(&p.auth) {
+        // An agent's address on mail nobody vouches for: anyone can type
+        // it. Kept on the ticket it threads to, with the verdict, and it
+        // does nothing there.
+        return Some(stored(Decision {
+            effect: Effect::Unauthenticated(format!(
+                "unauthenticated agent mail from {sender}: no command run, no response counted ({})",
+                p.auth.summary()
+            )),
+            ..record(
+                Action::Unauthenticated,
+                "unauthenticated-agent",
+                thread,
+                o,
+                f,
+            )
         }));
     }
 
@@ -364,6 +407,10 @@ fn decide_one(
         && let Some(to) = &q.ack_to
     {
         *o.acks.entry(to.clone()).or_default() += 1;
+        if let Some(d) = auth::domain_of(to) {
+            *o.acks_domain.entry(d).or_default() += 1;
+        }
+        o.acks_all += 1;
     }
     Some(Decision {
         action: Action::NewTicket,
@@ -390,8 +437,21 @@ fn new_ticket(
 ) -> NewTicket {
     let inc = &a.incoming;
     let mail = &p.mail;
-    let verdict = triage::classify(mail, &cfg.triage);
-    let customer = cfg.sla.customer_for(&p.sender, inc.received_at);
+    // A plan (by the sender's domain) and a priority asked for in the
+    // subject are claims: they count only for a sender the policy trusts.
+    let claims_ok = cfg.trust.claims.met(&p.auth);
+    let mut verdict = triage::classify_with(mail, &cfg.triage, claims_ok);
+    let mut customer = cfg.sla.customer_for(&p.sender, inc.received_at);
+    if !claims_ok && customer.customer.is_some() {
+        let claimed = std::mem::replace(&mut customer, cfg.sla.customer_for("", inc.received_at));
+        verdict.reasons.push(format!(
+            "plan {} of customer {} not applied, the sender is not authenticated ({}): plan {}",
+            claimed.plan,
+            claimed.customer.unwrap_or_default(),
+            p.auth.summary(),
+            customer.plan
+        ));
+    }
     let (clocks, sla_note) = match lifecycle::compute_clocks(
         cfg,
         &DueQuery {
@@ -474,7 +534,22 @@ fn ack_draft(
             cfg.desk.ack_limit_per_hour
         ));
     }
-    let Some(to) = ack_address(p).and_then(|a| a.email.parse::<lettre::Address>().ok()) else {
+    if let Some(d) = auth::domain_of(ack_to) {
+        let recent = f.recent_acks_domain + o.acks_domain.get(&d).copied().unwrap_or(0);
+        if recent >= i64::from(cfg.trust.ack_limit_domain_per_hour) {
+            return Err(format!(
+                "{recent} acknowledgements to {d} in the last hour (limit {}, [trust] ack_limit_domain_per_hour): not acknowledged",
+                cfg.trust.ack_limit_domain_per_hour
+            ));
+        }
+    }
+    if o.acks_all >= i64::from(cfg.trust.ack_limit_all_per_hour) {
+        return Err(format!(
+            "{} acknowledgements in the last hour (limit {}, [trust] ack_limit_all_per_hour): not acknowledged",
+            o.acks_all, cfg.trust.ack_limit_all_per_hour
+        ));
+    }
+    let Some(to) = ack_address(cfg, p).and_then(|a| a.email.parse::<lettre::Address>().ok()) else {
         return Err("sender address cannot receive mail: no acknowledgement".into());
     };
     let tz = cfg.sla.display_zone(&customer.plan, customer.timezone);
@@ -504,15 +579,26 @@ fn ack_draft(
 
 /// Subject tag first (accepted only from the requester, someone of the
 /// same domain or an agent, so a stranger cannot attach mail to another
-/// customer's ticket), then In-Reply-To/References against every stored
+/// customer's ticket; a public mail provider's domain is nobody's
+/// organisation), then In-Reply-To/References against every stored
 /// Message-ID.
-fn find_thread(q: &Query, f: &Facts, o: &Overlay, sender: &str, is_agent: bool) -> Option<i64> {
+fn find_thread(
+    cfg: &Config,
+    q: &Query,
+    f: &Facts,
+    o: &Overlay,
+    sender: &str,
+    is_agent: bool,
+) -> Option<i64> {
     if let Some(id) = q.tag
         && let Some(t) = state_of(id, o, f)
     {
-        let dom = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_string());
         let req = &t.requester;
-        if is_agent || req == sender || (dom(req).is_some() && dom(req) == dom(sender)) {
+        let same_org = match (auth::domain_of(req), auth::domain_of(sender)) {
+            (Some(a), Some(b)) => a == b && !cfg.trust.is_public_provider(&a),
+            _ => false,
+        };
+        if is_agent || req == sender || same_org {
             return Some(id);
         }
     }

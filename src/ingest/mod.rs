@@ -29,12 +29,14 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::compose::{self, Outgoing, Reply};
 use crate::config::Config;
+use crate::core::auth::{self, Verdict};
 use crate::core::inbound::{self, ParsedMail};
 use crate::core::triage::{self, Automated};
 use crate::render::{AckContext, Renderer};
 use crate::store::Store;
 use crate::store::messages::StoredFile;
 use crate::store::spool::{RawFile, Spool};
+use crate::verify::Verifier;
 
 /// A message as a source hands it over.
 #[derive(Debug, Clone)]
@@ -113,6 +115,8 @@ pub struct Parsed {
     pub automated: Option<Automated>,
     pub spam: bool,
     pub oversized: bool,
+    /// Who vouches for the From domain (core/auth.rs).
+    pub auth: Verdict,
 }
 
 pub struct Analysed {
@@ -133,6 +137,8 @@ pub enum Action {
     Duplicate,
     /// From an agent: a response and/or commands on its ticket.
     Agent,
+    /// From an agent's address, not authenticated: a note, nothing more.
+    Unauthenticated,
 }
 
 impl Action {
@@ -146,6 +152,7 @@ impl Action {
             Action::Unparsable => "unparsable",
             Action::Duplicate => "duplicate",
             Action::Agent => "agent",
+            Action::Unauthenticated => "unauthenticated-agent",
         }
     }
 }
@@ -182,12 +189,26 @@ pub fn analyse(cfg: &Config, incoming: &Incoming) -> Analysis {
         .as_ref()
         .map(|a| a.email.clone())
         .unwrap_or_default();
+    let from_domain = auth::domain_of(&sender);
+    let trusted = &cfg.trust.authserv_id;
+    let auth =
+        auth::from_headers(&mail.headers, trusted, from_domain.as_deref()).unwrap_or_else(|| {
+            Verdict::none(
+                from_domain.as_deref(),
+                if trusted.is_empty() {
+                    "no trusted server configured ([trust] authserv_id)"
+                } else {
+                    "no Authentication-Results header of a trusted server"
+                },
+            )
+        });
     Analysis::Parsed(Box::new(Parsed {
         mail,
         sender,
         automated,
         spam,
         oversized,
+        auth,
     }))
 }
 
@@ -245,6 +266,8 @@ pub struct Intake {
     turn: Arc<Mutex<()>>,
     outbox_wake: Arc<Notify>,
     sweep_wake: Arc<Notify>,
+    /// Our own DKIM check, when the config asks for it.
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl Intake {
@@ -255,6 +278,13 @@ impl Intake {
         outbox_wake: Arc<Notify>,
         sweep_wake: Arc<Notify>,
     ) -> Intake {
+        let verifier = match Verifier::new(&config.trust) {
+            Ok(v) => v.map(Arc::new),
+            Err(e) => {
+                tracing::error!("own DKIM checks are off: {e:#}");
+                None
+            }
+        };
         Intake {
             store,
             config,
@@ -262,6 +292,7 @@ impl Intake {
             turn: Arc::default(),
             outbox_wake,
             sweep_wake,
+            verifier,
         }
     }
 
@@ -288,12 +319,14 @@ impl Intake {
             return Ok(Vec::new());
         }
         let cfg = self.config.clone();
-        let analysed: Arc<Vec<Analysed>> = Arc::new(
-            batch
-                .into_iter()
-                .map(|i| analyse_guarded(&cfg, i))
-                .collect(),
-        );
+        let mut analysed: Vec<Analysed> = batch
+            .into_iter()
+            .map(|i| analyse_guarded(&cfg, i))
+            .collect();
+        if let Some(v) = &self.verifier {
+            verify_batch(v, &mut analysed).await;
+        }
+        let analysed = Arc::new(analysed);
         let queries: Arc<Vec<decide::Query>> =
             Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
         let _turn = self.turn.lock().await;
@@ -356,6 +389,28 @@ impl Intake {
         crate::faults::fault_point("after_commit");
         Ok(outcomes)
     }
+}
+
+/// Our own DKIM check of every parsed message that no trusted server gave
+/// a verdict on, all of the batch at once. A message kept in a spool file
+/// is not checked (its bytes are not in memory).
+async fn verify_batch(v: &Verifier, batch: &mut [Analysed]) {
+    let checks = batch.iter_mut().filter_map(|a| {
+        let Analysis::Parsed(p) = &mut a.analysis else {
+            return None;
+        };
+        if p.auth.source != "none" {
+            return None;
+        }
+        let from = p.auth.from_domain.clone();
+        match &a.incoming.raw {
+            Raw::Bytes(raw) => Some(async move {
+                p.auth = v.verify(raw, from.as_deref()).await;
+            }),
+            Raw::File(_) => None,
+        }
+    });
+    futures::future::join_all(checks).await;
 }
 
 /// Stage 3: decide, then render and compose each acknowledgement and

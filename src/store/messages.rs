@@ -29,6 +29,8 @@ pub struct NewMessage<'a> {
     /// The bytes, or empty when `raw_path` names the file that holds them.
     pub raw: &'a [u8],
     pub raw_path: Option<&'a Path>,
+    /// The sender's authentication verdict (JSON).
+    pub auth: Option<&'a str>,
     pub error: Option<&'a str>,
     pub created_at: DateTime<Utc>,
 }
@@ -37,8 +39,8 @@ pub struct NewMessage<'a> {
 pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO messages (ticket_id, direction, kind, mailbox, source_key, uidvalidity, uid, marked,
-            message_id, sender, subject, received_at, body_text, raw, error, created_at, raw_path)
-         VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            message_id, sender, subject, received_at, body_text, raw, error, created_at, raw_path, auth)
+         VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         m.ticket,
@@ -56,6 +58,7 @@ pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
         m.error,
         ts(m.created_at),
         m.raw_path.map(|p| p.to_string_lossy()),
+        m.auth,
     ])
     .context("Inserting the message")?;
     Ok(conn.last_insert_rowid())
@@ -124,6 +127,38 @@ pub fn set_marked(conn: &Connection, mailbox: &str, source_keys: &[String]) -> R
             .context("Recording the mark")?;
     }
     Ok(())
+}
+
+/// Mail from agent addresses that was not authenticated.
+pub struct Unauthenticated {
+    pub count: i64,
+    /// The last one's sender and verdict (JSON).
+    pub last: Option<(String, Option<String>)>,
+}
+
+/// Mail from an agent's address that was not authenticated, since `since`
+/// (ever, for None).
+pub fn unauthenticated_agent_since(
+    conn: &Connection,
+    since: Option<DateTime<Utc>>,
+) -> Result<Unauthenticated> {
+    let since = since.map(ts).unwrap_or_default();
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages INDEXED BY messages_unauthenticated
+             WHERE kind = 'unauthenticated-agent' AND created_at > ?1",
+        )?
+        .query_row([&since], |r| r.get(0))
+        .context("Counting unauthenticated agent mail")?;
+    let last = conn
+        .prepare_cached(
+            "SELECT coalesce(sender, ''), auth FROM messages INDEXED BY messages_unauthenticated
+             WHERE kind = 'unauthenticated-agent' AND created_at > ?1 ORDER BY created_at DESC LIMIT 1",
+        )?
+        .query_row([&since], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .context("Reading the last unauthenticated agent mail")?;
+    Ok(Unauthenticated { count: n, last })
 }
 
 /// The text of the last incoming message on a ticket.

@@ -72,6 +72,24 @@ pub fn acks_since(conn: &Connection, recipient: &str, since: DateTime<Utc>) -> R
     .context("Counting recent acknowledgements")
 }
 
+/// Acknowledgements queued to anyone since `since`.
+pub fn acks_all_since(conn: &Connection, since: DateTime<Utc>) -> Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM outbox WHERE kind = 'ack' AND created_at >= ?1")?
+        .query_row(params![ts(since)], |r| r.get(0))
+        .context("Counting recent acknowledgements")
+}
+
+/// Acknowledgements queued to addresses of `domain` (lowercase) since
+/// `since` (the recent ones by the created_at index, then by domain).
+pub fn acks_domain_since(conn: &Connection, domain: &str, since: DateTime<Utc>) -> Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM outbox INDEXED BY outbox_ack_created
+         WHERE kind = 'ack' AND created_at >= ?2 AND lower(recipients) LIKE '%@' || ?1",
+    )?
+    .query_row(params![domain, ts(since)], |r| r.get(0))
+    .context("Counting recent acknowledgements to a domain")
+}
+
 /// The ticket of an outgoing message with this Message-ID.
 pub fn ticket_of(conn: &Connection, message_id: &str) -> Result<Option<i64>> {
     use rusqlite::OptionalExtension;

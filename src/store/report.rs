@@ -79,6 +79,8 @@ pub struct Status {
     pub unticketed_messages: i64,
     /// Acknowledgements held because their template failed to render.
     pub acks_held: i64,
+    /// Mail from agent addresses that was not authenticated (ever).
+    pub unauthenticated_agent_mail: i64,
     /// The SMTP session's failure going on, if any: "login" (the server
     /// refuses our login) or "connect" (no session at all).
     pub smtp_failure: Option<super::outbox::Failure>,
@@ -138,6 +140,7 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
             .context("Counting breaching tickets")?,
         unticketed_messages: one("SELECT count(*) FROM messages WHERE ticket_id IS NULL")?,
         acks_held: super::tickets::held_ack_count(conn)?,
+        unauthenticated_agent_mail: super::messages::unauthenticated_agent_since(conn, None)?.count,
         smtp_failure: smtp_failure
             .as_deref()
             .and_then(super::outbox::Failure::parse),
@@ -180,6 +183,9 @@ pub struct MessageLine {
     /// when it is too big to be kept in the row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_path: Option<String>,
+    /// The sender's authentication verdict, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,12 +264,12 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
         .context("Reading the ticket")?;
     d.messages = message_lines(
         conn,
-        "SELECT direction, kind, sender, subject, received_at, error, raw_path FROM messages WHERE ticket_id = ?1 ORDER BY id",
+        "SELECT direction, kind, sender, subject, received_at, error, raw_path, auth FROM messages WHERE ticket_id = ?1 ORDER BY id",
         id,
     )?;
     d.outgoing = message_lines(
         conn,
-        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error, NULL
+        "SELECT 'out', kind || ' (' || status || ')', recipients, message_id, created_at, last_error, NULL, NULL
          FROM outbox WHERE ticket_id = ?1 ORDER BY id",
         id,
     )?;
@@ -298,6 +304,10 @@ fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLin
                 received_at: r.get(4)?,
                 error: r.get(5)?,
                 raw_path: r.get(6)?,
+                auth: r
+                    .get::<_, Option<String>>(7)?
+                    .and_then(|j| serde_json::from_str::<crate::core::auth::Verdict>(&j).ok())
+                    .map(|v| v.summary()),
             })
         })?
         .collect::<rusqlite::Result<_>>()

@@ -211,6 +211,18 @@ ALTER TABLE outbox ADD COLUMN retried_at TEXT;
 ALTER TABLE messages ADD COLUMN raw_path TEXT;
 "#,
     ),
+    M::up(
+        r#"
+-- Who vouched for the sender (core/auth.rs Verdict, JSON).
+ALTER TABLE messages ADD COLUMN auth TEXT;
+-- The acknowledgement limits for all addresses and per domain count the
+-- last hour's acknowledgements.
+CREATE INDEX outbox_ack_created ON outbox(created_at) WHERE kind = 'ack';
+-- Mail from an agent's address that was not authenticated: status counts
+-- it, the admin alert reads the latest.
+CREATE INDEX messages_unauthenticated ON messages(created_at) WHERE kind = 'unauthenticated-agent';
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -241,6 +241,13 @@ type Decision = Option<(String, String)>;
 /// Classify a message with a checked model. Never fails: what cannot be
 /// decided gets the config's defaults, with a reason saying so.
 pub fn classify(mail: &ParsedMail, model: &TriageModel) -> Verdict {
+    classify_with(mail, model, true)
+}
+
+/// `classify`, where `claims` says whether the sender may claim a
+/// priority (a `[P1]` in the subject): false for a sender the trust
+/// policy does not authenticate.
+pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Verdict {
     let mut reasons = Vec::new();
     let automated = detect_automated(mail);
     if let Some(a) = &automated {
@@ -399,15 +406,19 @@ pub fn classify(mail: &ParsedMail, model: &TriageModel) -> Verdict {
     } else {
         let over = customer_priority(mail, model);
         match over {
-            Some((p, why)) if model.customer_override => {
+            Some((p, why)) if model.customer_override && claims => {
                 reasons.push(format!("priority {p}: customer override, {why}"));
                 Some(p)
             }
             over => {
                 if let Some((p, why)) = over {
-                    reasons.push(format!(
-                        "priority: customer asked for {p} ({why}) but overrides are off"
-                    ));
+                    reasons.push(if model.customer_override {
+                        format!(
+                            "priority: customer asked for {p} ({why}) but the sender is not authenticated"
+                        )
+                    } else {
+                        format!("priority: customer asked for {p} ({why}) but overrides are off")
+                    });
                 }
                 match decide(Field::Priority, cat, &mut reasons) {
                     Some((v, why)) => {
