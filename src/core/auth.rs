@@ -8,12 +8,30 @@
 //! header counts only when its authserv-id is one the config lists, and
 //! only in the topmost run of such headers: the trusted server adds its
 //! own above every header of the message as it came, so a copy the sender
-//! put in lies below (RFC 8601 section 5 also has the border server remove
-//! copies claiming its id). A method reported twice in that run, a
+//! put in lies below it, and below the trace headers: one among the
+//! message's own headers (From, Subject, ...) never counts (RFC 8601
+//! section 5 also has the border server remove copies claiming its id). A method reported twice in that run, a
 //! malformed or oversized header, or a DMARC result about another From
 //! domain gives no pass.
 
 use serde::{Deserialize, Serialize};
+
+/// Headers a message starts with as its author wrote it (RFC 5322); a
+/// server in transit adds its trace headers above them.
+const OWN_HEADERS: &[&str] = &[
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+];
 
 /// Longest Authentication-Results value read; a longer one is malformed.
 const MAX_VALUE: usize = 3_000;
@@ -181,7 +199,13 @@ pub fn from_headers(
     from_domain: Option<&str>,
 ) -> Option<Verdict> {
     let is_ar = |n: &str| n.eq_ignore_ascii_case("Authentication-Results");
-    let ars: Vec<(usize, &str)> = headers
+    // The message's own headers start at the first of these: everything
+    // from there down is as the sender wrote it, servers only add above.
+    let own = headers
+        .iter()
+        .position(|(n, _)| OWN_HEADERS.iter().any(|o| n.eq_ignore_ascii_case(o)))
+        .unwrap_or(headers.len());
+    let ars: Vec<(usize, &str)> = headers[..own]
         .iter()
         .enumerate()
         .filter(|(_, (n, _))| is_ar(n))
@@ -622,6 +646,17 @@ mod tests {
         assert_eq!(v.dmarc, Res::Fail);
         assert!(v.dkim.is_empty());
         assert!(!v.authenticated());
+        // With no header of the trusted server on top, a copy among the
+        // message's own headers still does not count.
+        let headers = h(&[
+            ("Received", "from a by mx.desk.test"),
+            ("From", "a@example.com"),
+            (AR, "mx.desk.test; dmarc=pass header.from=example.com"),
+        ]);
+        assert_eq!(
+            from_headers(&headers, &trusted(), Some("example.com")),
+            None
+        );
         // Only an untrusted server's header: no verdict at all.
         let headers = h(&[(AR, "evil.example; dmarc=pass header.from=example.com")]);
         assert_eq!(

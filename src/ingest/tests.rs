@@ -25,9 +25,18 @@ struct Desk {
 }
 
 fn config_in(dir: &Path) -> Config {
+    config_with(dir, "")
+}
+
+/// The demo config with `trust` lines added to its `[trust]` section.
+fn config_with(dir: &Path, trust: &str) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(root.join("config/demo.toml"))
         .unwrap()
+        .replace(
+            "authserv_id = [\"mx.demo.example\"]\n",
+            &format!("authserv_id = [\"mx.demo.example\"]\n{trust}\n"),
+        )
         .replace(
             "state_dir = \"../demo-out\"",
             &format!("state_dir = {:?}", dir.join("state")),
@@ -44,8 +53,12 @@ fn config_in(dir: &Path) -> Config {
 }
 
 fn desk() -> Desk {
+    desk_with("")
+}
+
+fn desk_with(trust: &str) -> Desk {
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(config_in(dir.path()));
+    let config = Arc::new(config_with(dir.path(), trust));
     std::fs::create_dir_all(&config.desk.state_dir).unwrap();
     // SQLite in memory; the state dir holds only attachment files.
     let store = Store::open(Path::new(":memory:")).unwrap();
@@ -575,4 +588,249 @@ fn follow_up_policy_by_ticket_state() {
     assert_eq!((t.id, t.previous), (8, Some(7)));
     assert!(t.notes.iter().any(|n| n.contains("follows up SUP-000007")));
     assert!(t.ack.is_ok());
+}
+
+// ------------------------------------------------------------ trust (issue 14)
+
+/// What the trusted border MTA of the demo stamps on mail it checked.
+fn stamped(result: &str, from_domain: &str, raw: Vec<u8>) -> Vec<u8> {
+    let mut out = format!(
+        "Authentication-Results: mx.demo.example; dkim={result} header.d={from_domain}; dmarc={result} header.from={from_domain}\r\n"
+    )
+    .into_bytes();
+    out.extend(raw);
+    out
+}
+
+fn acks_to(d: &Desk, reference: &str) -> Vec<String> {
+    d.show(reference)
+        .outgoing
+        .iter()
+        .filter(|m| m.kind.starts_with("ack"))
+        .filter_map(|m| m.sender.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_forged_agent_command_is_kept_as_a_note_and_does_nothing() {
+    let d = desk();
+    d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;
+    let forged = |mid: &str, extra: &[&str]| {
+        mail(
+            "Agent <agent@demo.example>",
+            "Re: [SUP-000001] Help",
+            mid,
+            extra,
+            "#close",
+        )
+    };
+    // No header at all; one from a server the config does not trust; the
+    // trusted server's name in a header the sender put below others; and
+    // the trusted server saying fail.
+    let cases = [
+        forged("f1@x", &[]),
+        stamped_by("evil.example", forged("f2@x", &[])),
+        forged(
+            "f3@x",
+            &[
+                "Authentication-Results: mx.demo.example; dkim=pass header.d=demo.example; dmarc=pass header.from=demo.example",
+            ],
+        ),
+        stamped("fail", "demo.example", forged("f4@x", &[])),
+    ];
+    for (i, raw) in cases.into_iter().enumerate() {
+        let o = d.one(&format!("f{i}"), raw).await;
+        assert_outcome(&o, Action::Unauthenticated, Some("SUP-000001"), false);
+    }
+    let t = d.show("SUP-000001");
+    assert_eq!(t.status, "open", "no forged #close took effect");
+    assert_eq!(t.first_responded_at, None, "no first-response credit");
+    let noted = t
+        .events
+        .iter()
+        .filter(|e| e.action == "unauthenticated agent mail")
+        .count();
+    assert_eq!(noted, 4, "{:?}", t.events);
+    assert!(
+        t.messages
+            .iter()
+            .filter(|m| m.kind == "unauthenticated-agent")
+            .all(|m| m.auth.as_deref().is_some_and(|a| a.starts_with("dmarc="))),
+        "each kept with its verdict: {:?}",
+        t.messages
+    );
+    let st = d
+        .store
+        .call_blocking(|conn| report::status(conn, &crate::store::ts(Utc::now())))
+        .unwrap();
+    assert_eq!(st.unauthenticated_agent_mail, 4);
+
+    // The same command, stamped pass by the trusted server, closes it.
+    let o = d
+        .one("ok", stamped("pass", "demo.example", forged("ok@x", &[])))
+        .await;
+    assert_outcome(&o, Action::Agent, Some("SUP-000001"), false);
+    assert_eq!(d.show("SUP-000001").status, "resolved");
+}
+
+fn stamped_by(server: &str, raw: Vec<u8>) -> Vec<u8> {
+    let mut out = format!(
+        "Authentication-Results: {server}; dkim=pass header.d=demo.example; dmarc=pass header.from=demo.example\r\n"
+    )
+    .into_bytes();
+    out.extend(raw);
+    out
+}
+
+#[tokio::test]
+async fn a_plan_or_priority_claim_counts_only_for_an_authenticated_sender() {
+    let d = desk();
+    let cio = "CIO <cio@acme-nyc.example>";
+    let o = d
+        .one(
+            "1",
+            mail(cio, "[P1] Everything is down", "c1@a", &[], "Down."),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+    let t = d.show("SUP-000001");
+    assert_eq!(t.plan, "community", "the premium plan is a claim");
+    assert_eq!(t.customer, None);
+    let reasons = t.triage_reasons.to_string();
+    assert!(
+        reasons.contains("not applied, the sender is not authenticated"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("but the sender is not authenticated"),
+        "{reasons}"
+    );
+    assert_ne!(t.priority.as_deref(), Some("P1"));
+
+    let o = d
+        .one(
+            "2",
+            stamped(
+                "pass",
+                "acme-nyc.example",
+                mail(cio, "[P1] Everything is down", "c2@a", &[], "Down."),
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    let t = d.show("SUP-000002");
+    assert_eq!(t.plan, "premium");
+    assert_eq!(t.priority.as_deref(), Some("P1"));
+}
+
+#[tokio::test]
+async fn the_acknowledgement_goes_to_a_reply_to_only_of_an_authenticated_senders_domain() {
+    let d = desk();
+    let victim = ["Reply-To: victim@third-party.example"];
+    d.one("1", mail(ALICE, "Help", "r1@c", &victim, "Hello"))
+        .await;
+    assert_eq!(acks_to(&d, "SUP-000001"), vec!["alice@customer.example"]);
+    // Authenticated, but the Reply-To is another domain's.
+    d.one(
+        "2",
+        stamped(
+            "pass",
+            "customer.example",
+            mail(ALICE, "Help", "r2@c", &victim, "x"),
+        ),
+    )
+    .await;
+    assert_eq!(acks_to(&d, "SUP-000002"), vec!["alice@customer.example"]);
+    // Authenticated, Reply-To in its own domain: followed.
+    let team = ["Reply-To: team@customer.example"];
+    d.one(
+        "3",
+        stamped(
+            "pass",
+            "customer.example",
+            mail(ALICE, "Help", "r3@c", &team, "x"),
+        ),
+    )
+    .await;
+    assert_eq!(acks_to(&d, "SUP-000003"), vec!["team@customer.example"]);
+}
+
+#[tokio::test]
+async fn a_stranger_at_a_public_provider_cannot_join_a_tagged_ticket() {
+    let d = desk();
+    d.one("1", mail("ann@gmail.com", "Help", "g1@g", &[], "Hello"))
+        .await;
+    let o = d
+        .one(
+            "2",
+            mail(
+                "mallory@gmail.com",
+                "Re: [SUP-000001] Help",
+                "g2@g",
+                &[],
+                "I am Ann's colleague",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    // A colleague at a company domain still joins.
+    d.one("3", mail("bob@corp.example", "Help", "g3@c", &[], "Hello"))
+        .await;
+    let o = d
+        .one(
+            "4",
+            mail(
+                "carol@corp.example",
+                "Re: [SUP-000003] Help",
+                "g4@c",
+                &[],
+                "Same here",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Followup, Some("SUP-000003"), false);
+}
+
+#[tokio::test]
+async fn acknowledgements_are_capped_for_all_and_per_domain() {
+    let d = desk_with("ack_limit_all_per_hour = 5\nack_limit_domain_per_hour = 2");
+    let mut batch = Vec::new();
+    let keys: Vec<String> = (0..4).map(|i| format!("d{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        batch.push((
+            k.as_str(),
+            mail(
+                &format!("u{i}@bigcorp.example"),
+                "Down",
+                &format!("d{i}@b"),
+                &[],
+                "x",
+            ),
+        ));
+    }
+    let out = d.batch(batch).await;
+    let acked: Vec<bool> = out.iter().map(|o| o.queued_ack).collect();
+    assert_eq!(acked, vec![true, true, false, false], "two per domain");
+    // Every ticket is opened; the others are capped by the global limit
+    // (2 acks so far, 3 more allowed), in this batch and the next.
+    let keys: Vec<String> = (0..6).map(|i| format!("e{i}")).collect();
+    let mut batch = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        batch.push((
+            k.as_str(),
+            mail(
+                &format!("x@c{i}.example"),
+                "Down",
+                &format!("e{i}@x"),
+                &[],
+                "x",
+            ),
+        ));
+    }
+    let out = d.batch(batch).await;
+    let acked = out.iter().filter(|o| o.queued_ack).count();
+    assert_eq!(acked, 3);
+    assert_eq!(d.tickets(), 10, "every mail has its ticket");
+    let held = d.show("SUP-000010").note.unwrap_or_default();
+    assert!(held.contains("ack_limit_all_per_hour"), "{held}");
 }
