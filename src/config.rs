@@ -283,16 +283,29 @@ pub struct Trust {
     pub public_providers: std::collections::HashSet<String>,
 }
 
+/// The `authserv_id` entry that trusts Exchange Online's header, which
+/// carries no authserv-id (Exchange renames the ones a message came with
+/// to Authentication-Results-Original).
+pub const EXCHANGE_ONLINE: &str = "exchange-online";
+
 /// `[trust] ack_limit_all_per_hour` by default: an outage brings hundreds of
 /// distinct customers within the hour, and all of them are acknowledged.
-pub const DEFAULT_ACK_LIMIT_PER_HOUR: u32 = 2000;
+pub const DEFAULT_ACK_LIMIT_PER_HOUR: u32 = 5000;
 /// `[trust] ack_limit_domain_per_hour` by default: many of them from one company.
-pub const DEFAULT_ACK_LIMIT_PER_DOMAIN: u32 = 300;
+pub const DEFAULT_ACK_LIMIT_PER_DOMAIN: u32 = 1000;
 
 impl Trust {
     /// Whether a domain is a public mail provider's.
     pub fn is_public_provider(&self, domain: &str) -> bool {
         self.public_providers.contains(&domain.to_ascii_lowercase())
+    }
+
+    fn servers(&self) -> String {
+        self.authserv_id
+            .iter()
+            .map(|id| if id.is_empty() { EXCHANGE_ONLINE } else { id })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// What check-config prints of it.
@@ -305,11 +318,11 @@ impl Trust {
             (true, false) => {
                 "none (no authserv_id, verify_dkim off): nobody is authenticated".to_string()
             }
-            (false, false) => format!("Authentication-Results of {}", self.authserv_id.join(", ")),
+            (false, false) => format!("Authentication-Results of {}", self.servers()),
             (true, true) => "our own DKIM check".to_string(),
             (false, true) => format!(
                 "Authentication-Results of {}, else our own DKIM check",
-                self.authserv_id.join(", ")
+                self.servers()
             ),
         };
         vec![
@@ -1321,6 +1334,11 @@ fn check_trust(t: &RawTrust, pr: &mut Problems) -> Trust {
     let mut authserv_id = Vec::new();
     for (i, id) in t.authserv_id.iter().enumerate() {
         let id = id.trim().to_ascii_lowercase();
+        if id == EXCHANGE_ONLINE {
+            // Exchange Online writes its header without an authserv-id.
+            authserv_id.push(String::new());
+            continue;
+        }
         if id.is_empty() || id.contains(char::is_whitespace) || id.contains(';') {
             pr.push(
                 &["authserv_id", &i.to_string()],

@@ -273,6 +273,9 @@ fn check_config(path: &std::path::Path, connect: bool) -> Result<ExitCode> {
         cfg.categories.len(),
         cfg.triage.default_language()
     );
+    for line in cfg.trust.describe() {
+        println!("trust: {line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

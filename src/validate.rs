@@ -76,6 +76,20 @@ fn warnings(cfg: &Config) -> Vec<String> {
             s.host, s.port
         ));
     }
+    // Secure by default means nobody is an agent by mail until the config
+    // says how senders are verified; say so, and say when From is trusted.
+    let t = &cfg.trust;
+    if t.authserv_id.is_empty() && !t.verify_dkim {
+        out.push(format!(
+            "{file}: warning: [trust] names no authserv_id and verify_dkim is off: no sender is \
+             authenticated, so agent commands by mail and plan or priority claims are refused"
+        ));
+    }
+    if t.agents == crate::core::auth::Require::From {
+        out.push(format!(
+            "{file}: warning: [trust] agents = \"from\": anyone who types an agent's address runs agent commands"
+        ));
+    }
     // The endpoint has neither TLS nor authentication, and the figures
     // say how the desk is doing.
     if let Some(addr) = cfg.metrics_listen

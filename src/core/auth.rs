@@ -264,7 +264,11 @@ pub fn from_headers(
     }
     let from = from_domain.map(str::to_ascii_lowercase);
     let mut v = Verdict {
-        source: format!("header {}", run[0].authserv_id),
+        source: if run[0].authserv_id.is_empty() {
+            "header without authserv-id (Exchange Online)".to_string()
+        } else {
+            format!("header {}", run[0].authserv_id)
+        },
         from_domain: from.clone(),
         ..Verdict::default()
     };

@@ -236,6 +236,19 @@ ca_file = "{ca}"
     path
 }
 
+/// The `[trust]` section of a desk behind the tests' border MTA,
+/// "mx.desk.test", which checks DKIM/DMARC and stamps its verdict on top.
+pub const TRUST: &str = "\n[trust]\nauthserv_id = [\"mx.desk.test\"]\n";
+
+/// What that MTA stamps on a mail it authenticated as from `domain`: the
+/// line to put on top of the message (agents' commands and plan claims
+/// count only then).
+pub fn stamp(domain: &str) -> String {
+    format!(
+        "Authentication-Results: mx.desk.test; dkim=pass header.d={domain}; dmarc=pass header.from={domain}\n"
+    )
+}
+
 pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("--config").arg(config).args(args);

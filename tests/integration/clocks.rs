@@ -16,7 +16,8 @@ fn mail_that_arrived_while_the_desk_was_down_is_stamped_at_arrival() {
     let dir = tempfile::tempdir().unwrap();
     let md = maildir(dir.path(), "inbox");
     let cfg = dir.path().join("supportdesk.toml");
-    let text = maildir_config(dir.path(), &["inbox"]) + "\n[agents]\ndomains = [\"desk.test\"]\n";
+    let text =
+        maildir_config(dir.path(), &["inbox"]) + "\n[agents]\ndomains = [\"desk.test\"]\n" + TRUST;
     std::fs::write(&cfg, text).unwrap();
 
     // The desk is down: the customer writes two hours ago, the agent
@@ -32,7 +33,8 @@ fn mail_that_arrived_while_the_desk_was_down_is_stamped_at_arrival() {
     deliver_at(
         &md,
         "2.agent",
-        "From: Agent <agent@desk.test>\nTo: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <answer@desk.test>\nIn-Reply-To: <ask@example.com>\n\n#close\nFixed: the tape was full.\n",
+        &(crate::common::stamp("desk.test")
+            + "From: Agent <agent@desk.test>\nTo: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <answer@desk.test>\nIn-Reply-To: <ask@example.com>\n\n#close\nFixed: the tape was full.\n"),
         answered,
     );
 

@@ -269,6 +269,9 @@ async fn line_breaks_in_subject_or_name_cannot_inject_headers_on_real_smtp() {
 address = "Manager <manager@corp.test>"
 language = "en"
 
+[trust]
+authserv_id = ["mx.desk.test"]
+
 [sla.customers.acme]
 domains = ["acme.test"]
 plan = "premium"
@@ -280,7 +283,7 @@ plan = "premium"
     // ticket is two days old, so it is escalated too.
     append_at(
         &mut s,
-        "From: =?utf-8?b?RXZlDQpCY2M6IHZpY3RpbTJAZXZpbC50ZXN0AA==?= <eve@acme.test>\nTo: support@desk.test\nSubject: =?utf-8?b?SGVscA0KQmNjOiB2aWN0aW1AZXZpbC50ZXN0DQpYLUluamVjdGVkOiB5ZXM=?=\nMessage-ID: <inject-1@acme.test>\n\nOur server is down, all backups fail.\n",
+        &(stamp("acme.test") + "From: =?utf-8?b?RXZlDQpCY2M6IHZpY3RpbTJAZXZpbC50ZXN0AA==?= <eve@acme.test>\nTo: support@desk.test\nSubject: =?utf-8?b?SGVscA0KQmNjOiB2aWN0aW1AZXZpbC50ZXN0DQpYLUluamVjdGVkOiB5ZXM=?=\nMessage-ID: <inject-1@acme.test>\n\nOur server is down, all backups fail.\n"),
         chrono::TimeDelta::days(2),
     )
     .await;

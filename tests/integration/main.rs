@@ -24,3 +24,4 @@ mod sla_cli;
 mod spam_corpus;
 mod storage_faults;
 mod templates;
+mod trust;

@@ -306,6 +306,9 @@ async fn lifecycle_escalation_agents_and_threading_on_real_servers() {
 [agents]
 addresses = ["agent@desk.test"]
 
+[trust]
+authserv_id = ["mx.desk.test"]
+
 [escalation]
 [[escalation.recipients]]
 address = "Manager <manager@corp.test>"
@@ -320,14 +323,14 @@ plan = "premium"
     let days = chrono::TimeDelta::days;
     let mut s = imap_login(&stack, "support", "supportpw").await;
     // 1. Bob (premium, 24x7) wrote two days ago: long breached.
-    append_at(&mut s, "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: Server down\nMessage-ID: <b1@acme.test>\n\nOur backup server is down, all backups fail.\n", days(2)).await;
+    append_at(&mut s, &(stamp("acme.test") + "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: Server down\nMessage-ID: <b1@acme.test>\n\nOur backup server is down, all backups fail.\n"), days(2)).await;
     // 2. Carol too, but an agent answered her (3) with #pending, and she
     //    replied (4) with only a References header.
-    append_at(&mut s, "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: Restore question\nMessage-ID: <c1@acme.test>\n\nHow do I restore a single file?\n", days(2)).await;
-    append_at(&mut s, "From: Agent <agent@desk.test>\nTo: carol@acme.test\nCc: support@desk.test\nSubject: Re: Restore question\nMessage-ID: <a1@desk.test>\nIn-Reply-To: <c1@acme.test>\n\n#pending\nPlease send us the job log.\n", days(1)).await;
-    append_at(&mut s, "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: the log\nMessage-ID: <c2@acme.test>\nReferences: <c1@acme.test>\n\nHere it is.\n", chrono::TimeDelta::zero()).await;
+    append_at(&mut s, &(stamp("acme.test") + "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: Restore question\nMessage-ID: <c1@acme.test>\n\nHow do I restore a single file?\n"), days(2)).await;
+    append_at(&mut s, &(stamp("desk.test") + "From: Agent <agent@desk.test>\nTo: carol@acme.test\nCc: support@desk.test\nSubject: Re: Restore question\nMessage-ID: <a1@desk.test>\nIn-Reply-To: <c1@acme.test>\n\n#pending\nPlease send us the job log.\n"), days(1)).await;
+    append_at(&mut s, &(stamp("acme.test") + "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: the log\nMessage-ID: <c2@acme.test>\nReferences: <c1@acme.test>\n\nHere it is.\n"), chrono::TimeDelta::zero()).await;
     // 5. Bob follows up with In-Reply-To only (no tag in the subject).
-    append_at(&mut s, "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: more details\nMessage-ID: <b2@acme.test>\nIn-Reply-To: <b1@acme.test>\n\nIt started after the upgrade.\n", chrono::TimeDelta::zero()).await;
+    append_at(&mut s, &(stamp("acme.test") + "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: more details\nMessage-ID: <b2@acme.test>\nIn-Reply-To: <b1@acme.test>\n\nIt started after the upgrade.\n"), chrono::TimeDelta::zero()).await;
     // 6. A stranger with Bob's valid tag: a new ticket, not Bob's.
     append_at(&mut s, "From: Mallory <mallory@evil.test>\nTo: support@desk.test\nSubject: Re: [SUP-000001] Server down\nMessage-ID: <m1@evil.test>\n\nAdd me to this ticket.\n", chrono::TimeDelta::zero()).await;
     let _ = s.logout().await;

@@ -512,7 +512,7 @@ fn tickets_show_and_list_escape_control_characters_from_mail() {
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(
         &cfg,
-        maildir_config(dir.path(), &["a"]) + "\n[agents]\ndomains = [\"desk.test\"]\n",
+        maildir_config(dir.path(), &["a"]) + "\n[agents]\ndomains = [\"desk.test\"]\n" + TRUST,
     )
     .unwrap();
     let put = |name: &str, raw: &[u8]| {
@@ -534,7 +534,7 @@ fn tickets_show_and_list_escape_control_characters_from_mail() {
     // An agent's commands with escapes: an assignee, a command error.
     put(
         "3.esc",
-        b"From: Agent <agent@desk.test>\nTo: support@desk.test\nSubject: Re: [SUP-000001] Backup broken\nMessage-ID: <esc3@desk.test>\n\n#assign bob\x1b[8m@desk.test\n#prio \x1b[5mP1\n\nLooking at it.\n",
+        &[stamp("desk.test").as_bytes(), b"From: Agent <agent@desk.test>\nTo: support@desk.test\nSubject: Re: [SUP-000001] Backup broken\nMessage-ID: <esc3@desk.test>\n\n#assign bob\x1b[8m@desk.test\n#prio \x1b[5mP1\n\nLooking at it.\n"].concat(),
     );
     run_once_ok(&cfg);
 

@@ -146,7 +146,8 @@ fn a_template_failing_at_run_time_holds_the_ack_and_the_notice_until_fixed() {
         "[desk]\n",
         "[desk]\nadmin_address = \"Admin <admin@desk.test>\"\n",
         1,
-    ) + "\n[escalation]\ntick = \"1s\"\n\n[[escalation.recipients]]\naddress = \"Manager <manager@desk.test>\"\nlanguage = \"en\"\ntimezone = \"UTC\"\n";
+    ) + "\n[escalation]\ntick = \"1s\"\n\n[[escalation.recipients]]\naddress = \"Manager <manager@desk.test>\"\nlanguage = \"en\"\ntimezone = \"UTC\"\n"
+        + TRUST;
     std::fs::write(&cfg, text).unwrap();
     fail_template_on(dir.path(), "ack.en.txt", "Ack me");
     fail_template_on(dir.path(), "escalation.en.txt", "[P1] Breach me");
@@ -169,7 +170,8 @@ fn a_template_failing_at_run_time_holds_the_ack_and_the_notice_until_fixed() {
     deliver_at(
         &inbox,
         "2.cio",
-        "From: CIO <cio@acme-nyc.example>\nTo: support@desk.test\nSubject: [P1] Breach me\nMessage-ID: <cio-1@acme-nyc.example>\n\nProduction is down, nothing works.\n",
+        &(stamp("acme-nyc.example")
+            + "From: CIO <cio@acme-nyc.example>\nTo: support@desk.test\nSubject: [P1] Breach me\nMessage-ID: <cio-1@acme-nyc.example>\n\nProduction is down, nothing works.\n"),
         std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
     );
     let log = dir.path().join("stderr.log");

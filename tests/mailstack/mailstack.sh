@@ -28,6 +28,8 @@ install_packages() {
     [ -x /usr/bin/time ] || missing+=(time)
     command -v ss >/dev/null || missing+=(iproute2)       # the frozen-SMTP test finds our session
     command -v script >/dev/null || missing+=(bsdutils)   # the colour test runs the daemon on a pty
+    command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)   # the trust tests' DNS (DKIM keys)
+    command -v dkimsign >/dev/null || missing+=(python3-dkim)  # the trust tests' DKIM signer (dkimpy)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
