@@ -98,18 +98,12 @@ fn mail(from: &str, subject: &str, mid: &str, headers: &[&str], body: &str) -> V
 /// Mail from the demo's agent domain, as the border MTA the demo config
 /// trusts (mx.demo.example) stamps it after checking its DKIM signature.
 fn agent_mail(subject: &str, mid: &str, headers: &[&str], body: &str) -> Vec<u8> {
-    let mut raw = AGENT_AUTH.as_bytes().to_vec();
-    raw.extend(mail(
-        "Agent <agent@demo.example>",
-        subject,
-        mid,
-        headers,
-        body,
-    ));
-    raw
+    stamped(
+        "pass",
+        "demo.example",
+        mail("Agent <agent@demo.example>", subject, mid, headers, body),
+    )
 }
-
-const AGENT_AUTH: &str = "Authentication-Results: mx.demo.example; dkim=pass header.d=demo.example; dmarc=pass header.from=demo.example\r\n";
 
 fn incoming(mailbox: &str, key: &str, raw: Vec<u8>) -> Incoming {
     Incoming {
@@ -594,8 +588,13 @@ fn follow_up_policy_by_ticket_state() {
 
 /// What the trusted border MTA of the demo stamps on mail it checked.
 fn stamped(result: &str, from_domain: &str, raw: Vec<u8>) -> Vec<u8> {
+    stamped_as("mx.demo.example", result, from_domain, raw)
+}
+
+/// An Authentication-Results header of `server` on top of `raw`.
+fn stamped_as(server: &str, result: &str, from_domain: &str, raw: Vec<u8>) -> Vec<u8> {
     let mut out = format!(
-        "Authentication-Results: mx.demo.example; dkim={result} header.d={from_domain}; dmarc={result} header.from={from_domain}\r\n"
+        "Authentication-Results: {server}; dkim={result} header.d={from_domain}; dmarc={result} header.from={from_domain}\r\n"
     )
     .into_bytes();
     out.extend(raw);
@@ -629,7 +628,7 @@ async fn a_forged_agent_command_is_kept_as_a_note_and_does_nothing() {
     // the trusted server saying fail.
     let cases = [
         forged("f1@x", &[]),
-        stamped_by("evil.example", forged("f2@x", &[])),
+        stamped_as("evil.example", "pass", "demo.example", forged("f2@x", &[])),
         forged(
             "f3@x",
             &[
@@ -671,15 +670,6 @@ async fn a_forged_agent_command_is_kept_as_a_note_and_does_nothing() {
         .await;
     assert_outcome(&o, Action::Agent, Some("SUP-000001"), false);
     assert_eq!(d.show("SUP-000001").status, "resolved");
-}
-
-fn stamped_by(server: &str, raw: Vec<u8>) -> Vec<u8> {
-    let mut out = format!(
-        "Authentication-Results: {server}; dkim=pass header.d=demo.example; dmarc=pass header.from=demo.example\r\n"
-    )
-    .into_bytes();
-    out.extend(raw);
-    out
 }
 
 #[tokio::test]

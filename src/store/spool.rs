@@ -178,13 +178,6 @@ pub fn clean_tmp(state_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A spooled message's bytes, whole (for the CLI and tests; never on the
-/// ingest path).
-pub fn read(state_dir: &Path, rel: &Path) -> Result<Vec<u8>> {
-    let path = state_dir.join(rel);
-    std::fs::read(&path).with_context(|| format!("Reading {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,7 +205,7 @@ mod tests {
                 .join(&hash[..2])
                 .join(format!("{hash}.eml"))
         );
-        assert_eq!(read(dir.path(), &f.path).unwrap(), body);
+        assert_eq!(std::fs::read(dir.path().join(&f.path)).unwrap(), body);
         // Nothing left in tmp; the same bytes again land on the same name.
         assert_eq!(
             std::fs::read_dir(dir.path().join("raw/tmp"))

@@ -575,31 +575,9 @@ async fn three_hundred_mails_of_5_to_20_mb_are_ticketed_in_bounded_memory() {
     }
     let generated = started.elapsed();
 
-    let rss_file = stack.dir.path().join("rss");
     let started = Instant::now();
-    let out = std::process::Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(BIN)
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--once"])
-        .env("GLIBC_TUNABLES", unit_tunables())
-        .output()
-        .unwrap();
+    let peak_kib = run_once_measured(&stack, &config);
     let ran = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let peak_kib: u64 = std::fs::read_to_string(&rss_file)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     println!(
         "{MAILS} mails, {:.1} MB in all: generated in {:.1}s, ticketed in {:.1}s; peak RSS {:.1} MiB (asserted under {} MiB; MemoryMax=512M)",
         total as f64 / 1e6,
