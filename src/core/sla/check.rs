@@ -361,6 +361,13 @@ fn check_target(
             }
         }
         RawTarget::Table(t) => {
+            if t.outside_hours_cap.is_some() && t.inside_hours.is_none() && t.outside_hours.is_none() {
+                pr.push(
+                    &at("outside_hours_cap"),
+                    "outside_hours_cap belongs to an { inside_hours, outside_hours } target",
+                );
+                return None;
+            }
             let kinds = [
                 t.business_time.is_some(),
                 t.wall_clock.is_some(),
@@ -414,9 +421,25 @@ fn check_target(
             };
             let inside = side("inside_hours", &t.inside_hours, pr);
             let outside = side("outside_hours", &t.outside_hours, pr);
+            let cap_at_next_opening = match t.outside_hours_cap.as_deref().map(str::trim) {
+                None | Some("none") => false,
+                Some("next_opening") => true,
+                Some(other) => {
+                    pr.push(
+                        &at("outside_hours_cap"),
+                        format!(
+                            "unknown cap {other:?}; give \"next_opening\" (a ticket received \
+                             while closed is never due later than one received at the next \
+                             opening) or leave it out"
+                        ),
+                    );
+                    return None;
+                }
+            };
             Some(Target::ByReception {
                 inside: Box::new(inside?),
                 outside: Box::new(outside?),
+                cap_at_next_opening,
             })
         }
     }

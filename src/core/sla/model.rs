@@ -21,12 +21,14 @@ pub enum Target {
     /// Same local time of day, N business days after the clock starts.
     BusinessDays(u32),
     /// One target for tickets received while open, another for the rest.
-    /// A ticket received while closed is never due later than one received
-    /// at the next opening: otherwise a mail sent at 07:59 would be due
-    /// after one sent at 08:00.
+    /// With `cap_at_next_opening`, a ticket received while closed is never
+    /// due later than one received at the next opening (a mail sent at
+    /// 07:59 is then not due after one sent at 08:00); without it, the
+    /// outside target counts as written, as most contracts say it.
     ByReception {
         inside: Box<Target>,
         outside: Box<Target>,
+        cap_at_next_opening: bool,
     },
 }
 

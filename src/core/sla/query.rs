@@ -149,7 +149,7 @@ impl SlaModel {
             TimeDelta::milliseconds((d.num_milliseconds() as f64 * share).round() as i64)
         };
         let business_cal = plan.calendar.as_ref().filter(|c| !c.is_always_open());
-        if let (Target::ByReception { inside, outside }, Some(cal)) = (target, business_cal) {
+        if let (Target::ByReception { inside, outside, .. }, Some(cal)) = (target, business_cal) {
             let zone = cal.zone_for(q.timezone);
             target = if cal.is_open(q.received, zone) {
                 inside
@@ -215,9 +215,16 @@ impl Ctx<'_> {
                 .add_business_days(received, *n, self.zone)
                 .map(Some)
                 .map_err(|e| self.cal_err(e)),
-            Target::ByReception { inside, outside } => {
+            Target::ByReception {
+                inside,
+                outside,
+                cap_at_next_opening,
+            } => {
                 if cal.is_open(received, self.zone) {
                     return self.eval(inside, received);
+                }
+                if !cap_at_next_opening {
+                    return self.eval(outside, received);
                 }
                 let Some(late) = self.eval(outside, received)? else {
                     return Ok(None);

@@ -73,7 +73,8 @@ pub enum RawTarget {
 }
 
 /// `{ business_time = "3h" }`, `{ wall_clock = "4h" }`, `{ business_days = 2 }`,
-/// `{ inside_hours = T, outside_hours = T }`: exactly one kind.
+/// `{ inside_hours = T, outside_hours = T }`: exactly one kind. The last
+/// may add `outside_hours_cap = "next_opening"`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTargetTable {
@@ -82,6 +83,9 @@ pub struct RawTargetTable {
     pub business_days: Option<i64>,
     pub inside_hours: Option<RawTarget>,
     pub outside_hours: Option<RawTarget>,
+    /// `"next_opening"`: a ticket received while closed is never due later
+    /// than one received at the next opening. Off unless given.
+    pub outside_hours_cap: Option<String>,
 }
 
 // A hand-written impl rather than `#[serde(untagged)]`, whose error
