@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use crate::config::Config;
 use crate::core::commands::Command;
 use crate::core::escalation::{Clock, Schedule};
-use crate::core::sla::DueQuery;
+use crate::core::sla::{DueQuery, Reopen};
 use crate::store::tickets::{self, Thread};
 
 pub use crate::core::escalation::Clocks;
@@ -116,7 +116,7 @@ pub fn apply(
             event(conn, ticket, actor, "resolved", None, now)?;
         }
         Command::Reopen => {
-            reopen(conn, ticket, actor, now)?;
+            reopen(conn, cfg, ticket, actor, now)?;
         }
         Command::Pending => {
             tickets::set_pending(conn, ticket, now)?;
@@ -144,11 +144,50 @@ pub fn apply(
     refresh_next(conn, cfg, ticket)
 }
 
-fn reopen(conn: &Connection, ticket: i64, actor: &str, now: DateTime<Utc>) -> Result<()> {
-    if tickets::reopen(conn, ticket)? {
-        event(conn, ticket, actor, "reopened", None, now)?;
+/// Reopens a resolved ticket at `now` (the reopening message's arrival),
+/// its clocks restarted or resumed as its plan says; recorded as an event
+/// that names which.
+fn reopen(
+    conn: &Connection,
+    cfg: &Config,
+    ticket: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let resolved_at = tickets::thread(conn, ticket)?.and_then(|t| t.resolved_at);
+    if !tickets::reopen(conn, ticket)? {
+        return Ok(());
     }
-    Ok(())
+    let t = tickets::sla_inputs(conn, ticket)?;
+    let detail = match cfg.sla.reopen_rule(&t.plan) {
+        Reopen::Restart => {
+            let priority = tickets::priority(conn, ticket)?;
+            match compute_clocks(
+                cfg,
+                &DueQuery {
+                    plan: &t.plan,
+                    priority: priority.as_deref(),
+                    category: t.category.as_deref(),
+                    timezone: t.customer_timezone.and_then(|z| z.parse::<Tz>().ok()),
+                    received: now,
+                },
+            ) {
+                Ok(c) => {
+                    tickets::restart_clocks(conn, ticket, now, &c)?;
+                    "clocks restarted".to_owned()
+                }
+                // A plan removed from the config since: the old instants
+                // stay, as for a priority change.
+                Err(e) => format!("clocks kept: {e}"),
+            }
+        }
+        Reopen::Resume => {
+            let paused = resolved_at.map_or(0, |r| (now - r).num_seconds().max(0));
+            tickets::resume(conn, ticket, paused)?;
+            format!("resolution clock resumed, resolved for {paused}s")
+        }
+    };
+    event(conn, ticket, actor, "reopened", Some(&detail), now)
 }
 
 /// A new priority: the due instants are computed again from the reception
@@ -176,6 +215,14 @@ pub fn set_priority(conn: &Connection, cfg: &Config, ticket: i64, priority: &str
         },
     )
     .map_err(|e| anyhow!(e))?;
+    // The time the resolution clock stood still still does not count.
+    let paused = chrono::TimeDelta::seconds(t.paused_secs);
+    let shift = |t: Option<DateTime<Utc>>| t.map(|t| t + paused);
+    let c = Clocks {
+        resolution_due: shift(c.resolution_due),
+        resolution_warn: shift(c.resolution_warn),
+        ..c
+    };
     tickets::set_priority(conn, ticket, priority, &c)?;
     refresh_next(conn, cfg, ticket)
 }
@@ -238,7 +285,7 @@ pub fn apply_followup(
                 now,
             )?;
         }
-        Followup::Reopen => reopen(conn, ticket, actor, now)?,
+        Followup::Reopen => reopen(conn, cfg, ticket, actor, now)?,
     }
     refresh_next(conn, cfg, ticket)
 }

@@ -30,9 +30,12 @@ fn config_in(dir: &Path) -> Config {
 
 /// The demo config with `trust` lines added to its `[trust]` section.
 fn config_with(dir: &Path, trust: &str) -> Config {
+    config_edited(dir, trust, |s| s)
+}
+
+fn config_edited(dir: &Path, trust: &str, edit: impl FnOnce(String) -> String) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(root.join("config/demo.toml"))
-        .unwrap()
+    let src = edit(std::fs::read_to_string(root.join("config/demo.toml")).unwrap())
         .replace(
             "authserv_id = [\"mx.demo.example\"]\n",
             &format!("authserv_id = [\"mx.demo.example\"]\n{trust}\n"),
@@ -57,8 +60,13 @@ fn desk() -> Desk {
 }
 
 fn desk_with(trust: &str) -> Desk {
+    desk_edited(trust, |s| s)
+}
+
+/// The demo desk with its config text edited first.
+fn desk_edited(trust: &str, edit: impl FnOnce(String) -> String) -> Desk {
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(config_with(dir.path(), trust));
+    let config = Arc::new(config_edited(dir.path(), trust, edit));
     std::fs::create_dir_all(&config.desk.state_dir).unwrap();
     // SQLite in memory; the state dir holds only attachment files.
     let store = Store::open(Path::new(":memory:")).unwrap();
@@ -119,6 +127,15 @@ fn incoming(mailbox: &str, key: &str, raw: Vec<u8>) -> Incoming {
 impl Desk {
     async fn one(&self, key: &str, raw: Vec<u8>) -> Outcome {
         let mut v = self.batch(vec![(key, raw)]).await;
+        assert_eq!(v.len(), 1);
+        v.pop().unwrap()
+    }
+
+    /// One message received at `at`.
+    async fn one_at(&self, key: &str, raw: Vec<u8>, at: chrono::DateTime<Utc>) -> Outcome {
+        let mut i = incoming("inbox", key, raw);
+        i.received_at = at;
+        let mut v = self.intake.submit(vec![i]).await.unwrap();
         assert_eq!(v.len(), 1);
         v.pop().unwrap()
     }
@@ -324,6 +341,112 @@ async fn agent_response_and_commands_then_customer_reopens() {
     let o = d.one("5", agent_mail("Hi", "a3@d", &[], "#close")).await;
     assert_outcome(&o, Action::Agent, None, false);
     assert_eq!(d.orphan_kinds(), vec![("agent".to_string(), None)]);
+}
+
+/// The premium plan with a resolution target, and `reopen` as given.
+fn premium_with_resolution(reopen: &'static str) -> impl FnOnce(String) -> String {
+    move |s: String| {
+        let old = "  { priority = \"P3\", first_response = { wall_clock = \"4h\" } },\n";
+        assert!(s.contains(old));
+        s.replace(
+            old,
+            "  { priority = \"P3\", first_response = { wall_clock = \"4h\" }, resolution = { wall_clock = \"24h\" } },\n",
+        )
+        .replace(
+            "[sla.plans.premium]\n",
+            &format!("[sla.plans.premium]\n{reopen}\n"),
+        )
+    }
+}
+
+/// Reopen: a ticket resolved and reopened by the customer three days later
+/// (past its old due instants) counts its clocks again from the reopening
+/// message (default "restart"), or goes on where it stopped ("resume").
+#[tokio::test]
+async fn reopen_restarts_or_resumes_the_clocks() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 16, 10, 0, 0).unwrap();
+    let h = chrono::TimeDelta::hours;
+    let cio = "CIO <cio@acme-nyc.example>";
+    let ts = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    for (rule, restart) in [
+        ("", true),
+        ("reopen = \"restart\"", true),
+        ("reopen = \"resume\"", false),
+    ] {
+        let d = desk_edited("", premium_with_resolution(rule));
+        let o = d
+            .one_at(
+                "1",
+                stamped(
+                    "pass",
+                    "acme-nyc.example",
+                    mail(cio, "Help", "m1@c", &[], "Hello"),
+                ),
+                t0,
+            )
+            .await;
+        assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+        let t = d.show("SUP-000001");
+        assert_eq!(
+            (t.priority.as_deref(), t.plan.as_str()),
+            (Some("P3"), "premium"),
+            "{rule}"
+        );
+        assert_eq!(t.first_response_due, Some(ts(t0 + h(4))));
+        assert_eq!(t.resolution_due, Some(ts(t0 + h(24))));
+        d.one_at(
+            "2",
+            agent_mail("Re: [SUP-000001] Help", "a1@d", &[], "#close\nDone."),
+            t0 + h(2),
+        )
+        .await;
+        assert_eq!(d.show("SUP-000001").status, "resolved");
+        let back = t0 + h(72);
+        let o = d
+            .one_at(
+                "3",
+                stamped(
+                    "pass",
+                    "acme-nyc.example",
+                    mail(
+                        cio,
+                        "Re: Help",
+                        "m2@c",
+                        &["In-Reply-To: <a1@d>"],
+                        "Not fixed",
+                    ),
+                ),
+                back,
+            )
+            .await;
+        assert_outcome(&o, Action::Followup, Some("SUP-000001"), false);
+        let t = d.show("SUP-000001");
+        assert_eq!(t.status, "open", "{rule}");
+        let reopened = t
+            .events
+            .iter()
+            .find(|e| e.action == "reopened")
+            .expect("event");
+        if restart {
+            assert_eq!(
+                reopened.detail.as_deref(),
+                Some("clocks restarted"),
+                "{rule}"
+            );
+            assert_eq!(t.first_responded_at, None, "a first response is due again");
+            assert_eq!(t.first_response_due, Some(ts(back + h(4))), "{rule}");
+            assert_eq!(t.resolution_due, Some(ts(back + h(24))), "{rule}");
+        } else {
+            assert_eq!(
+                reopened.detail.as_deref(),
+                Some("resolution clock resumed, resolved for 252000s"),
+                "{rule}"
+            );
+            assert_eq!(t.first_responded_at, Some(ts(t0 + h(2))), "stays answered");
+            // 2h of the 24h were used before the #close: 22h are left.
+            assert_eq!(t.resolution_due, Some(ts(back + h(22))), "{rule}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -223,6 +223,21 @@ CREATE INDEX outbox_ack_created ON outbox(created_at) WHERE kind = 'ack';
 CREATE INDEX messages_unauthenticated ON messages(created_at) WHERE kind = 'unauthenticated-agent';
 "#,
     ),
+    M::up(
+        r#"
+-- Where the SLA clocks count from: NULL for received_at; a reopen with
+-- `reopen = "restart"` sets it to the reopening message's arrival.
+ALTER TABLE tickets ADD COLUMN sla_started_at TEXT;
+-- Seconds the resolution clock stood still (pending, or resolved before
+-- a reopen with `reopen = "resume"`), so a priority change keeps them.
+ALTER TABLE tickets ADD COLUMN paused_secs INTEGER NOT NULL DEFAULT 0;
+-- A pending ticket's next reminder or auto-close instant, and what was
+-- done (0 nothing, 1 reminded); read by the sweeper through the index.
+ALTER TABLE tickets ADD COLUMN pending_next_at TEXT;
+ALTER TABLE tickets ADD COLUMN pending_stage INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tickets_pending_next ON tickets(pending_next_at) WHERE pending_next_at IS NOT NULL;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -218,8 +218,30 @@ pub fn reopen(conn: &Connection, id: i64) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Back from pending: open again, the resolution instants pushed back by
-/// the `paused_secs` the desk waited on the customer.
+/// A reopen with `reopen = "restart"`: both clocks count again from
+/// `at`, a first response is due again, escalation starts over.
+pub fn restart_clocks(conn: &Connection, id: i64, at: DateTime<Utc>, c: &Clocks) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET sla_started_at = ?1, paused_secs = 0, first_responded_at = NULL,
+                first_response_due = ?2, first_response_warn = ?3,
+                resolution_due = ?4, resolution_warn = ?5, fr_level = 0, res_level = 0
+         WHERE id = ?6",
+    )?
+    .execute(params![
+        ts(at),
+        c.first_response_due.map(ts),
+        c.first_response_warn.map(ts),
+        c.resolution_due.map(ts),
+        c.resolution_warn.map(ts),
+        id
+    ])
+    .context("Restarting the ticket's clocks")?;
+    Ok(())
+}
+
+/// Back from pending (or, with `reopen = "resume"`, from resolved): open
+/// again, the resolution instants pushed back by the `paused_secs` the
+/// clock stood still, which are added to the ticket's total.
 pub fn resume(conn: &Connection, id: i64, paused_secs: i64) -> Result<()> {
     let shift = |col: &str| {
         format!(
@@ -228,7 +250,9 @@ pub fn resume(conn: &Connection, id: i64, paused_secs: i64) -> Result<()> {
     };
     conn.execute(
         &format!(
-            "UPDATE tickets SET status = 'open', pending_since = NULL, {}, {} WHERE id = ?1",
+            "UPDATE tickets SET status = 'open', pending_since = NULL, pending_next_at = NULL,
+                    pending_stage = 0, paused_secs = paused_secs + {paused_secs}, {}, {}
+             WHERE id = ?1",
             shift("resolution_due"),
             shift("resolution_warn")
         ),
@@ -238,17 +262,28 @@ pub fn resume(conn: &Connection, id: i64, paused_secs: i64) -> Result<()> {
     Ok(())
 }
 
+/// A ticket's priority (None when it has none).
+pub fn priority(conn: &Connection, id: i64) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT priority FROM tickets WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .context("Reading the ticket's priority")
+}
+
 /// What the SLA engine needs to compute a ticket's clocks again.
 pub struct SlaInputs {
     pub plan: String,
     pub category: Option<String>,
     pub customer_timezone: Option<String>,
+    /// Where the clocks count from: the reception, or the last restart.
     pub received_at: Option<DateTime<Utc>>,
+    /// Seconds the resolution clock stood still since then.
+    pub paused_secs: i64,
 }
 
 pub fn sla_inputs(conn: &Connection, id: i64) -> Result<SlaInputs> {
     conn.prepare_cached(
-        "SELECT plan, category, customer_timezone, received_at FROM tickets WHERE id = ?1",
+        "SELECT plan, category, customer_timezone, coalesce(sla_started_at, received_at), paused_secs
+         FROM tickets WHERE id = ?1",
     )?
     .query_row([id], |r| {
         Ok(SlaInputs {
@@ -256,6 +291,7 @@ pub fn sla_inputs(conn: &Connection, id: i64) -> Result<SlaInputs> {
             category: r.get(1)?,
             customer_timezone: r.get(2)?,
             received_at: parse_ts(&r.get::<_, String>(3)?),
+            paused_secs: r.get(4)?,
         })
     })
     .context("Reading the ticket")

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::MAX_BUSINESS_DAYS;
-use super::model::{Customer, Plan, SlaModel, Target, Targets};
+use super::model::{Customer, Pending, Plan, Reopen, SlaModel, Target, Targets};
 use super::parse::{parse_duration, parse_zone};
 use super::raw::{RawCalendar, RawPlan, RawSla, RawTarget};
 use crate::core::calendar::{
@@ -84,7 +84,27 @@ impl SlaModel {
                 categories,
                 &mut pr,
             );
-            plans.insert(name.clone(), Plan { calendar, cells });
+            let reopen = match rp.reopen.as_deref().map(str::trim) {
+                None | Some("restart") => Reopen::Restart,
+                Some("resume") => Reopen::Resume,
+                Some(other) => {
+                    pr.push(
+                        &[&path[..], &["reopen"]].concat(),
+                        format!("unknown reopen rule {other:?}; give \"restart\" or \"resume\""),
+                    );
+                    Reopen::Restart
+                }
+            };
+            let pending = check_pending(&path, rp, raw, rp.calendar.is_some(), &mut pr);
+            plans.insert(
+                name.clone(),
+                Plan {
+                    calendar,
+                    cells,
+                    reopen,
+                    pending,
+                },
+            );
         }
 
         let plan_names: Vec<String> = raw.plans.keys().cloned().collect();
@@ -341,6 +361,84 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
         .then(|| Calendar::new(z, week, holidays).following_customer(rc.follow_customer_timezone))
 }
 
+/// A plan's pending rules, each the plan's own or else the desk-wide one
+/// of `[sla]`; reported at the key that gives it.
+fn check_pending(
+    plan_path: &[&str],
+    rp: &RawPlan,
+    raw: &RawSla,
+    has_calendar: bool,
+    pr: &mut Problems,
+) -> Pending {
+    let mut one = |key: &str, own: &Option<String>, desk: &Option<String>| {
+        let (text, path) = match (own, desk) {
+            (Some(t), _) => (t, [plan_path, &[key]].concat()),
+            (None, Some(t)) => (t, vec!["sla", key]),
+            (None, None) => return None,
+        };
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        match parse_delay(text) {
+            Ok(t @ Target::BusinessDays(_)) if !has_calendar => {
+                pr.push(
+                    &path,
+                    "business days count the plan's calendar, but the plan has no `calendar`",
+                );
+                Some(t)
+            }
+            Ok(t) => Some(t),
+            Err(m) => {
+                pr.push(&path, m);
+                None
+            }
+        }
+    };
+    let reminder_after = one(
+        "pending_reminder_after",
+        &rp.pending_reminder_after,
+        &raw.pending_reminder_after,
+    );
+    let close_after = one(
+        "pending_close_after",
+        &rp.pending_close_after,
+        &raw.pending_close_after,
+    );
+    if let (Some(Target::WallClock(r)), Some(Target::WallClock(c))) =
+        (&reminder_after, &close_after)
+        && r >= c
+    {
+        let key = if rp.pending_close_after.is_some() {
+            [plan_path, &["pending_close_after"]].concat()
+        } else {
+            vec!["sla", "pending_close_after"]
+        };
+        pr.push(
+            &key,
+            "the auto-close comes at or before the reminder; give a longer delay",
+        );
+    }
+    Pending {
+        reminder_after,
+        close_after,
+    }
+}
+
+/// A pending delay: "3 business days" or a wall-clock duration ("7d").
+fn parse_delay(text: &str) -> Result<Target, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let words: Vec<&str> = t.split_whitespace().collect();
+    if let [n, "business", "day" | "days"] = words[..] {
+        return match n.parse::<i64>() {
+            Ok(n) if (1..=MAX_BUSINESS_DAYS).contains(&n) => Ok(Target::BusinessDays(n as u32)),
+            _ => Err(format!(
+                "{text:?}: give 1 to {MAX_BUSINESS_DAYS} business days"
+            )),
+        };
+    }
+    parse_duration(text)
+        .map(Target::WallClock)
+        .map_err(|m| format!("{m}, or \"3 business days\""))
+}
+
 fn check_target(
     raw: &RawTarget,
     path: &[String],
@@ -361,7 +459,10 @@ fn check_target(
             }
         }
         RawTarget::Table(t) => {
-            if t.outside_hours_cap.is_some() && t.inside_hours.is_none() && t.outside_hours.is_none() {
+            if t.outside_hours_cap.is_some()
+                && t.inside_hours.is_none()
+                && t.outside_hours.is_none()
+            {
                 pr.push(
                     &at("outside_hours_cap"),
                     "outside_hours_cap belongs to an { inside_hours, outside_hours } target",

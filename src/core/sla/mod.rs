@@ -34,6 +34,9 @@
 //! [sla.plans.premium]
 //! calendar = "always"
 //! targets = [{ first_response = "15m", resolution = "1h30m" }]
+//! reopen = "resume"                  # default "restart"
+//! pending_reminder_after = "3 business days"
+//! pending_close_after = "7d"         # also desk-wide in [sla]
 //!
 //! [sla.customers.acme]
 //! domains = ["acme.example"]         # and its subdomains
@@ -54,7 +57,9 @@ mod tests;
 
 use chrono::TimeDelta;
 
-pub use model::{CustomerMatch, Due, DueQuery, SlaError, SlaModel, Target, Targets};
+pub use model::{
+    CustomerMatch, Due, DueQuery, Pending, PendingDue, Reopen, SlaError, SlaModel, Target, Targets,
+};
 pub use parse::parse_duration;
 pub use raw::{RawCalendar, RawCustomer, RawPlan, RawRule, RawSla, RawTarget, RawTargetTable};
 

@@ -50,6 +50,37 @@ pub(super) struct Plan {
     pub(super) calendar: Option<Calendar>,
     /// Indexed by `category_slot * priority_slots + priority_slot`.
     pub(super) cells: Vec<Targets>,
+    pub(super) reopen: Reopen,
+    pub(super) pending: Pending,
+}
+
+/// What a reopen does to a ticket's clocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reopen {
+    /// Both clocks start again from the reopening message's arrival: a
+    /// first response is due again, and a new resolution time.
+    #[default]
+    Restart,
+    /// The resolution clock goes on where it stopped (the time the ticket
+    /// spent resolved does not count); the first response stays answered.
+    Resume,
+}
+
+/// A pending ticket's reminder and auto-close delays, counted from the
+/// moment it went pending; `Target::WallClock` or `Target::BusinessDays`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub reminder_after: Option<Target>,
+    pub close_after: Option<Target>,
+}
+
+/// When a pending ticket is reminded and closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingDue {
+    /// None when no reminder is configured, or it would come at or after
+    /// the auto-close.
+    pub reminder: Option<DateTime<Utc>>,
+    pub close: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]

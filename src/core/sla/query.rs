@@ -4,7 +4,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::model::{CustomerMatch, Due, DueQuery, SlaError, SlaModel, Target, Targets};
+use super::model::{
+    CustomerMatch, Due, DueQuery, PendingDue, Reopen, SlaError, SlaModel, Target, Targets,
+};
 use crate::core::calendar::{Calendar, CalendarError};
 use crate::core::escalation::Clock;
 
@@ -101,6 +103,40 @@ impl SlaModel {
             .ok_or_else(|| SlaError::UnknownPlan(plan.to_owned()))
     }
 
+    /// What a reopen does to the clocks of a ticket on `plan`.
+    pub fn reopen_rule(&self, plan: &str) -> Reopen {
+        self.plans.get(plan).map(|p| p.reopen).unwrap_or_default()
+    }
+
+    /// When a ticket of `plan` that went pending at `since` is reminded
+    /// and closed; business days count the plan's calendar.
+    pub fn pending_due(
+        &self,
+        plan: &str,
+        timezone: Option<Tz>,
+        since: DateTime<Utc>,
+    ) -> Result<PendingDue, SlaError> {
+        let p = self
+            .plans
+            .get(plan)
+            .ok_or_else(|| SlaError::UnknownPlan(plan.to_owned()))?;
+        let ctx = Ctx {
+            plan,
+            calendar: p.calendar.as_ref(),
+            zone: match &p.calendar {
+                Some(c) => c.zone_for(timezone),
+                None => timezone.unwrap_or(Tz::UTC),
+            },
+        };
+        let at = |t: &Option<Target>| match t {
+            Some(t) => ctx.eval(t, since),
+            None => Ok(None),
+        };
+        let close = at(&p.pending.close_after)?;
+        let reminder = at(&p.pending.reminder_after)?.filter(|r| close.is_none_or(|c| *r < c));
+        Ok(PendingDue { reminder, close })
+    }
+
     pub fn due(&self, q: &DueQuery) -> Result<Due, SlaError> {
         let targets = self.targets(q.plan, q.priority, q.category)?;
         let plan = self
@@ -149,7 +185,13 @@ impl SlaModel {
             TimeDelta::milliseconds((d.num_milliseconds() as f64 * share).round() as i64)
         };
         let business_cal = plan.calendar.as_ref().filter(|c| !c.is_always_open());
-        if let (Target::ByReception { inside, outside, .. }, Some(cal)) = (target, business_cal) {
+        if let (
+            Target::ByReception {
+                inside, outside, ..
+            },
+            Some(cal),
+        ) = (target, business_cal)
+        {
             let zone = cal.zone_for(q.timezone);
             target = if cal.is_open(q.received, zone) {
                 inside

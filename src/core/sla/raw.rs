@@ -18,6 +18,9 @@ pub struct RawSla {
     pub plans: BTreeMap<String, RawPlan>,
     #[serde(default)]
     pub customers: BTreeMap<String, RawCustomer>,
+    /// Desk-wide defaults of the plans' pending rules.
+    pub pending_reminder_after: Option<String>,
+    pub pending_close_after: Option<String>,
 }
 
 /// `[sla.calendars.NAME]`
@@ -51,6 +54,12 @@ pub struct RawPlan {
     pub calendar: Option<String>,
     #[serde(default)]
     pub targets: Vec<RawRule>,
+    /// "restart" (default) or "resume": the clocks of a reopened ticket.
+    pub reopen: Option<String>,
+    /// A pending ticket's reminder to the customer, and its auto-close:
+    /// "3 business days" (the plan's calendar) or a duration ("7d").
+    pub pending_reminder_after: Option<String>,
+    pub pending_close_after: Option<String>,
 }
 
 /// One target rule: applies to a category and/or priority, or to all when

@@ -288,7 +288,11 @@ fn capped_meteorage() -> String {
         "outside_hours = { wall_clock = \"24h\" } }",
         "outside_hours = { wall_clock = \"24h\" }, outside_hours_cap = \"next_opening\" }",
     );
-    assert_eq!(capped.matches("outside_hours_cap").count(), 3 + 1, "{capped}");
+    assert_eq!(
+        capped.matches("outside_hours_cap").count(),
+        3 + 1,
+        "{capped}"
+    );
     capped
 }
 
@@ -315,6 +319,46 @@ fn outside_hours_cap_next_opening() {
           standard high     technical  -    2026-03-02T10:00:00+01:00 2026-03-02T11:00:00+01:00 -
         "#,
     );
+}
+
+#[test]
+fn pending_reminder_and_close() {
+    let src = METEORAGE.replace(
+        "[sla.plans.standard]\ncalendar = \"office\"\n",
+        "[sla.plans.standard]\ncalendar = \"office\"\npending_reminder_after = \"3 business days\"\n",
+    );
+    // The desk-wide close applies to a plan that gives none.
+    let src = src.replace(
+        "[sla]\ndefault_plan = \"standard\"\n",
+        "[sla]\ndefault_plan = \"standard\"\npending_close_after = \"7d\"\n",
+    );
+    let m = model(&src);
+    let since = utc("2026-03-06T15:00:00+01:00"); // a Friday
+    let p = m.pending_due("standard", None, since).unwrap();
+    assert_eq!(
+        p.reminder,
+        Some(utc("2026-03-11T15:00:00+01:00")),
+        "Wednesday"
+    );
+    assert_eq!(p.close, Some(utc("2026-03-13T15:00:00+01:00")), "7 days");
+    // Pending on Saturday: business days count from Monday's opening;
+    // Easter Monday 2026 (6 April) is a holiday: Tuesday 08:00 + 3.
+    let p = m
+        .pending_due("standard", None, utc("2026-04-04T11:00:00+02:00"))
+        .unwrap();
+    assert_eq!(p.reminder, Some(utc("2026-04-10T08:00:00+02:00")));
+    // A reminder that would come after the close is not sent.
+    let late = src.replace("\"3 business days\"", "\"9 business days\"");
+    let p = model(&late).pending_due("standard", None, since).unwrap();
+    assert_eq!(
+        (p.reminder, p.close),
+        (None, Some(utc("2026-03-13T15:00:00+01:00")))
+    );
+    // Nothing configured: nothing due.
+    let p = model(METEORAGE)
+        .pending_due("standard", None, since)
+        .unwrap();
+    assert_eq!((p.reminder, p.close), (None, None));
 }
 
 #[test]
@@ -511,6 +555,36 @@ fn rejects_bad_references_with_their_path() {
             "[sla.plans.x]\ncalendar = \"office\"\ntargets = [{ first_response = { business_time = \"1h\", outside_hours_cap = \"next_opening\" } }]",
             "sla.plans.x.targets.0.first_response.outside_hours_cap",
             "belongs to an { inside_hours, outside_hours } target",
+        ),
+        (
+            "[sla.plans.x]\nreopen = \"again\"\ntargets = []",
+            "sla.plans.x.reopen",
+            "unknown reopen rule \"again\"",
+        ),
+        (
+            "[sla.plans.x]\ncalendar = \"office\"\npending_reminder_after = \"0 business days\"\ntargets = []",
+            "sla.plans.x.pending_reminder_after",
+            "give 1 to 366 business days",
+        ),
+        (
+            "[sla.plans.x]\npending_close_after = \"-3d\"\ntargets = []",
+            "sla.plans.x.pending_close_after",
+            "is not a duration",
+        ),
+        (
+            "[sla.plans.x]\npending_close_after = \"0d\"\ntargets = []",
+            "sla.plans.x.pending_close_after",
+            "is zero",
+        ),
+        (
+            "[sla.plans.x]\npending_close_after = \"3 business days\"\ntargets = []",
+            "sla.plans.x.pending_close_after",
+            "the plan has no `calendar`",
+        ),
+        (
+            "[sla.plans.x]\npending_reminder_after = \"7d\"\npending_close_after = \"3d\"\ntargets = []",
+            "sla.plans.x.pending_close_after",
+            "at or before the reminder",
         ),
         (
             "[sla.plans.x]\ntargets = [{ first_response = { wall_clock = \"0m\" } }]",
@@ -829,6 +903,8 @@ proptest! {
         let d = TimeDelta::minutes(minutes);
         let plan = Plan {
             calendar: Some(cal),
+            reopen: Default::default(),
+            pending: Default::default(),
             cells: vec![Targets { first_response: Target::WallClock(d), resolution: Target::BestEffort }],
         };
         let m = SlaModel {
