@@ -85,7 +85,7 @@ impl App {
             sweep_wake: Arc::new(Notify::new()),
             smtp_error: Arc::default(),
             ready: Readiness::default(),
-            started: Utc::now(),
+            started: crate::clock::now(),
             shutdown: CancellationToken::new(),
             _lock: Arc::new(lock),
         })
@@ -307,6 +307,16 @@ pub async fn run(mut app: App) -> Result<()> {
             mailboxes = app.config.mailboxes.len(),
             "supportdesk running"
         );
+        if let Some(at) = crate::clock::test_clock() {
+            tracing::warn!(now = %at, "test clock in use ({}; debug build)", crate::clock::TEST_CLOCK_VAR);
+        } else if std::env::var_os(crate::clock::TEST_CLOCK_VAR).is_some()
+            && !cfg!(debug_assertions)
+        {
+            tracing::warn!(
+                "{} is ignored by a release build",
+                crate::clock::TEST_CLOCK_VAR
+            );
+        }
 
         let next = loop {
             if process_shutdown.is_cancelled() {

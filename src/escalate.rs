@@ -51,7 +51,7 @@ impl Sweeper {
     /// One escalation sweep and one health check; wakes the outbox when
     /// they queued mail. Returns the number of notices queued.
     pub async fn sweep(&self) -> Result<usize> {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let mut n = 0;
         loop {
             let due = self.store.call(move |conn| read_due(conn, now)).await?;
@@ -74,7 +74,7 @@ impl Sweeper {
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
             .store
-            .call(move |conn| crate::health::check(conn, &config, started, Utc::now()))
+            .call(move |conn| crate::health::check(conn, &config, started, crate::clock::now()))
             .await?;
         if n > 0 {
             tracing::info!(notices = n, "escalations queued");
@@ -103,7 +103,7 @@ impl Sweeper {
         if ready.is_empty() {
             return Ok(0);
         }
-        let now = Utc::now();
+        let now = crate::clock::now();
         let n = self
             .store
             .call(move |conn| {

@@ -486,7 +486,14 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
         }
     };
     let mut conn = supportdesk::store::open_existing_rw(&path)?;
-    let found = lifecycle::by_hand(&mut conn, &cfg, &ticket, "cli", action.as_ref(), Utc::now())?;
+    let found = lifecycle::by_hand(
+        &mut conn,
+        &cfg,
+        &ticket,
+        "cli",
+        action.as_ref(),
+        supportdesk::clock::now(),
+    )?;
     if !found {
         eprintln!("supportdesk: no ticket {ticket}");
         return Ok(ExitCode::from(2));
@@ -659,7 +666,7 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let now = supportdesk::store::ts(Utc::now());
+    let now = supportdesk::store::ts(supportdesk::clock::now());
     let st = supportdesk::store::read_only(&path, |conn| {
         supportdesk::store::report::status(conn, &now)
     })?;
@@ -733,7 +740,7 @@ fn tickets_list(
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let now = breaching.then(|| supportdesk::store::ts(Utc::now()));
+    let now = breaching.then(|| supportdesk::store::ts(supportdesk::clock::now()));
     let rows = supportdesk::store::read_only(&path, |conn| {
         supportdesk::store::report::list(conn, status.as_deref(), now.as_deref())
     })?;
@@ -772,7 +779,7 @@ fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<Ex
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let now = supportdesk::store::ts(Utc::now());
+    let now = supportdesk::store::ts(supportdesk::clock::now());
     let rows = supportdesk::store::read_only(&path, |conn| {
         supportdesk::store::report::stats(conn, since.as_deref(), &now)
     })?;
@@ -890,7 +897,7 @@ fn outbox_command(path: &std::path::Path, command: OutboxCommand) -> Result<Exit
             }
         }
         OutboxCommand::Retry { id, failed } => {
-            let now = Utc::now();
+            let now = supportdesk::clock::now();
             let hint = "a running daemon sends it at its next outbox pass (at once after a reload)";
             if failed {
                 let n = outbox::retry_failed(&supportdesk::store::open_existing_rw(&path)?, now)?;

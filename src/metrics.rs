@@ -133,7 +133,7 @@ async fn answer(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>>
 }
 
 async fn scrape(store: &Store) -> Result<String> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let stamp = crate::store::ts(now);
     let st = store
         .call(move |conn| crate::store::report::status(conn, &stamp))

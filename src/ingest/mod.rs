@@ -330,7 +330,7 @@ impl Intake {
         let queries: Arc<Vec<decide::Query>> =
             Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
         let _turn = self.turn.lock().await;
-        let now = Utc::now();
+        let now = crate::clock::now();
         let mut outcomes = Vec::with_capacity(analysed.len());
         let mut stale = 0;
         while outcomes.len() < analysed.len() {

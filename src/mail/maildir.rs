@@ -186,7 +186,7 @@ fn list(dir: &Path) -> Result<Vec<Candidate>> {
             let delivered = meta
                 .modified()
                 .map(DateTime::<Utc>::from)
-                .unwrap_or_else(|_| Utc::now());
+                .unwrap_or_else(|_| crate::clock::now());
             out.push(Candidate {
                 path: entry.path(),
                 key: key.to_string(),

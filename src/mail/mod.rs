@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -93,7 +92,7 @@ impl Source {
             .intake
             .store()
             .call(move |conn| {
-                crate::store::health::record(conn, &name, error.as_deref(), Utc::now())
+                crate::store::health::record(conn, &name, error.as_deref(), crate::clock::now())
             })
             .await;
         if let Err(e) = r {

@@ -174,7 +174,7 @@ fn jitter(secs: f64) -> Duration {
 /// next failure would get, should this process stop mid-send.
 async fn claim(ob: &Outbox) -> Result<Vec<Row>> {
     ob.store
-        .call(|conn| queue::claim(conn, Utc::now(), BATCH, |a| backoff(a + 1)))
+        .call(|conn| queue::claim(conn, crate::clock::now(), BATCH, |a| backoff(a + 1)))
         .await
 }
 
@@ -190,7 +190,7 @@ async fn finish(ob: &Outbox, r: &Row, outcome: &Outcome) -> Result<bool> {
     };
     ob.store
         .call(move |conn| {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let Some((answered, permanent, e)) = outcome else {
                 queue::mark_sent(conn, id, attempts + 1, now)?;
                 return Ok(true);
@@ -218,7 +218,7 @@ async fn finish(ob: &Outbox, r: &Row, outcome: &Outcome) -> Result<bool> {
 /// backoff. Nothing is charged for the interrupted try; a message that
 /// crashed the sender every time would end at max_queue_lifetime.
 pub fn recover_interrupted(conn: &rusqlite::Connection) -> Result<usize> {
-    let n = queue::recover_interrupted(conn, Utc::now())?;
+    let n = queue::recover_interrupted(conn, crate::clock::now())?;
     if n > 0 {
         tracing::info!(
             rows = n,
@@ -234,7 +234,7 @@ async fn expire(ob: &Outbox) -> Result<()> {
     let expired = ob
         .store
         .call(move |conn| {
-            let cutoff = Utc::now() - chrono::Duration::from_std(lifetime)?;
+            let cutoff = crate::clock::now() - chrono::Duration::from_std(lifetime)?;
             let reason = format!(
                 "expired: not delivered within max_queue_lifetime ({})",
                 short_duration(lifetime)
@@ -316,7 +316,7 @@ async fn next_due_in(ob: &Outbox) -> Result<Duration> {
     let Some(at) = ob.store.call(|conn| queue::next_due(conn)).await? else {
         return Ok(Duration::from_secs(300));
     };
-    Ok((at - Utc::now())
+    Ok((at - crate::clock::now())
         .to_std()
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_millis(200)))
@@ -413,7 +413,7 @@ async fn session_ok(ob: &Outbox) -> Result<()> {
         tracing::info!("SMTP reachable again");
     }
     ob.store
-        .call(|conn| queue::record_session(conn, None, Utc::now()))
+        .call(|conn| queue::record_session(conn, None, crate::clock::now()))
         .await
 }
 
@@ -455,7 +455,7 @@ async fn session_failed(
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     ob.store
         .call(move |conn| {
-            let now = Utc::now();
+            let now = crate::clock::now();
             queue::record_session(conn, Some((failure, &error)), now)?;
             queue::release(conn, &ids, &note, now)
         })
