@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::core::auth::{PUBLIC_PROVIDERS, ReplyTo, Require};
@@ -130,6 +131,13 @@ pub struct RawRecipient {
     /// "warning", "breach", "second" (default: warning and breach).
     #[serde(default)]
     pub levels: Vec<String>,
+    /// A calendar of `[sla.calendars]`: notices that fall due while it is
+    /// closed wait for its next opening (in the recipient's zone when the
+    /// calendar follows the customer's).
+    pub calendar: Option<String>,
+    /// The levels held by `calendar` (default: all the recipient takes);
+    /// the others go out at once, night or day.
+    pub hold: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -387,6 +395,35 @@ pub struct Recipient {
     pub plans: Vec<String>,
     pub priorities: Vec<String>,
     pub levels: Vec<Level>,
+    /// Office hours of this recipient, and the levels that wait for them.
+    pub hours: Option<RecipientHours>,
+}
+
+/// A recipient's `calendar` and `hold`.
+#[derive(Debug, Clone)]
+pub struct RecipientHours {
+    pub name: String,
+    pub calendar: crate::core::calendar::Calendar,
+    pub hold: Vec<Level>,
+}
+
+impl Recipient {
+    /// When a notice of `level` falling due at `now` may go out: `now`,
+    /// or the next opening of the recipient's calendar for a held level
+    /// while it is closed.
+    pub fn deliver_at(&self, level: Level, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(h) = &self.hours else {
+            return now;
+        };
+        if !h.hold.contains(&level) {
+            return now;
+        }
+        let zone = h.calendar.zone_for(Some(self.timezone));
+        if h.calendar.is_open(now, zone) {
+            return now;
+        }
+        h.calendar.next_opening(now, zone).unwrap_or(now)
+    }
 }
 
 impl Escalation {
@@ -1272,6 +1309,60 @@ fn check_recipient(
     if r.levels.is_empty() {
         levels = vec![Level::Warning, Level::Breach];
     }
+    let hours = match &r.calendar {
+        None => {
+            if r.hold.is_some() {
+                pr.push(
+                    &["hold"],
+                    "`hold` needs a `calendar` whose hours it waits for",
+                );
+            }
+            None
+        }
+        Some(name) => match known.sla.map(|m| m.calendar(name)) {
+            Some(Some(cal)) => {
+                let mut hold = Vec::new();
+                for (j, l) in r.hold.iter().flatten().enumerate() {
+                    match Level::parse(l) {
+                        Some(l) if levels.contains(&l) => hold.push(l),
+                        Some(_) => pr.push(
+                            &["hold", &j.to_string()],
+                            format!("{l:?} is not one of this recipient's levels"),
+                        ),
+                        None => pr.push(
+                            &["hold", &j.to_string()],
+                            format!(
+                                "unknown level {l:?}; expected \"warning\", \"breach\" or \"second\""
+                            ),
+                        ),
+                    }
+                }
+                if r.hold.is_none() {
+                    hold = levels.clone();
+                }
+                Some(RecipientHours {
+                    name: name.clone(),
+                    calendar: cal.clone(),
+                    hold,
+                })
+            }
+            Some(None) => {
+                pr.push(
+                    &["calendar"],
+                    format!(
+                        "unknown calendar {name:?}; known: {}",
+                        known
+                            .sla
+                            .map(|m| m.calendar_names().collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    ),
+                );
+                None
+            }
+            // [sla] failed its own check: reported there.
+            None => None,
+        },
+    };
     if levels.contains(&Level::Second) && !has_second_level {
         pr.push(
             &["levels"],
@@ -1301,6 +1392,7 @@ fn check_recipient(
         plans: r.plans.clone(),
         priorities: r.priorities.clone(),
         levels,
+        hours,
     })
 }
 

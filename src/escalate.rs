@@ -165,9 +165,19 @@ struct NoticeContext {
     clock: &'static str,
     received_at: String,
     due_at: String,
-    /// "1h 30m" past due (breach, second) or left (warning).
+    /// "1h 30m" past due (breach, second) or left (warning); a notice has
+    /// exactly one of them, and the other is undefined in the template
+    /// (check-config's sample rendering fails a template that prints it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     late_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     left: Option<String>,
+    /// When the level was reached: what `left` and `late_by` count from.
+    noticed_at: String,
+    /// Held for the recipient's office hours: sent at `held_until`, it
+    /// still describes the ticket at `noticed_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<String>,
     /// The first lines of the last message on the ticket.
     last_message: String,
 }
@@ -178,9 +188,9 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
     ["warning", "breach", "second"]
         .into_iter()
         .flat_map(|level| {
-            ["first_response", "resolution"]
+            [("first_response", false), ("resolution", true)]
                 .into_iter()
-                .map(move |clock| {
+                .map(move |(clock, held)| {
                     let late = level != "warning";
                     serde_json::to_value(NoticeContext {
                         desk_name: "Desk".into(),
@@ -199,6 +209,8 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
                         due_at: "2026-01-05 10:00 CET".into(),
                         late_by: late.then(|| "1h".into()),
                         left: (!late).then(|| "12m".into()),
+                        noticed_at: "2026-01-05 09:48 CET".into(),
+                        held_until: held.then(|| "2026-01-06 08:00 CET".into()),
                         last_message: "Hello".into(),
                     })
                     .unwrap_or_default()
@@ -266,6 +278,8 @@ struct Notice {
     level: Level,
     recipient: String,
     out: compose::Outgoing,
+    /// Now, or the opening of the recipient's hours it waits for.
+    deliver_at: DateTime<Utc>,
 }
 
 /// Stage 1 (store thread, reads only): up to BATCH tickets due at `now`.
@@ -316,11 +330,14 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
                 };
                 // The highest level reached that someone receives: a late
                 // sweep that finds a level nobody takes (a director only
-                // for "second") still tells whoever takes the level below.
+                // for "second") still tells whoever takes the level below,
+                // as long as that notice is still true: a warning is
+                // never sent once the clock is due.
                 let (sent_level, recipients) = Level::ALL
                     .into_iter()
                     .rev()
                     .filter(|l| *l <= owed && l.rank() > *level)
+                    .filter(|l| *l != Level::Warning || now < due_at)
                     .map(|l| {
                         (
                             l,
@@ -336,11 +353,16 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
                 let mut notices = Vec::new();
                 let mut failed = false;
                 for r in recipients {
-                    match compose_notice(cfg, renderer, &d, *clock, sent_level, due_at, r, now) {
+                    let deliver_at = r.deliver_at(sent_level, now);
+                    let held = (deliver_at > now).then_some(deliver_at);
+                    match compose_notice(
+                        cfg, renderer, &d, *clock, sent_level, due_at, r, now, held,
+                    ) {
                         Ok(out) => notices.push(Notice {
                             level: sent_level,
                             recipient: r.address.email.to_string(),
                             out,
+                            deliver_at,
                         }),
                         // A template that fails to render must not block
                         // every other ticket's escalation: log it and go on.
@@ -398,7 +420,23 @@ pub fn apply(
                 else {
                     continue;
                 };
-                let outbox_id = outbox::enqueue_mail(&tx, Some(p.id), "escalation", &n.out, now)?;
+                let outbox_id = outbox::enqueue_mail_held(
+                    &tx,
+                    Some(p.id),
+                    "escalation",
+                    &n.out,
+                    now,
+                    n.deliver_at,
+                )?;
+                if n.deliver_at > now {
+                    tracing::info!(
+                        ticket_id = p.id,
+                        recipient = %n.recipient,
+                        level = n.level.as_str(),
+                        until = %n.deliver_at,
+                        "escalation notice held for the recipient's hours"
+                    );
+                }
                 escalations::link(&tx, esc, outbox_id)?;
                 queued += 1;
             }
@@ -448,6 +486,7 @@ fn compose_notice(
     due: DateTime<Utc>,
     r: &Recipient,
     now: DateTime<Utc>,
+    held_until: Option<DateTime<Utc>>,
 ) -> Result<compose::Outgoing> {
     let row = &d.row;
     let local = |t: DateTime<Utc>| {
@@ -474,6 +513,8 @@ fn compose_notice(
         due_at: local(due),
         late_by: (now >= due).then(|| human(now - due)),
         left: (now < due).then(|| human(due - now)),
+        noticed_at: local(now),
+        held_until: held_until.map(local),
         last_message: d.last_message.clone(),
     };
     let (_, rendered) = renderer.render("escalation", &r.language, &ctx)?;

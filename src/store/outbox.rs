@@ -63,6 +63,28 @@ pub fn enqueue_mail(
     )
 }
 
+/// Queues a composed mail held until `not_before` (an escalation notice
+/// waiting for its recipient's office hours); the queue lifetime counts
+/// from then.
+pub fn enqueue_mail_held(
+    conn: &Connection,
+    ticket: Option<i64>,
+    kind: &str,
+    out: &crate::compose::Outgoing,
+    now: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+) -> Result<i64> {
+    let id = enqueue_mail(conn, ticket, kind, out, now)?;
+    if not_before > now {
+        conn.prepare_cached(
+            "UPDATE outbox SET next_attempt_at = ?1, retried_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![ts(not_before), id])
+        .context("Holding the outgoing message")?;
+    }
+    Ok(id)
+}
+
 /// Acknowledgements queued to `recipient` (lowercase) since `since`.
 pub fn acks_since(conn: &Connection, recipient: &str, since: DateTime<Utc>) -> Result<i64> {
     conn.prepare_cached(

@@ -300,6 +300,35 @@ pub async fn append_at(session: &mut Session, raw: &str, ago: chrono::TimeDelta)
         .unwrap();
 }
 
+/// APPEND with the INTERNALDATE `at`.
+pub async fn append_on(session: &mut Session, raw: &str, at: chrono::DateTime<chrono::Utc>) {
+    let when = at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string();
+    session
+        .append(
+            "INBOX",
+            None,
+            Some(&when),
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+}
+
+/// `run --once` with the test clock (debug builds) set to `now`.
+pub fn run_once_at(config: &Path, now: &str) -> Output {
+    let out = run(
+        config,
+        &["run", "--once"],
+        &[("SUPPORTDESK_TEST_CLOCK", now)],
+    );
+    assert!(
+        out.status.success(),
+        "run --once at {now} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn parsed(raws: &[Vec<u8>]) -> Vec<supportdesk::core::inbound::ParsedMail> {
     raws.iter()
         .map(|r| supportdesk::core::inbound::parse(r).unwrap())

@@ -23,5 +23,6 @@ mod sigkill;
 mod sla_cli;
 mod spam_corpus;
 mod storage_faults;
+mod sweeper_clock;
 mod templates;
 mod trust;

@@ -220,6 +220,10 @@ impl SlaModel {
             return Err(pr.into_vec());
         }
         Ok(SlaModel {
+            calendars: calendars
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
             priorities: priorities.to_vec(),
             categories: categories.to_vec(),
             default_plan: raw.default_plan.clone(),

@@ -95,6 +95,8 @@ pub(super) struct Customer {
 /// The checked `[sla]` table.
 #[derive(Debug, Clone)]
 pub struct SlaModel {
+    /// `[sla.calendars]` by name (for escalation recipients' hours too).
+    pub(super) calendars: BTreeMap<String, Calendar>,
     pub(super) priorities: Vec<String>,
     pub(super) categories: Vec<String>,
     pub(super) default_plan: String,

@@ -11,6 +11,15 @@ use crate::core::calendar::{Calendar, CalendarError};
 use crate::core::escalation::Clock;
 
 impl SlaModel {
+    /// A calendar of `[sla.calendars]` by name.
+    pub fn calendar(&self, name: &str) -> Option<&Calendar> {
+        self.calendars.get(name)
+    }
+
+    pub fn calendar_names(&self) -> impl Iterator<Item = &str> {
+        self.calendars.keys().map(String::as_str)
+    }
+
     pub fn has_plan(&self, plan: &str) -> bool {
         self.plans.contains_key(plan)
     }

@@ -908,6 +908,7 @@ proptest! {
             cells: vec![Targets { first_response: Target::WallClock(d), resolution: Target::BestEffort }],
         };
         let m = SlaModel {
+            calendars: BTreeMap::new(),
             priorities: vec![],
             categories: vec![],
             default_plan: "p".into(),
