@@ -1841,6 +1841,16 @@ timezone = "Mars/Base"
 plans = ["gold"]
 priorities = ["P9"]
 levels = ["loud", "second"]
+[[escalation.recipients]]
+address = "b@example.com"
+calendar = "nights"
+[[escalation.recipients]]
+address = "c@example.com"
+hold = ["warning"]
+[[escalation.recipients]]
+address = "d@example.com"
+calendar = "office"
+hold = ["second"]
 
 [metrics]
 listen = "localhost"
@@ -1886,7 +1896,10 @@ listen = "localhost"
             r#"+54:15: escalation.recipients.0.priorities.0: unknown priority "P9"; known: P1, P2, P3, P4"#,
             r#"+55:1: escalation.recipients.0.levels: a "second" level needs escalation.second_level_after"#,
             r#"+55:11: escalation.recipients.0.levels.0: unknown level "loud"; expected "warning", "breach" or "second""#,
-            r#"+58:1: metrics.listen: "localhost" is not an address:port such as "127.0.0.1:9187""#,
+            r#"+58:1: escalation.recipients.1.calendar: unknown calendar "nights"; known: office"#,
+            r#"+61:1: escalation.recipients.2.hold: `hold` needs a `calendar` whose hours it waits for"#,
+            r#"+65:9: escalation.recipients.3.hold.0: "second" is not one of this recipient's levels"#,
+            r#"+68:1: metrics.listen: "localhost" is not an address:port such as "127.0.0.1:9187""#,
         ];
         assert_eq!(located(&src), want);
     }
