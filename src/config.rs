@@ -174,6 +174,9 @@ pub struct RawDesk {
     /// time after resolution (default "7d"); later it opens a new ticket
     /// that links the old one.
     pub reopen_window: Option<String>,
+    /// IANA zone the customer's mail shows times in when neither the
+    /// customer nor the plan's calendar has one (default UTC).
+    pub timezone: Option<String>,
 }
 
 fn default_prefix() -> String {
@@ -470,6 +473,7 @@ pub struct Desk {
     pub log_format: LogFormat,
     pub template_vars: std::collections::BTreeMap<String, String>,
     pub reopen_window: chrono::TimeDelta,
+    pub timezone: Option<chrono_tz::Tz>,
     pub admin_address: Option<lettre::message::Mailbox>,
     pub fetch_alert_after: chrono::TimeDelta,
     pub ack_limit_per_hour: u32,
@@ -793,6 +797,24 @@ fn check_desk(d: &RawDesk, base: &Path, templates_dir: &Path, pr: &mut Problems)
             chrono::TimeDelta::zero()
         }
     };
+    let timezone = match d
+        .timezone
+        .as_deref()
+        .map(|z| z.trim().parse::<chrono_tz::Tz>())
+    {
+        None => None,
+        Some(Ok(z)) => Some(z),
+        Some(Err(_)) => {
+            pr.push(
+                &["timezone"],
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as \"Europe/Paris\"",
+                    d.timezone.as_deref().unwrap_or_default()
+                ),
+            );
+            None
+        }
+    };
     let log_format = match d.log_format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -840,6 +862,7 @@ fn check_desk(d: &RawDesk, base: &Path, templates_dir: &Path, pr: &mut Problems)
         log_format,
         template_vars: d.template_vars.clone(),
         reopen_window,
+        timezone,
         admin_address,
         fetch_alert_after,
         ack_limit_per_hour: d.ack_limit_per_hour.unwrap_or(5),

@@ -119,8 +119,11 @@ pub fn apply(
             reopen(conn, cfg, ticket, actor, now)?;
         }
         Command::Pending => {
-            tickets::set_pending(conn, ticket, now)?;
+            let changed = tickets::set_pending(conn, ticket, now)?;
             event(conn, ticket, actor, "pending", None, now)?;
+            if changed {
+                schedule_pending(conn, cfg, ticket)?;
+            }
         }
         Command::Assign(who) => {
             tickets::assign(conn, ticket, who)?;
@@ -147,6 +150,28 @@ pub fn apply(
 /// Reopens a resolved ticket at `now` (the reopening message's arrival),
 /// its clocks restarted or resumed as its plan says; recorded as an event
 /// that names which.
+/// A pending ticket: when the sweeper reminds the customer, then closes
+/// it (the plan's `pending_reminder_after` and `pending_close_after`,
+/// counted from when it went pending); nothing when neither is set.
+fn schedule_pending(conn: &Connection, cfg: &Config, ticket: i64) -> Result<()> {
+    let Some(since) = tickets::thread(conn, ticket)?
+        .filter(|t| t.status == "pending")
+        .and_then(|t| t.pending_since)
+    else {
+        return Ok(());
+    };
+    let t = tickets::sla_inputs(conn, ticket)?;
+    let timezone = t.customer_timezone.and_then(|z| z.parse::<Tz>().ok());
+    let next = match cfg.sla.pending_due(&t.plan, timezone, since) {
+        Ok(p) => p.reminder.or(p.close),
+        Err(e) => {
+            tracing::warn!(ticket_id = ticket, "no pending reminder: {e}");
+            None
+        }
+    };
+    tickets::set_pending_next(conn, ticket, next, 0)
+}
+
 fn reopen(
     conn: &Connection,
     cfg: &Config,

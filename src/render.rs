@@ -31,6 +31,10 @@ pub struct AckContext {
     pub priority: Option<String>,
     /// Local time in the calendar's (or customer's) zone, or None when best effort.
     pub first_response_due: Option<String>,
+    /// The first response was due before the acknowledgement went out
+    /// (the mail waited while the desk was down): no time is promised.
+    #[serde(default)]
+    pub first_response_overdue: bool,
     pub resolution_due: Option<String>,
     pub received_at: String,
     /// `[desk] template_vars`.

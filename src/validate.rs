@@ -106,9 +106,14 @@ fn warnings(cfg: &Config) -> Vec<String> {
 /// Acknowledgement contexts covering the templates' branches.
 fn ack_samples(cfg: &Config) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for (category, due) in [
-        (Some("commercial"), Some("2026-01-05 10:00 CET")),
-        (None, None),
+    for (category, due, overdue) in [
+        (
+            Some("commercial"),
+            Some("lundi 5 janvier 2026 à 10:00 (heure de Paris)"),
+            false,
+        ),
+        (None, None, false),
+        (None, None, true),
     ] {
         let ctx = AckContext {
             desk_name: cfg.desk.name.clone(),
@@ -121,6 +126,7 @@ fn ack_samples(cfg: &Config) -> Vec<serde_json::Value> {
             category: category.map(Into::into),
             priority: category.map(|_| "P1".into()),
             first_response_due: due.map(Into::into),
+            first_response_overdue: overdue,
             resolution_due: due.map(Into::into),
             received_at: "2026-01-05T08:00:00Z".into(),
             vars: cfg.desk.template_vars.clone(),

@@ -10,3 +10,4 @@ pub mod problem;
 pub mod sla;
 pub mod threading;
 pub mod triage;
+pub mod when;

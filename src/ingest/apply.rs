@@ -69,6 +69,7 @@ fn facts_of(conn: &Connection, queries: &[Query], now: DateTime<Utc>) -> Result<
         out.push(f);
     }
     Ok(BatchFacts {
+        now,
         next_ticket: tickets::next_id(conn)?,
         recent_acks_all: outbox::acks_all_since(conn, now - decide::ACK_WINDOW)?,
         messages: out,

@@ -69,6 +69,9 @@ pub struct Facts {
 /// What the store knew of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchFacts {
+    /// When the batch is decided: an acknowledgement never promises an
+    /// instant before it.
+    pub now: DateTime<Utc>,
     pub next_ticket: i64,
     /// Acknowledgements to anyone in the last hour.
     pub recent_acks_all: i64,
@@ -171,6 +174,7 @@ fn ack_address<'a>(cfg: &Config, p: &'a Parsed) -> Option<&'a crate::core::inbou
 
 /// Batch-local state: what earlier messages of the round did.
 struct Overlay {
+    now: DateTime<Utc>,
     next_ticket: i64,
     keys: HashSet<(String, String)>,
     /// Message-ID -> (sender, ticket) of the round's stored messages.
@@ -194,6 +198,7 @@ pub fn decide(
     facts: &BatchFacts,
 ) -> Vec<Decision> {
     let mut o = Overlay {
+        now: facts.now,
         next_ticket: facts.next_ticket,
         keys: HashSet::new(),
         mids: HashMap::new(),
@@ -552,9 +557,15 @@ fn ack_draft(
     let Some(to) = ack_address(cfg, p).and_then(|a| a.email.parse::<lettre::Address>().ok()) else {
         return Err("sender address cannot receive mail: no acknowledgement".into());
     };
-    let tz = cfg.sla.display_zone(&customer.plan, customer.timezone);
+    let tz = cfg
+        .sla
+        .display_zone(&customer.plan, customer.timezone, cfg.desk.timezone);
+    // In the customer's zone and language; never a time already past (a
+    // mail that waited while the desk was down): the template then says
+    // the request is handled with priority.
     let local = |t: Option<DateTime<Utc>>| {
-        t.map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+        t.filter(|t| *t > o.now)
+            .map(|t| crate::core::when::local(t, tz, &v.language))
     };
     let mail = &p.mail;
     Ok(AckDraft {
@@ -570,6 +581,7 @@ fn ack_draft(
             category: v.category.clone(),
             priority: v.priority.clone(),
             first_response_due: local(clocks.first_response_due),
+            first_response_overdue: clocks.first_response_due.is_some_and(|t| t <= o.now),
             resolution_due: local(clocks.resolution_due),
             received_at: ts(received_at),
             vars: cfg.desk.template_vars.clone(),

@@ -449,6 +449,85 @@ async fn reopen_restarts_or_resumes_the_clocks() {
     }
 }
 
+/// The text of the acknowledgement queued for a ticket.
+fn ack_text(d: &Desk, reference: &str) -> String {
+    let r = reference.to_string();
+    let raw: Vec<u8> = d
+        .store
+        .call_blocking(move |conn| {
+            Ok(conn.query_row(
+                "SELECT o.raw FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE t.reference = ?1 AND o.kind = 'ack'",
+                [r],
+                |row| row.get(0),
+            )?)
+        })
+        .unwrap();
+    crate::core::inbound::parse(&raw).unwrap().text
+}
+
+/// The acknowledgement promises its time in the customer's zone and
+/// language, and never a time already past.
+#[tokio::test]
+async fn the_promise_in_the_customers_terms() {
+    let d = desk();
+    let now = Utc::now();
+    // A French mail from a New York customer of the standard plan (office
+    // hours in the customer's zone).
+    let o = d
+        .one_at(
+            "1",
+            stamped(
+                "pass",
+                "acme-nyc.example",
+                mail(
+                    "Jean <jean@acme-nyc.example>",
+                    "Sauvegarde en échec",
+                    "f1@c",
+                    &[],
+                    "Bonjour, la sauvegarde de cette nuit a échoué sur un serveur. Merci de regarder.",
+                ),
+            ),
+            now,
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+    let t = d.show("SUP-000001");
+    assert_eq!(t.language, "fr");
+    let due = chrono::DateTime::parse_from_rfc3339(t.first_response_due.as_deref().unwrap())
+        .unwrap()
+        .to_utc();
+    let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let want = crate::core::when::local(due, ny, "fr");
+    assert!(want.ends_with("(heure de New York)"), "{want}");
+    let text = ack_text(&d, "SUP-000001");
+    assert!(
+        text.contains(&format!("Un agent vous répondra au plus tard le {want}.")),
+        "{text}"
+    );
+
+    // A premium mail that waited three days while the desk was down: its
+    // first response (4h) is already due when it is acknowledged.
+    let o = d
+        .one_at(
+            "2",
+            stamped(
+                "pass",
+                "acme-nyc.example",
+                mail("CIO <cio@acme-nyc.example>", "Restore question", "f2@c", &[], "Hello, could you tell me how to restore a single file from last week's backup? Thanks."),
+            ),
+            now - chrono::TimeDelta::days(3),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    let text = ack_text(&d, "SUP-000002");
+    assert!(
+        text.contains("Your request is being handled with priority")
+            && !text.contains("at the latest"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_command_and_a_reply_in_one_batch_apply_in_order() {
     let d = desk();
@@ -671,6 +750,7 @@ fn decide_reply(cfg: &Config, state: tickets::Thread) -> decide::Decision {
     let q = decide::query(cfg, &a);
     assert_eq!(q.tag, Some(7));
     let facts = decide::BatchFacts {
+        now: Utc::now(),
         next_ticket: 8,
         recent_acks_all: 0,
         messages: vec![decide::Facts {

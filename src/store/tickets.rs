@@ -182,7 +182,8 @@ pub fn set_first_response(conn: &Connection, id: i64, at: DateTime<Utc>) -> Resu
 
 pub fn resolve(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE tickets SET status = 'resolved', resolved_at = ?1, pending_since = NULL
+        "UPDATE tickets SET status = 'resolved', resolved_at = ?1, pending_since = NULL,
+                pending_next_at = NULL, pending_stage = 0
          WHERE id = ?2 AND status IN ('open', 'pending')",
     )?
     .execute(params![ts(at), id])
@@ -190,13 +191,15 @@ pub fn resolve(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-pub fn set_pending(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE tickets SET status = 'pending', pending_since = ?1 WHERE id = ?2 AND status = 'open'",
-    )?
-    .execute(params![ts(at), id])
-    .context("Setting the ticket pending")?;
-    Ok(())
+/// Sets an open ticket pending; false when it was not open.
+pub fn set_pending(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tickets SET status = 'pending', pending_since = ?1 WHERE id = ?2 AND status = 'open'",
+        )?
+        .execute(params![ts(at), id])
+        .context("Setting the ticket pending")?;
+    Ok(n > 0)
 }
 
 pub fn assign(conn: &Connection, id: i64, who: &str) -> Result<()> {
@@ -383,4 +386,81 @@ pub fn held_ack_count(conn: &Connection) -> Result<i64> {
     )?
     .query_row([], |r| r.get(0))
     .context("Counting held acknowledgements")
+}
+
+// ---------------------------------------------------------------- pending reminders
+
+/// Sets when the sweeper next looks at a pending ticket (None: never),
+/// and what was done so far (0 nothing, 1 reminded).
+pub fn set_pending_next(
+    conn: &Connection,
+    id: i64,
+    next: Option<DateTime<Utc>>,
+    stage: u8,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET pending_next_at = ?1, pending_stage = ?2 WHERE id = ?3",
+    )?
+    .execute(params![next.map(ts), stage, id])
+    .context("Scheduling the pending reminder")?;
+    Ok(())
+}
+
+/// Pending tickets whose reminder or auto-close instant is at or before
+/// `now`, at most `limit`.
+pub fn pending_due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM tickets INDEXED BY tickets_pending_next
+         WHERE pending_next_at IS NOT NULL AND pending_next_at <= ?1 LIMIT ?2",
+    )?;
+    let ids = stmt
+        .query_map(params![ts(now), limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .context("Finding pending tickets to remind")?;
+    Ok(ids)
+}
+
+/// What a reminder or an auto-close of a pending ticket needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRow {
+    pub reference: String,
+    pub subject: String,
+    pub requester: String,
+    pub requester_name: Option<String>,
+    pub language: String,
+    pub plan: String,
+    pub customer_timezone: Option<String>,
+    pub status: String,
+    pub pending_since: Option<String>,
+    pub pending_next_at: Option<String>,
+    pub pending_stage: u8,
+    /// The Message-ID of the ticket's first incoming message, to thread.
+    pub first_message_id: Option<String>,
+}
+
+pub fn pending_row(conn: &Connection, id: i64) -> Result<PendingRow> {
+    conn.prepare_cached(
+        "SELECT reference, subject, requester, requester_name, language, plan, customer_timezone,
+                status, pending_since, pending_next_at, pending_stage,
+                (SELECT message_id FROM messages WHERE ticket_id = tickets.id AND direction = 'in'
+                  ORDER BY id LIMIT 1)
+         FROM tickets WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(PendingRow {
+            reference: r.get(0)?,
+            subject: r.get(1)?,
+            requester: r.get(2)?,
+            requester_name: r.get(3)?,
+            language: r.get(4)?,
+            plan: r.get(5)?,
+            customer_timezone: r.get(6)?,
+            status: r.get(7)?,
+            pending_since: r.get(8)?,
+            pending_next_at: r.get(9)?,
+            pending_stage: r.get(10)?,
+            first_message_id: r.get(11)?,
+        })
+    })
+    .context("Reading a pending ticket")
 }

@@ -40,10 +40,12 @@ impl SlaModel {
     }
 
     /// The zone to show a customer their due instants in: their own when
-    /// known, else the zone of the plan's calendar, else UTC.
-    pub fn display_zone(&self, plan: &str, customer: Option<Tz>) -> Tz {
+    /// known, else the zone of the plan's calendar, else `desk` (the
+    /// desk-wide zone), else UTC.
+    pub fn display_zone(&self, plan: &str, customer: Option<Tz>, desk: Option<Tz>) -> Tz {
         customer
             .or_else(|| self.plan_zone(plan, None))
+            .or(desk)
             .unwrap_or(Tz::UTC)
     }
 

@@ -456,9 +456,17 @@ fn unknown_names_are_distinct_errors() {
     assert!(z.has_plan("premium") && !z.has_plan("gold"));
     assert_eq!(z.plan_zone("standard", Some(New_York)), Some(New_York));
     assert_eq!(z.plan_zone("premium", Some(New_York)), None);
-    assert_eq!(z.display_zone("premium", None), Tz::UTC);
-    assert_eq!(z.display_zone("standard", None), Tz::Europe__Paris);
-    assert_eq!(z.display_zone("premium", Some(New_York)), New_York);
+    assert_eq!(z.display_zone("premium", None, None), Tz::UTC);
+    // A plan without a calendar: the desk-wide zone, when given.
+    assert_eq!(
+        z.display_zone("premium", None, Some(Tz::Europe__Lisbon)),
+        Tz::Europe__Lisbon
+    );
+    assert_eq!(
+        z.display_zone("standard", None, Some(Tz::Europe__Lisbon)),
+        Tz::Europe__Paris
+    );
+    assert_eq!(z.display_zone("premium", Some(New_York), None), New_York);
 }
 
 const BASE: &str = r#"
