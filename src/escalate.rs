@@ -70,6 +70,7 @@ impl Sweeper {
                 break;
             }
         }
+        let pending = self.sweep_pending(now).await?;
         let released = self.release_held_acks().await?;
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
@@ -79,8 +80,42 @@ impl Sweeper {
         if n > 0 {
             tracing::info!(notices = n, "escalations queued");
         }
-        if n + released + alerts > 0 {
+        if n + pending + released + alerts > 0 {
             self.outbox_wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Pending tickets owed a reminder or their auto-close (see
+    /// [`crate::pending`]). Returns how many mails were queued.
+    pub async fn sweep_pending(&self, now: DateTime<Utc>) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            let due = self
+                .store
+                .call(move |conn| crate::pending::read_due(conn, now))
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            let (config, renderer) = (self.config.clone(), self.renderer.clone());
+            let plans = tokio::task::spawn_blocking(move || {
+                crate::pending::plan(&config, &renderer, due, now)
+            })
+            .await
+            .context("Planning pending reminders panicked")?;
+            let config = self.config.clone();
+            let (queued, handled) = self
+                .store
+                .call(move |conn| crate::pending::apply(conn, &config, plans, now))
+                .await?;
+            n += queued;
+            if handled == 0 {
+                break;
+            }
+        }
+        if n > 0 {
+            tracing::info!(mails = n, "pending reminders and auto-closes queued");
         }
         Ok(n)
     }

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
+pub mod pending;
 pub mod render;
 pub mod store;
 pub mod validate;

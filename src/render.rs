@@ -132,6 +132,14 @@ impl Renderer {
     /// Renders every `kind.*.txt` template with each sample context, so an
     /// unknown variable (or a missing `Subject:` line) is found by
     /// `check-config` rather than by the first customer.
+    /// Whether `kind` has a template for the default language (the one
+    /// every other language falls back to).
+    pub fn has_default(&self, kind: &str) -> bool {
+        self.env
+            .get_template(&format!("{kind}.{}.txt", self.default_language))
+            .is_ok()
+    }
+
     pub fn check_kind(&self, kind: &str, samples: &[serde_json::Value]) -> Result<usize> {
         let prefix = format!("{kind}.");
         let mut checked = 0;

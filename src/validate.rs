@@ -50,6 +50,22 @@ fn check_templates(cfg: &Config) -> anyhow::Result<Renderer> {
     let r = Renderer::load(&cfg.desk.templates_dir, cfg.triage.default_language())?;
     r.check_kind("ack", &ack_samples(cfg))?;
     r.check_kind("escalation", &crate::escalate::sample_contexts())?;
+    let (reminds, closes) = cfg.sla.uses_pending();
+    for (kind, used) in [("reminder", reminds), ("autoclose", closes)] {
+        if used && !r.has_default(kind) {
+            anyhow::bail!(
+                "a plan sets pending_{}_after but there is no {kind}.{}.txt in {}",
+                if kind == "reminder" {
+                    "reminder"
+                } else {
+                    "close"
+                },
+                cfg.triage.default_language(),
+                cfg.desk.templates_dir.display()
+            );
+        }
+        r.check_kind(kind, &crate::pending::sample_contexts(kind))?;
+    }
     Ok(r)
 }
 

@@ -130,3 +130,176 @@ hold = []
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM escalations"), 2);
 }
+
+/// Pending tickets: a reminder after 2 days, the auto-close after 5, each
+/// once across restarts; an out-of-office reply does not count as an
+/// answer, a real reply before the auto-close resumes the ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_reminder_then_auto_close_and_a_reply_resumes() {
+    let stack = start_stack();
+    let config = write_config_with(
+        &stack,
+        false,
+        &format!(
+            r#"{TRUST}
+[agents]
+addresses = ["agent@desk.test"]
+
+[sla.customers.acme]
+domains = ["acme.test"]
+plan = "premium"
+timezone = "Europe/Paris"
+"#
+        ),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    // Desk-wide, in [sla].
+    let default_plan = "default_plan = \"community\"\n";
+    assert!(text.contains(default_plan), "{text}");
+    std::fs::write(
+        &config,
+        text.replacen(
+            default_plan,
+            &format!(
+                "{default_plan}pending_reminder_after = \"2d\"\npending_close_after = \"5d\"\n"
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    for (who, mid, reply) in [("Bob", "b1", "a1"), ("Carol", "c1", "a2")] {
+        let low = who.to_lowercase();
+        append_on(
+            &mut s,
+            &(stamp("acme.test")
+                + &format!("From: {who} <{low}@acme.test>\nTo: support@desk.test\nSubject: Restore fails\nMessage-ID: <{mid}@acme.test>\n\nThe restore of last night's backup fails with an error.\n")),
+            ts("2026-11-16T09:00:00Z"),
+        )
+        .await;
+        append_on(
+            &mut s,
+            &(stamp("desk.test")
+                + &format!("From: Agent <agent@desk.test>\nTo: {low}@acme.test\nCc: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <{reply}@desk.test>\nIn-Reply-To: <{mid}@acme.test>\n\n#pending\nPlease send us the job log.\n")),
+            ts("2026-11-16T10:00:00Z"),
+        )
+        .await;
+    }
+    let _ = s.logout().await;
+
+    run_once_at(&config, "2026-11-16T10:05:00Z");
+    let conn = db(&config);
+    let state = |id: i64| -> (String, Option<String>, i64) {
+        conn.query_row(
+            "SELECT status, pending_next_at, pending_stage FROM tickets WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+
+    for id in [1, 2] {
+        assert_eq!(
+            state(id),
+            ("pending".into(), Some("2026-11-18T10:00:00Z".into()), 0)
+        );
+    }
+    assert_eq!(
+        sink_messages_within(&stack, 3, Duration::from_secs(5))
+            .await
+            .len(),
+        2,
+        "two acknowledgements"
+    );
+
+    // Wednesday 10:01: both reminded, once.
+    run_once_at(&config, "2026-11-18T10:01:00Z");
+    run_once_at(&config, "2026-11-18T10:02:00Z");
+    let mails = parsed(&sink_messages_within(&stack, 5, Duration::from_secs(10)).await);
+    let reminders: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("waiting for your answer"))
+        .collect();
+    assert_eq!(
+        mails.len(),
+        4,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert_eq!(reminders.len(), 2);
+    let words = reminders[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words
+            .contains("on Monday 16 November 2026 at 11:00 (Paris time), and we are still waiting")
+            && words.contains(
+                "we will close the ticket on Saturday 21 November 2026 at 11:00 (Paris time)"
+            ),
+        "{words}"
+    );
+    assert_eq!(
+        reminders[0].header("Auto-Submitted"),
+        Some("auto-generated")
+    );
+    for id in [1, 2] {
+        assert_eq!(
+            state(id),
+            ("pending".into(), Some("2026-11-21T10:00:00Z".into()), 1)
+        );
+    }
+
+    // Carol's out-of-office answers the reminder: no answer.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append_on(
+        &mut s,
+        "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: Out of office\nMessage-ID: <c2@acme.test>\nIn-Reply-To: <a2@desk.test>\nAuto-Submitted: auto-replied\n\nI am away until Friday.\n",
+        ts("2026-11-18T10:03:00Z"),
+    )
+    .await;
+    let _ = s.logout().await;
+    run_once_at(&config, "2026-11-18T10:04:00Z");
+    assert_eq!(state(2).0, "pending", "an auto-reply is no answer");
+
+    // Carol's real answer on Thursday resumes her ticket.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append_on(
+        &mut s,
+        &(stamp("acme.test")
+            + "From: Carol <carol@acme.test>\nTo: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <c3@acme.test>\nIn-Reply-To: <a2@desk.test>\n\nHere is the log.\n"),
+        ts("2026-11-19T09:00:00Z"),
+    )
+    .await;
+    let _ = s.logout().await;
+    run_once_at(&config, "2026-11-19T09:01:00Z");
+    assert_eq!(state(2), ("open".into(), None, 0));
+
+    // Saturday 10:01: Bob's ticket is closed and Bob told, once.
+    run_once_at(&config, "2026-11-21T10:01:00Z");
+    run_once_at(&config, "2026-11-21T10:05:00Z");
+    assert_eq!(state(1), ("resolved".into(), None, 0));
+    assert_eq!(state(2).0, "open");
+    let mails = parsed(&sink_messages_within(&stack, 6, Duration::from_secs(10)).await);
+    assert_eq!(
+        mails.len(),
+        5,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    let closed: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("closed without an answer"))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].to[0].email, "bob@acme.test");
+    let detail: String = conn
+        .query_row(
+            "SELECT detail FROM ticket_events WHERE ticket_id = 1 AND action = 'resolved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(detail, "auto-closed: no answer while pending");
+}

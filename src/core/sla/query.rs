@@ -114,6 +114,16 @@ impl SlaModel {
             .ok_or_else(|| SlaError::UnknownPlan(plan.to_owned()))
     }
 
+    /// Whether any plan sends pending reminders, and auto-closes.
+    pub fn uses_pending(&self) -> (bool, bool) {
+        self.plans.values().fold((false, false), |(r, c), p| {
+            (
+                r || p.pending.reminder_after.is_some(),
+                c || p.pending.close_after.is_some(),
+            )
+        })
+    }
+
     /// What a reopen does to the clocks of a ticket on `plan`.
     pub fn reopen_rule(&self, plan: &str) -> Reopen {
         self.plans.get(plan).map(|p| p.reopen).unwrap_or_default()
