@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compose::{self, Reply};
 use crate::config::{Config, Recipient};
+use crate::core::duration::human;
 use crate::core::escalation::{Clock, Level, Schedule};
 use crate::ingest::{AckFailure, AckJob, compose_ack};
 use crate::lifecycle;
@@ -567,28 +568,16 @@ fn compose_notice(
     })
 }
 
-/// "2d 3h", "1h 30m", "12m".
-fn human(d: TimeDelta) -> String {
-    let m = d.num_minutes().max(0);
-    let (days, hours, mins) = (m / 1440, (m % 1440) / 60, m % 60);
-    match (days, hours, mins) {
-        (0, 0, m) => format!("{m}m"),
-        (0, h, 0) => format!("{h}h"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, 0, _) => format!("{d}d"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn human_durations() {
+        use crate::core::duration::human;
         use chrono::TimeDelta;
-        assert_eq!(super::human(TimeDelta::minutes(12)), "12m");
-        assert_eq!(super::human(TimeDelta::minutes(90)), "1h 30m");
-        assert_eq!(super::human(TimeDelta::hours(3)), "3h");
-        assert_eq!(super::human(TimeDelta::hours(51)), "2d 3h");
-        assert_eq!(super::human(TimeDelta::days(2)), "2d");
+        assert_eq!(human(TimeDelta::minutes(12)), "12m");
+        assert_eq!(human(TimeDelta::minutes(90)), "1h 30m");
+        assert_eq!(human(TimeDelta::hours(3)), "3h");
+        assert_eq!(human(TimeDelta::hours(51)), "2d 3h");
+        assert_eq!(human(TimeDelta::days(2)), "2d");
     }
 }

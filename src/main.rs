@@ -121,6 +121,10 @@ enum SlaCommand {
         /// Reception instant(s), RFC 3339.
         #[arg(long, required = true)]
         received: Vec<String>,
+        /// The arithmetic step by step (calendar and zone, open intervals
+        /// counted, holidays and closed days skipped) instead of JSON.
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -216,8 +220,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                     category,
                     timezone,
                     received,
+                    explain,
                 },
-        } => sla_due(&cli.config, plan, priority, category, timezone, received),
+        } => sla_due(
+            &cli.config,
+            plan,
+            priority,
+            category,
+            timezone,
+            received,
+            explain,
+        ),
         Command::Classify { files } => classify(&cli.config, files),
         Command::Status { json } => status(&cli.config, json),
         Command::Tickets {
@@ -380,6 +393,67 @@ fn parse_since(s: &str) -> Result<String> {
     Ok(format!("{d}T00:00:00Z"))
 }
 
+/// Why a ticket's clocks are due when they are: the SLA arithmetic as
+/// today's config computes it, the pauses and restarts the ticket lived,
+/// and a word when the stored instants differ (computed under another
+/// config, or by hand).
+fn explain_ticket(cfg: &Config, d: &supportdesk::store::report::TicketDetail) -> Vec<String> {
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc());
+    let start = d
+        .sla_started_at
+        .as_deref()
+        .or(Some(d.received_at.as_str()))
+        .and_then(parse);
+    let Some(start) = start else {
+        return vec!["why due: the ticket's reception time is unreadable".into()];
+    };
+    let q = sla::DueQuery {
+        plan: &d.plan,
+        priority: d.priority.as_deref(),
+        category: d.category.as_deref(),
+        timezone: d.customer_timezone.as_deref().and_then(|z| z.parse().ok()),
+        received: start,
+    };
+    let e = match cfg.sla.explain(&q) {
+        Ok(e) => e,
+        Err(err) => return vec![format!("why due: not explained with today's config: {err}")],
+    };
+    let mut out = vec!["why due:".to_owned()];
+    if d.sla_started_at.is_some() {
+        out.push(format!(
+            "the clocks restarted at the reopen, {} (reopen = \"restart\")",
+            start.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    out.extend(e.lines);
+    let paused = chrono::TimeDelta::seconds(d.paused_secs);
+    let resolution = e.resolution.map(|t| t + paused);
+    if d.paused_secs > 0 {
+        out.push(format!(
+            "resolution pushed back by {} the clock stood still (pending, or resolved before a resume)",
+            supportdesk::core::duration::human(paused)
+        ));
+    }
+    let fmt = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    for (name, computed, stored) in [
+        (
+            "first response",
+            fmt(e.first_response),
+            &d.first_response_due,
+        ),
+        ("resolution", fmt(resolution), &d.resolution_due),
+    ] {
+        if computed != *stored {
+            out.push(format!(
+                "note: the stored {name} due instant ({}) differs from today's config ({}): it was computed under an earlier config",
+                stored.as_deref().unwrap_or("none"),
+                computed.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    out
+}
+
 /// `tickets show|close|respond|priority`: the same lifecycle functions the
 /// daemon uses for agent mail, with "cli" as the actor.
 fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
@@ -435,6 +509,9 @@ fn tickets_command(cfg: Config, command: TicketsCommand) -> Result<ExitCode> {
                     p_or(d.resolution_due.as_deref(), "-"),
                     p_or(d.resolved_at.as_deref(), "-")
                 );
+                for line in explain_ticket(&cfg, &d) {
+                    println!("  {}", p(&line));
+                }
                 if let Some(a) = &d.assignee {
                     println!("assignee   {}", p(a));
                 }
@@ -545,6 +622,7 @@ fn sla_due(
     category: Option<String>,
     timezone: Option<String>,
     received: Vec<String>,
+    explain: bool,
 ) -> Result<ExitCode> {
     let cfg = match load_offline(path) {
         Ok(c) => c,
@@ -573,13 +651,29 @@ fn sla_due(
     }
     let mut out = String::new();
     for (raw, t) in received.iter().zip(instants) {
-        let due = match cfg.sla.due(&sla::DueQuery {
+        let q = sla::DueQuery {
             plan: &plan,
             priority: priority.as_deref(),
             category: category.as_deref(),
             timezone: tz,
             received: t,
-        }) {
+        };
+        if explain {
+            match cfg.sla.explain(&q) {
+                Ok(e) => {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    for l in e.lines {
+                        out.push_str(&l);
+                        out.push('\n');
+                    }
+                }
+                Err(e) => return usage(e.to_string()),
+            }
+            continue;
+        }
+        let due = match cfg.sla.due(&q) {
             Ok(d) => d,
             Err(e) => return usage(e.to_string()),
         };

@@ -413,6 +413,20 @@ impl Calendar {
         }
     }
 
+    /// Opening hours of a weekday, as written ("08:00-12:00, 13:00-17:00"),
+    /// empty when closed.
+    pub fn hours_text(&self, day: Weekday) -> String {
+        self.hours
+            .day(day)
+            .iter()
+            .map(|s| {
+                let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+                format!("{}-{}", hm(s.start), hm(s.end))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn is_holiday(&self, d: NaiveDate) -> bool {
         self.holidays.contains(d)
     }
@@ -509,20 +523,38 @@ impl Calendar {
         duration: TimeDelta,
         zone: Tz,
     ) -> Result<DateTime<Utc>, CalendarError> {
+        self.add_business_time_counting(start, duration, zone, |_, _| {})
+    }
+
+    /// [`Self::add_business_time`], telling `counted` each open interval
+    /// it counts (the last one cut at the due instant): what `sla due
+    /// --explain` shows.
+    pub fn add_business_time_counting(
+        &self,
+        start: DateTime<Utc>,
+        duration: TimeDelta,
+        zone: Tz,
+        mut counted: impl FnMut(DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<DateTime<Utc>, CalendarError> {
         if duration <= TimeDelta::zero() {
             return Ok(start);
         }
         if self.always_open {
-            return start
+            let due = start
                 .checked_add_signed(duration)
-                .ok_or(CalendarError::OutOfRange);
+                .ok_or(CalendarError::OutOfRange)?;
+            counted(start, due);
+            return Ok(due);
         }
         let mut remaining = duration;
         self.scan(start, zone, |a, b| {
             let len = b - a;
             if remaining <= len {
-                ControlFlow::Break(a.checked_add_signed(remaining).unwrap_or(b))
+                let due = a.checked_add_signed(remaining).unwrap_or(b);
+                counted(a, due);
+                ControlFlow::Break(due)
             } else {
+                counted(a, b);
                 remaining -= len;
                 ControlFlow::Continue(())
             }
@@ -537,6 +569,18 @@ impl Calendar {
         days: u32,
         zone: Tz,
     ) -> Result<DateTime<Utc>, CalendarError> {
+        self.add_business_days_counting(start, days, zone, |_, _| {})
+    }
+
+    /// [`Self::add_business_days`], telling `day` each local date after the
+    /// clock's start that it looks at, and whether it counted.
+    pub fn add_business_days_counting(
+        &self,
+        start: DateTime<Utc>,
+        days: u32,
+        zone: Tz,
+        mut day: impl FnMut(NaiveDate, bool),
+    ) -> Result<DateTime<Utc>, CalendarError> {
         let clock = self.next_opening(start, zone)?;
         check_range(clock)?;
         let local = clock.with_timezone(&zone).naive_local();
@@ -544,7 +588,9 @@ impl Calendar {
         let (mut counted, mut closed_days) = (0u32, 0u32);
         while counted < days {
             date = date.succ_opt().ok_or(CalendarError::OutOfRange)?;
-            if self.is_business_day(date) {
+            let business = self.is_business_day(date);
+            day(date, business);
+            if business {
                 counted += 1;
                 closed_days = 0;
             } else {

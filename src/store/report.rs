@@ -218,6 +218,11 @@ pub struct TicketDetail {
     pub resolved_at: Option<String>,
     pub previous_ticket: Option<String>,
     pub note: Option<String>,
+    pub customer_timezone: Option<String>,
+    /// Where the clocks count from when a reopen restarted them.
+    pub sla_started_at: Option<String>,
+    /// Seconds the resolution clock stood still (pending, resumed reopen).
+    pub paused_secs: i64,
     pub messages: Vec<MessageLine>,
     pub outgoing: Vec<MessageLine>,
     pub events: Vec<EventLine>,
@@ -229,7 +234,8 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
             "SELECT t.reference, t.status, t.subject, t.requester, t.customer, t.plan, t.language,
                     t.category, t.priority, t.impact, t.urgency, t.triage_reasons, t.assignee,
                     t.received_at, t.first_response_due, t.first_responded_at, t.resolution_due,
-                    t.resolved_at, p.reference, t.note
+                    t.resolved_at, p.reference, t.note, t.customer_timezone, t.sla_started_at,
+                    t.paused_secs
              FROM tickets t LEFT JOIN tickets p ON p.id = t.previous_ticket WHERE t.id = ?1",
             [id],
             |r| {
@@ -255,6 +261,9 @@ pub fn show(conn: &Connection, id: i64) -> Result<TicketDetail> {
                     resolved_at: r.get(17)?,
                     previous_ticket: r.get(18)?,
                     note: r.get(19)?,
+                    customer_timezone: r.get(20)?,
+                    sla_started_at: r.get(21)?,
+                    paused_secs: r.get(22)?,
                     messages: Vec::new(),
                     outgoing: Vec::new(),
                     events: Vec::new(),

@@ -264,3 +264,64 @@ fn sla_due_cli_rejects_unknown_names_with_exit_2() {
         assert!(!err.trim().is_empty());
     }
 }
+
+/// `sla due --explain`: Meteorage on a Sunday night (the policy's "within
+/// 24 hours" outside working hours, counted as written), and cirrus-shield
+/// business days over Ascension.
+#[test]
+fn sla_due_explain_shows_the_arithmetic() {
+    let (code, out, err) = sla_due(
+        "meteorage",
+        &[
+            "--plan",
+            "standard",
+            "--priority",
+            "average",
+            "--category",
+            "technical",
+            "--received",
+            "2026-11-29T21:00:00Z",
+            "--explain",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("received Sun 2026-11-29 22:00 CET (21:00 UTC) (closed)")
+            && out.contains("received outside hours: 1d of elapsed time")
+            && out.contains("= Mon 2026-11-30 22:00 CET (21:00 UTC)"),
+        "{out}"
+    );
+    let (code, out, err) = sla_due(
+        "cirrus-shield",
+        &[
+            "--plan",
+            "payant",
+            "--priority",
+            "majeure",
+            "--received",
+            "2026-05-13T13:00:00Z",
+            "--received",
+            "2026-05-16T10:00:00Z",
+            "--explain",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("Thu 2026-05-14: holiday, skipped")
+            && out.contains("due Mon 2026-05-18 15:00 CEST (13:00 UTC), the same local time of day")
+            && out.contains("received while closed: the clock starts at the next opening, Mon 2026-05-18 09:00 CEST"),
+        "{out}"
+    );
+    let (code, _, err) = sla_due(
+        "cirrus-shield",
+        &[
+            "--plan",
+            "gold",
+            "--received",
+            "2026-05-13T13:00:00Z",
+            "--explain",
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown plan \"gold\""), "{err}");
+}

@@ -303,3 +303,116 @@ timezone = "Europe/Paris"
         .unwrap();
     assert_eq!(detail, "auto-closed: no answer while pending");
 }
+
+/// A ticket answered and closed, reopened by the customer three days
+/// later: its clocks start again from the reopening message, so it does
+/// not breach at once; it breaches (once) when the new first response is
+/// late. `tickets show` says why it is due when it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_ticket_counts_from_the_reopening_message() {
+    let stack = start_stack();
+    let config = write_config_with(
+        &stack,
+        false,
+        &format!(
+            r#"{TRUST}
+[agents]
+addresses = ["agent@desk.test"]
+
+[sla.customers.acme]
+domains = ["acme.test"]
+plan = "premium"
+
+[escalation]
+[[escalation.recipients]]
+address = "Manager <manager@corp.test>"
+language = "en"
+timezone = "Europe/Paris"
+levels = ["breach"]
+"#
+        ),
+    );
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append_on(
+        &mut s,
+        &(stamp("acme.test")
+            + "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: Restore fails\nMessage-ID: <b1@acme.test>\n\nThe restore of last night's backup fails with an error.\n"),
+        ts("2026-11-16T09:00:00Z"),
+    )
+    .await;
+    append_on(
+        &mut s,
+        &(stamp("desk.test")
+            + "From: Agent <agent@desk.test>\nTo: bob@acme.test\nCc: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <a1@desk.test>\nIn-Reply-To: <b1@acme.test>\n\n#close\nFixed by the patch.\n"),
+        ts("2026-11-16T09:30:00Z"),
+    )
+    .await;
+    let _ = s.logout().await;
+    run_once_at(&config, "2026-11-16T09:35:00Z");
+    let conn = db(&config);
+    let row = || -> (String, Option<String>, Option<String>) {
+        conn.query_row(
+            "SELECT status, first_response_due, first_responded_at FROM tickets WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let (status, due, responded) = row();
+    assert_eq!(
+        (status.as_str(), responded.as_deref()),
+        ("resolved", Some("2026-11-16T09:30:00Z"))
+    );
+    let target = ts(&due.unwrap()) - ts("2026-11-16T09:00:00Z");
+    assert!(
+        target > chrono::TimeDelta::zero() && target < chrono::TimeDelta::days(1),
+        "{target}"
+    );
+
+    // Thursday: Bob writes again.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    append_on(
+        &mut s,
+        &(stamp("acme.test")
+            + "From: Bob <bob@acme.test>\nTo: support@desk.test\nSubject: Re: Restore fails\nMessage-ID: <b2@acme.test>\nIn-Reply-To: <a1@desk.test>\n\nIt fails again since this morning.\n"),
+        ts("2026-11-19T09:00:00Z"),
+    )
+    .await;
+    let _ = s.logout().await;
+    run_once_at(&config, "2026-11-19T09:01:00Z");
+    let back = ts("2026-11-19T09:00:00Z");
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(row(), ("open".into(), Some(fmt(back + target)), None));
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM escalations"),
+        0,
+        "no breach at the reopen"
+    );
+    let out = run(&config, &["tickets", "show", "SUP-000001"], &[]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        shown.contains("the clocks restarted at the reopen, 2026-11-19T09:00:00Z")
+            && shown.contains("of elapsed time (nights, weekends and holidays count)")
+            && !shown.contains("differs from today's config"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("event reopened by bob@acme.test: clocks restarted"),
+        "{shown}"
+    );
+
+    // The new first response is late: one breach notice.
+    let late = fmt(back + target + chrono::TimeDelta::minutes(1));
+    run_once_at(&config, &late);
+    run_once_at(&config, &late);
+    assert_eq!(count(&conn, "SELECT count(*) FROM escalations"), 1);
+    let mails = parsed(&sink_messages_within(&stack, 3, Duration::from_secs(10)).await);
+    let notices: Vec<_> = mails.iter().filter(|m| m.subject.contains("SLA")).collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+}

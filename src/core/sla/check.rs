@@ -100,6 +100,7 @@ impl SlaModel {
                 name.clone(),
                 Plan {
                     calendar,
+                    calendar_name: rp.calendar.clone(),
                     cells,
                     reopen,
                     pending,

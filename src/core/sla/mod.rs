@@ -48,6 +48,7 @@
 //! ```
 
 mod check;
+mod explain;
 mod model;
 mod parse;
 mod query;
@@ -57,6 +58,7 @@ mod tests;
 
 use chrono::TimeDelta;
 
+pub use explain::{Explained, describe};
 pub use model::{
     CustomerMatch, Due, DueQuery, Pending, PendingDue, Reopen, SlaError, SlaModel, Target, Targets,
 };

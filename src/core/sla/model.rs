@@ -48,6 +48,7 @@ pub struct Targets {
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
     pub(super) calendar: Option<Calendar>,
+    pub(super) calendar_name: Option<String>,
     /// Indexed by `category_slot * priority_slots + priority_slot`.
     pub(super) cells: Vec<Targets>,
     pub(super) reopen: Reopen,

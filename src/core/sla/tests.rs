@@ -362,6 +362,59 @@ fn pending_reminder_and_close() {
 }
 
 #[test]
+fn explain_shows_the_arithmetic() {
+    let m = model(CIRRUS);
+    // Wednesday before Ascension (14 May 2026), 15:00 Paris.
+    let q = DueQuery {
+        plan: "payant",
+        priority: Some("majeure"),
+        category: None,
+        timezone: None,
+        received: utc("2026-05-13T15:00:00+02:00"),
+    };
+    let e = m.explain(&q).unwrap();
+    assert_eq!(e.first_response, m.due(&q).unwrap().first_response);
+    let text = e.lines.join("\n");
+    let want = "\
+plan payant, priority majeure, category -
+calendar \"bureau\" in Europe/Paris: Mon 09:00-18:00, Tue 09:00-18:00, Wed 09:00-18:00, Thu 09:00-18:00, Fri 09:00-18:00, Sat closed, Sun closed
+received Wed 2026-05-13 15:00 CEST (13:00 UTC) (open)
+first response: 2 business days
+  the clock starts at reception, Wed 2026-05-13 15:00 CEST (13:00 UTC)
+    Thu 2026-05-14: holiday, skipped
+    Fri 2026-05-15: business day 1 of 2
+    Sat 2026-05-16: closed, skipped
+    Sun 2026-05-17: closed, skipped
+    Mon 2026-05-18: business day 2 of 2
+  due Mon 2026-05-18 15:00 CEST (13:00 UTC), the same local time of day
+resolution: best effort
+  best effort: no due instant";
+    assert_eq!(text, want);
+
+    // Business time across a night, and an outside-hours reception.
+    let m = model(ZMANDA);
+    let q = DueQuery {
+        plan: "standard",
+        priority: Some("P2"),
+        category: None,
+        timezone: Some(New_York),
+        received: utc("2026-03-06T15:30:00-05:00"),
+    };
+    let e = m.explain(&q).unwrap();
+    assert_eq!(e.first_response, m.due(&q).unwrap().first_response);
+    let text = e.lines.join("\n");
+    assert!(
+        text.contains("calendar \"office\" in America/New_York, the customer's zone")
+            && text.contains("3h of open time from Fri 2026-03-06 15:30 EST (20:30 UTC):")
+            && text.contains("Fri 2026-03-06 15:30-17:00: 1h 30m counted (1h 30m of 3h)")
+            && text.contains("Sat 2026-03-07: closed, skipped")
+            && text.contains("Mon 2026-03-09 08:00-09:30: 1h 30m counted (3h of 3h)")
+            && text.contains("due Mon 2026-03-09 09:30 EDT (13:30 UTC)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cirrus_shield_table() {
     run(
         CIRRUS,
@@ -865,6 +918,25 @@ proptest! {
         let _ = parse_duration(&chars.into_iter().collect::<String>());
     }
 
+    /// The explanation walks the same calendar as the due instants and
+    /// ends on them, for every example plan, capped Meteorage included.
+    #[test]
+    fn explain_agrees_with_due(
+        ex in 0usize..6, pick in any::<(usize, usize, usize, usize)>(), t in instant()
+    ) {
+        let mut all = examples();
+        let p = part(&capped_meteorage());
+        all.push((SlaModel::from_raw(&p.sla, &p.priorities, &p.categories).unwrap(), p.priorities, p.categories));
+        let q = query(&all[ex], pick, t);
+        let due = all[ex].0.due(&q).unwrap();
+        let e = all[ex].0.explain(&q).unwrap();
+        prop_assert_eq!((e.first_response, e.resolution), (due.first_response, due.resolution));
+        for d in [due.first_response, due.resolution].into_iter().flatten() {
+            let when = d.format("%H:%M UTC").to_string();
+            prop_assert!(e.lines.iter().any(|l| l.contains(&when)), "{:?}", e.lines);
+        }
+    }
+
     /// Holds for every target but an uncapped inside/outside-hours one,
     /// which counts as its contract says (a mail at 06:00 may be due after
     /// one at 08:00): Meteorage is checked with the cap on.
@@ -911,6 +983,7 @@ proptest! {
         let d = TimeDelta::minutes(minutes);
         let plan = Plan {
             calendar: Some(cal),
+            calendar_name: Some("c".into()),
             reopen: Default::default(),
             pending: Default::default(),
             cells: vec![Targets { first_response: Target::WallClock(d), resolution: Target::BestEffort }],
