@@ -73,6 +73,19 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_millis(millis))
 }
 
+/// A length for people: "2d 3h", "1h 30m", "12m" (minutes, rounded down).
+pub fn human(d: TimeDelta) -> String {
+    let m = d.num_minutes().max(0);
+    let (days, hours, mins) = (m / 1440, (m % 1440) / 60, m % 60);
+    match (days, hours, mins) {
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,18 +171,5 @@ mod tests {
             parse("18446744073709551615ms"),
             Ok(Duration::from_millis(u64::MAX))
         );
-    }
-}
-
-/// A length for people: "2d 3h", "1h 30m", "12m" (minutes, rounded down).
-pub fn human(d: TimeDelta) -> String {
-    let m = d.num_minutes().max(0);
-    let (days, hours, mins) = (m / 1440, (m % 1440) / 60, m % 60);
-    match (days, hours, mins) {
-        (0, 0, m) => format!("{m}m"),
-        (0, h, 0) => format!("{h}h"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, 0, _) => format!("{d}d"),
-        (d, h, _) => format!("{d}d {h}h"),
     }
 }
