@@ -701,7 +701,16 @@ fn check(
     let outbox = pr.within(&["outbox"], |pr| {
         check_outbox(&raw.outbox, base, secrets, pr)
     });
-    let sla = SlaModel::from_raw(&raw.sla, &raw.priorities, &raw.categories)
+    // The core reads no files: the calendars' .ics files are read here.
+    let mut raw_sla = raw.sla.clone();
+    for cal in raw_sla.calendars.values_mut() {
+        if let Some(p) = &cal.holidays_ics {
+            let path = base.join(p);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read it: {e}"));
+            cal.holidays_ics_text = Some((path.display().to_string(), text));
+        }
+    }
+    let sla = SlaModel::from_raw(&raw_sla, &raw.priorities, &raw.categories)
         .map_err(|ps| pr.extend(ps))
         .ok();
     let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
@@ -1801,6 +1810,92 @@ mod tests {
                 format!("+{line}:{}: {}: {}", p.column, p.key, p.message)
             })
             .collect()
+    }
+
+    /// A calendar's holidays from an .ics file next to the config; a bad
+    /// file is named with its line, under the key that names it.
+    #[test]
+    fn holidays_from_an_ics_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let ics = |body: &str| {
+            std::fs::write(
+                dir.path().join("holidays.ics"),
+                format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n"),
+            )
+            .unwrap()
+        };
+        let src = format!(
+            r#"{parts}
+[sla.calendars.ics]
+timezone = "UTC"
+hours = {{ mon-fri = "09:00-17:00" }}
+holidays_ics = "holidays.ics"
+
+[sla.plans.icsplan]
+calendar = "ics"
+targets = [{{ first_response = {{ business_days = 1 }} }}]
+
+[desk]
+name = "Desk"
+address = "support@desk.example"
+state_dir = "state"
+templates_dir = "{templates}"
+
+[outbox]
+kind = "directory"
+path = "out"
+"#,
+            parts = policy_parts(),
+        );
+        let path = dir.path().join("desk.toml");
+        ics("BEGIN:VEVENT\r\nUID:a\r\nDTSTART;VALUE=DATE:20261120\r\nEND:VEVENT\r\n");
+        let cfg = parse_with(&path, &src, Secrets::Read).unwrap();
+        let due = cfg
+            .sla
+            .due(&crate::core::sla::DueQuery {
+                plan: "icsplan",
+                priority: None,
+                category: None,
+                timezone: None,
+                received: "2026-11-19T10:00:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        // Friday 20 November is the file's holiday.
+        assert_eq!(
+            due.first_response,
+            Some("2026-11-23T10:00:00Z".parse().unwrap())
+        );
+
+        ics("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261120T090000Z\r\nEND:VEVENT\r\n");
+        let err = parse_with(&path, &src, Secrets::Read).unwrap_err();
+        let p = err
+            .problems
+            .iter()
+            .find(|p| p.key == "sla.calendars.ics.holidays_ics")
+            .expect("the key is named");
+        let at = src
+            .lines()
+            .position(|l| l.starts_with("holidays_ics"))
+            .unwrap()
+            + 1;
+        assert_eq!(p.line, at);
+        let shown = dir.path().join("holidays.ics").display().to_string();
+        assert!(
+            p.message
+                .starts_with(&format!("{shown} line 5: DTSTART is a date and time")),
+            "{}",
+            p.message
+        );
+        std::fs::remove_file(dir.path().join("holidays.ics")).unwrap();
+        let err = parse_with(&path, &src, Secrets::Read).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.key == "sla.calendars.ics.holidays_ics"
+                    && p.message.contains("cannot read it")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod commands;
 pub mod duration;
 pub mod escalation;
+pub mod ics;
 pub mod inbound;
 pub mod problem;
 pub mod sla;

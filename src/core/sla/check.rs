@@ -297,6 +297,7 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
             ("hours", !rc.hours.is_empty()),
             ("holiday_sets", !rc.holiday_sets.is_empty()),
             ("holidays", !rc.holidays.is_empty()),
+            ("holidays_ics", rc.holidays_ics.is_some()),
         ] {
             if set {
                 pr.push(
@@ -359,6 +360,19 @@ fn check_calendar(name: &str, rc: &RawCalendar, pr: &mut Problems) -> Option<Cal
         match HolidayRule::parse(h) {
             Ok(r) => holidays.add(r),
             Err(m) => pr.push(&[&path[..], &["holidays", &i.to_string()]].concat(), m),
+        }
+    }
+    if rc.holidays_ics.is_some() {
+        match &rc.holidays_ics_text {
+            None => pr.push(&at("holidays_ics"), "the file was not read"),
+            Some((shown, Err(e))) => pr.push(&at("holidays_ics"), format!("{shown}: {e}")),
+            Some((shown, Ok(text))) => match crate::core::ics::holidays(text) {
+                Ok(rules) => rules.into_iter().for_each(|r| holidays.add(r)),
+                Err(e) => pr.push(
+                    &at("holidays_ics"),
+                    format!("{shown} line {}: {}", e.line, e.message),
+                ),
+            },
         }
     }
     let z = zone?;

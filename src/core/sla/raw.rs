@@ -44,6 +44,12 @@ pub struct RawCalendar {
     /// "2026-12-24", "12-25", "easter+39", "12-24..12-31", "2026-08-03..2026-08-21".
     #[serde(default)]
     pub holidays: Vec<String>,
+    /// An iCalendar file of all-day events, relative to the config file.
+    pub holidays_ics: Option<String>,
+    /// That file as the shell read it (the core reads no files): its
+    /// shown path and its text, or why it could not be read.
+    #[serde(skip)]
+    pub holidays_ics_text: Option<(String, Result<String, String>)>,
 }
 
 /// `[sla.plans.NAME]`
