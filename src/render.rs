@@ -182,6 +182,28 @@ fn split_subject(text: &str) -> Result<Rendered> {
 mod tests {
     use super::*;
 
+    /// A notice never shows a missing value: `left` exists only in a
+    /// warning, `late_by` only in a breach or second level, so a template
+    /// that prints one where the notice has not got it fails
+    /// check-config's sample rendering.
+    #[test]
+    fn a_notice_template_printing_a_missing_value_fails_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ack.en.txt"), "Subject: x\n\nHello\n").unwrap();
+        let samples = crate::escalate::sample_contexts();
+        std::fs::write(
+            dir.path().join("escalation.en.txt"),
+            "Subject: [{{ level }}] {{ reference }}\n\nDue in {{ left }}.\n",
+        )
+        .unwrap();
+        let r = Renderer::load(dir.path(), "en").unwrap();
+        let e = r.check_kind("escalation", &samples).unwrap_err();
+        assert!(format!("{e:#}").contains("escalation.en.txt"), "{e:#}");
+        // The shipped templates pass.
+        let shipped = Renderer::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")), "en").unwrap();
+        assert_eq!(shipped.check_kind("escalation", &samples).unwrap(), 2);
+    }
+
     #[test]
     fn falls_back_to_default_language() {
         let dir = tempfile::tempdir().unwrap();

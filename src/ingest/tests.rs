@@ -449,6 +449,49 @@ async fn reopen_restarts_or_resumes_the_clocks() {
     }
 }
 
+/// A sweep that comes late (the daemon was down) never sends a warning
+/// once the clock is due: a recipient who takes only warnings hears
+/// nothing of an overdue ticket, one who takes breaches gets the breach.
+#[tokio::test]
+async fn a_late_sweep_sends_no_warning_after_the_due_instant() {
+    for (levels, want) in [("levels = [\"warning\"]\n", vec![]), ("", vec!["breach".to_string()])] {
+        let d = desk_edited("", |s| {
+            s.replace(
+                "address = \"Support Manager <manager@demo.example>\"\n",
+                &format!("address = \"Support Manager <manager@demo.example>\"\n{levels}"),
+            )
+        });
+        d.one_at(
+            "1",
+            stamped(
+                "pass",
+                "acme-nyc.example",
+                mail("CIO <cio@acme-nyc.example>", "Backup question", "w1@c", &[], "Hello, could you tell me how to restore a single file from last week's backup? Thanks."),
+            ),
+            Utc::now() - chrono::TimeDelta::days(2),
+        )
+        .await;
+        let cfg = d.config.clone();
+        let renderer =
+            Renderer::load(&cfg.desk.templates_dir, cfg.triage.default_language()).unwrap();
+        let (queued, levels_sent, fr_level): (usize, Vec<String>, u8) = d
+            .store
+            .call_blocking(move |conn| {
+                let n = crate::escalate::sweep(conn, &cfg, &renderer, Utc::now())?;
+                let sent = conn
+                    .prepare("SELECT level FROM escalations ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                let level = conn.query_row("SELECT fr_level FROM tickets WHERE id = 1", [], |r| r.get(0))?;
+                Ok((n, sent, level))
+            })
+            .unwrap();
+        assert_eq!(levels_sent, want, "{levels}");
+        assert_eq!(queued, want.len());
+        assert_eq!(fr_level, 2, "the breach is handled, sent or not: never retried");
+    }
+}
+
 /// The text of the acknowledgement queued for a ticket.
 fn ack_text(d: &Desk, reference: &str) -> String {
     let r = reference.to_string();
