@@ -375,11 +375,16 @@ pub fn plan(cfg: &Config, renderer: &Renderer, due: Vec<Due>, now: DateTime<Utc>
                     .filter(|l| *l <= owed && l.rank() > *level)
                     .filter(|l| *l != Level::Warning || now < due_at)
                     .map(|l| {
-                        (
-                            l,
-                            cfg.escalation
-                                .recipients_for(&d.row.plan, d.row.priority.as_deref(), l),
-                        )
+                        let rs = cfg
+                            .escalation
+                            .recipients_for(&d.row.plan, d.row.priority.as_deref(), l);
+                        // Nor a warning held for office hours that would
+                        // reach its recipient after the due instant.
+                        let rs: Vec<&Recipient> = rs
+                            .into_iter()
+                            .filter(|r| l != Level::Warning || r.deliver_at(l, now) < due_at)
+                            .collect();
+                        (l, rs)
                     })
                     .find(|(_, r)| !r.is_empty())
                     .unwrap_or((owed, Vec::new()));

@@ -112,7 +112,7 @@ pub fn apply(
 ) -> Result<()> {
     match cmd {
         Command::Close => {
-            tickets::resolve(conn, ticket, now)?;
+            resolve(conn, ticket, now)?;
             event(conn, ticket, actor, "resolved", None, now)?;
         }
         Command::Reopen => {
@@ -147,9 +147,18 @@ pub fn apply(
     refresh_next(conn, cfg, ticket)
 }
 
-/// Reopens a resolved ticket at `now` (the reopening message's arrival),
-/// its clocks restarted or resumed as its plan says; recorded as an event
-/// that names which.
+/// Resolves a ticket at `at`; a pending one first ends its pause, so the
+/// time it waited on the customer does not count if it is ever resumed.
+pub fn resolve(conn: &Connection, ticket: i64, at: DateTime<Utc>) -> Result<()> {
+    if let Some(t) = tickets::thread(conn, ticket)?
+        && t.status == "pending"
+    {
+        let since = t.pending_since.unwrap_or(at);
+        tickets::resume(conn, ticket, (at - since).num_seconds().max(0))?;
+    }
+    tickets::resolve(conn, ticket, at)
+}
+
 /// A pending ticket: when the sweeper reminds the customer, then closes
 /// it (the plan's `pending_reminder_after` and `pending_close_after`,
 /// counted from when it went pending); nothing when neither is set.
@@ -172,6 +181,9 @@ fn schedule_pending(conn: &Connection, cfg: &Config, ticket: i64) -> Result<()> 
     tickets::set_pending_next(conn, ticket, next, 0)
 }
 
+/// Reopens a resolved ticket at `now` (the reopening message's arrival),
+/// its clocks restarted or resumed as its plan says; recorded as an event
+/// that names which.
 fn reopen(
     conn: &Connection,
     cfg: &Config,
@@ -209,6 +221,8 @@ fn reopen(
         Reopen::Resume => {
             let paused = resolved_at.map_or(0, |r| (now - r).num_seconds().max(0));
             tickets::resume(conn, ticket, paused)?;
+            // Closed before anyone answered: that clock resumes too.
+            tickets::shift_unanswered_first_response(conn, ticket, paused)?;
             format!("resolution clock resumed, resolved for {paused}s")
         }
     };

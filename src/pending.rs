@@ -203,7 +203,7 @@ pub fn apply(
                 lifecycle::event(&tx, p.id, "sweeper", "pending-reminder", None, now)?;
             }
             Some(Step::Close) => {
-                tickets::resolve(&tx, p.id, now)?;
+                lifecycle::resolve(&tx, p.id, now)?;
                 lifecycle::event(
                     &tx,
                     p.id,
@@ -237,7 +237,10 @@ fn compose_mail(
             .and_then(|z| z.parse().ok()),
         cfg.desk.timezone,
     );
-    let local = |t: DateTime<Utc>| crate::core::when::local(t, tz, &row.language);
+    // Dates in the language of the template used (English text for a
+    // language without its own reminder template).
+    let lang = renderer.language_for(kind(s), &row.language);
+    let local = |t: DateTime<Utc>| crate::core::when::local(t, tz, lang);
     let since = row
         .pending_since
         .as_deref()

@@ -132,6 +132,20 @@ impl Renderer {
     /// Renders every `kind.*.txt` template with each sample context, so an
     /// unknown variable (or a missing `Subject:` line) is found by
     /// `check-config` rather than by the first customer.
+    /// The language `render` uses for `kind` in `language`: its own when
+    /// it has a template, else the default one.
+    pub fn language_for<'a>(&'a self, kind: &str, language: &'a str) -> &'a str {
+        if self
+            .env
+            .get_template(&format!("{kind}.{language}.txt"))
+            .is_ok()
+        {
+            language
+        } else {
+            &self.default_language
+        }
+    }
+
     /// Whether `kind` has a template for the default language (the one
     /// every other language falls back to).
     pub fn has_default(&self, kind: &str) -> bool {
@@ -200,7 +214,11 @@ mod tests {
         let e = r.check_kind("escalation", &samples).unwrap_err();
         assert!(format!("{e:#}").contains("escalation.en.txt"), "{e:#}");
         // The shipped templates pass.
-        let shipped = Renderer::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")), "en").unwrap();
+        let shipped = Renderer::load(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")),
+            "en",
+        )
+        .unwrap();
         assert_eq!(shipped.check_kind("escalation", &samples).unwrap(), 2);
     }
 

@@ -223,10 +223,18 @@ fn apply_one(
             for e in &parsed.errors {
                 lifecycle::event(tx, ticket, actor, "command-error", Some(e), at)?;
             }
+            // A #reopen comes first: its text is then the first response
+            // of the restarted clock, not one before it.
+            let reopen = |c: &&crate::core::commands::Command| {
+                matches!(c, crate::core::commands::Command::Reopen)
+            };
+            for c in parsed.commands.iter().filter(reopen) {
+                lifecycle::apply(tx, cfg, ticket, actor, c, at)?;
+            }
             if parsed.has_text {
                 lifecycle::respond(tx, cfg, ticket, actor, at)?;
             }
-            for c in &parsed.commands {
+            for c in parsed.commands.iter().filter(|c| !reopen(c)) {
                 lifecycle::apply(tx, cfg, ticket, actor, c, at)?;
             }
         }

@@ -454,7 +454,10 @@ async fn reopen_restarts_or_resumes_the_clocks() {
 /// nothing of an overdue ticket, one who takes breaches gets the breach.
 #[tokio::test]
 async fn a_late_sweep_sends_no_warning_after_the_due_instant() {
-    for (levels, want) in [("levels = [\"warning\"]\n", vec![]), ("", vec!["breach".to_string()])] {
+    for (levels, want) in [
+        ("levels = [\"warning\"]\n", vec![]),
+        ("", vec!["breach".to_string()]),
+    ] {
         let d = desk_edited("", |s| {
             s.replace(
                 "address = \"Support Manager <manager@demo.example>\"\n",
@@ -482,13 +485,19 @@ async fn a_late_sweep_sends_no_warning_after_the_due_instant() {
                     .prepare("SELECT level FROM escalations ORDER BY id")?
                     .query_map([], |r| r.get(0))?
                     .collect::<rusqlite::Result<Vec<String>>>()?;
-                let level = conn.query_row("SELECT fr_level FROM tickets WHERE id = 1", [], |r| r.get(0))?;
+                let level =
+                    conn.query_row("SELECT fr_level FROM tickets WHERE id = 1", [], |r| {
+                        r.get(0)
+                    })?;
                 Ok((n, sent, level))
             })
             .unwrap();
         assert_eq!(levels_sent, want, "{levels}");
         assert_eq!(queued, want.len());
-        assert_eq!(fr_level, 2, "the breach is handled, sent or not: never retried");
+        assert_eq!(
+            fr_level, 2,
+            "the breach is handled, sent or not: never retried"
+        );
     }
 }
 

@@ -291,7 +291,10 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
                     source_key: format!("{uidvalidity}:{uid}"),
                     uidvalidity: Some(uidvalidity),
                     uid: Some(uid),
-                    received_at: meta.get(&uid).and_then(|m| m.date).unwrap_or_else(Utc::now),
+                    received_at: meta
+                        .get(&uid)
+                        .and_then(|m| m.date)
+                        .unwrap_or_else(crate::clock::now),
                     raw,
                 })
                 .collect();

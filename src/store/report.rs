@@ -122,7 +122,9 @@ pub fn status(conn: &Connection, now: &str) -> Result<Status> {
         outbox_pending: one("SELECT count(*) FROM outbox WHERE status = 'pending'")?,
         outbox_oldest_pending: conn
             .query_row(
-                "SELECT min(created_at) FROM outbox WHERE status = 'pending'",
+                // A notice held for its recipient's hours counts from
+                // its release, not as mail stuck since it was queued.
+                "SELECT min(coalesce(retried_at, created_at)) FROM outbox WHERE status = 'pending'",
                 [],
                 |r| r.get(0),
             )

@@ -239,6 +239,32 @@ pub fn restart_clocks(conn: &Connection, id: i64, at: DateTime<Utc>, c: &Clocks)
         id
     ])
     .context("Restarting the ticket's clocks")?;
+    // Escalation starts over: the notices of the clocks' earlier run are
+    // no longer "sent" for the new one (their mails stay in the outbox,
+    // their events on the ticket).
+    conn.prepare_cached("DELETE FROM escalations WHERE ticket_id = ?1")?
+        .execute([id])
+        .context("Starting escalation over")?;
+    Ok(())
+}
+
+/// Pushes a first response not yet given `secs` later (a resumed reopen
+/// of a ticket closed before anyone answered).
+pub fn shift_unanswered_first_response(conn: &Connection, id: i64, secs: i64) -> Result<()> {
+    let shift = |col: &str| {
+        format!(
+            "{col} = CASE WHEN {col} IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%SZ', {col}, '+{secs} seconds') END"
+        )
+    };
+    conn.execute(
+        &format!(
+            "UPDATE tickets SET {}, {} WHERE id = ?1 AND first_responded_at IS NULL",
+            shift("first_response_due"),
+            shift("first_response_warn")
+        ),
+        [id],
+    )
+    .context("Moving the first response")?;
     Ok(())
 }
 
@@ -411,7 +437,7 @@ pub fn set_pending_next(
 pub fn pending_due(conn: &Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM tickets INDEXED BY tickets_pending_next
-         WHERE pending_next_at IS NOT NULL AND pending_next_at <= ?1 LIMIT ?2",
+         WHERE pending_next_at IS NOT NULL AND pending_next_at <= ?1 AND status = 'pending' LIMIT ?2",
     )?;
     let ids = stmt
         .query_map(params![ts(now), limit as i64], |r| r.get(0))?
