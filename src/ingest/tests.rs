@@ -501,6 +501,163 @@ async fn a_late_sweep_sends_no_warning_after_the_due_instant() {
     }
 }
 
+/// Sweeps the desk's store at `now`; the levels recorded so far.
+fn sweep_at(d: &Desk, now: chrono::DateTime<Utc>) -> Vec<String> {
+    let cfg = d.config.clone();
+    let renderer = Renderer::load(&cfg.desk.templates_dir, cfg.triage.default_language()).unwrap();
+    d.store
+        .call_blocking(move |conn| {
+            crate::escalate::sweep(conn, &cfg, &renderer, now)?;
+            Ok(conn
+                .prepare("SELECT clock || ' ' || level FROM escalations ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap()
+}
+
+/// A restarted reopen starts escalation over: a ticket that breached in
+/// its first life breaches (and is notified) again when the restarted
+/// first response is late. An agent's #reopen with text is that first
+/// response itself.
+#[tokio::test]
+async fn a_restarted_reopen_escalates_again_and_an_agent_reopen_answers() {
+    let d = desk_edited("", premium_with_resolution(""));
+    let t0 = Utc::now() - chrono::TimeDelta::days(5);
+    let h = chrono::TimeDelta::hours;
+    let cio = "CIO <cio@acme-nyc.example>";
+    d.one_at(
+        "1",
+        stamped(
+            "pass",
+            "acme-nyc.example",
+            mail(cio, "Help", "r1@c", &[], "Hello"),
+        ),
+        t0,
+    )
+    .await;
+    assert_eq!(sweep_at(&d, t0 + h(5)), ["first_response breach"]);
+    d.one_at(
+        "2",
+        agent_mail("Re: [SUP-000001] Help", "ra1@d", &[], "#close\nDone."),
+        t0 + h(6),
+    )
+    .await;
+    let back = t0 + h(48);
+    d.one_at(
+        "3",
+        stamped(
+            "pass",
+            "acme-nyc.example",
+            mail(
+                cio,
+                "Re: Help",
+                "r2@c",
+                &["In-Reply-To: <ra1@d>"],
+                "Not fixed",
+            ),
+        ),
+        back,
+    )
+    .await;
+    assert_eq!(
+        sweep_at(&d, back + h(1)),
+        Vec::<String>::new(),
+        "nothing due yet"
+    );
+    assert_eq!(
+        sweep_at(&d, back + h(5)),
+        ["first_response breach"],
+        "breached again, notified again"
+    );
+
+    // The agent reopens it with an answer: the restarted first response
+    // is that answer.
+    d.one_at(
+        "4",
+        agent_mail("Re: [SUP-000001] Help", "ra2@d", &[], "#close"),
+        back + h(6),
+    )
+    .await;
+    d.one_at(
+        "5",
+        agent_mail(
+            "Re: [SUP-000001] Help",
+            "ra3@d",
+            &[],
+            "#reopen\nLooking at it again.",
+        ),
+        back + h(7),
+    )
+    .await;
+    let t = d.show("SUP-000001");
+    assert_eq!(t.status, "open");
+    let ts = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(t.first_responded_at, Some(ts(back + h(7))));
+}
+
+/// A pending ticket closed (by an agent or the auto-close) and reopened
+/// with `reopen = "resume"`: neither the wait on the customer nor the time
+/// resolved counts.
+#[tokio::test]
+async fn a_resumed_reopen_after_a_pending_close_does_not_count_the_wait() {
+    let d = desk_edited("", premium_with_resolution("reopen = \"resume\""));
+    let t0 = Utc::now() - chrono::TimeDelta::days(20);
+    let h = chrono::TimeDelta::hours;
+    let cio = "CIO <cio@acme-nyc.example>";
+    d.one_at(
+        "1",
+        stamped(
+            "pass",
+            "acme-nyc.example",
+            mail(cio, "Help", "p1@c", &[], "Hello"),
+        ),
+        t0,
+    )
+    .await;
+    // Answered and pending after 2h, closed after 5 days of waiting,
+    // reopened 2 days later: 22h of the 24h are left.
+    d.one_at(
+        "2",
+        agent_mail(
+            "Re: [SUP-000001] Help",
+            "pa1@d",
+            &[],
+            "#pending\nYour log, please.",
+        ),
+        t0 + h(2),
+    )
+    .await;
+    d.one_at(
+        "3",
+        agent_mail("Re: [SUP-000001] Help", "pa2@d", &[], "#close"),
+        t0 + h(2 + 120),
+    )
+    .await;
+    let back = t0 + h(2 + 120 + 48);
+    d.one_at(
+        "4",
+        stamped(
+            "pass",
+            "acme-nyc.example",
+            mail(
+                cio,
+                "Re: Help",
+                "p2@c",
+                &["In-Reply-To: <pa2@d>"],
+                "Here it is",
+            ),
+        ),
+        back,
+    )
+    .await;
+    let t = d.show("SUP-000001");
+    let ts = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(t.status, "open");
+    assert_eq!(t.resolution_due, Some(ts(back + h(22))));
+    assert_eq!(t.paused_secs, (120 + 48) * 3600);
+}
+
 /// The text of the acknowledgement queued for a ticket.
 fn ack_text(d: &Desk, reference: &str) -> String {
     let r = reference.to_string();
