@@ -112,7 +112,7 @@ pub fn apply(
 ) -> Result<()> {
     match cmd {
         Command::Close => {
-            resolve(conn, ticket, now)?;
+            resolve(conn, cfg, ticket, now)?;
             event(conn, ticket, actor, "resolved", None, now)?;
         }
         Command::Reopen => {
@@ -149,14 +149,59 @@ pub fn apply(
 
 /// Resolves a ticket at `at`; a pending one first ends its pause, so the
 /// time it waited on the customer does not count if it is ever resumed.
-pub fn resolve(conn: &Connection, ticket: i64, at: DateTime<Utc>) -> Result<()> {
+pub fn resolve(conn: &Connection, cfg: &Config, ticket: i64, at: DateTime<Utc>) -> Result<()> {
     if let Some(t) = tickets::thread(conn, ticket)?
         && t.status == "pending"
     {
         let since = t.pending_since.unwrap_or(at);
-        tickets::resume(conn, ticket, (at - since).num_seconds().max(0))?;
+        resume(conn, cfg, ticket, (since, at), false)?;
     }
     tickets::resolve(conn, ticket, at)
+}
+
+/// Open again after the clocks stood still from `from` to `to` (pending,
+/// or resolved before a resumed reopen): the resolution instants, and
+/// with `first_response` a first response not yet given, move as the SLA
+/// engine counts their targets (open time left counted again for
+/// office-hours targets, the pause added for elapsed-time ones).
+fn resume(
+    conn: &Connection,
+    cfg: &Config,
+    ticket: i64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    first_response: bool,
+) -> Result<()> {
+    let st = tickets::clock_state(conn, ticket)?;
+    let t = tickets::sla_inputs(conn, ticket)?;
+    let priority = tickets::priority(conn, ticket)?;
+    let received = t.received_at.unwrap_or(from);
+    let q = DueQuery {
+        plan: &t.plan,
+        priority: priority.as_deref(),
+        category: t.category.as_deref(),
+        timezone: t.customer_timezone.and_then(|z| z.parse::<Tz>().ok()),
+        received,
+    };
+    let moved =
+        |clock, at: Option<DateTime<Utc>>| at.map(|a| cfg.sla.resumed_at(&q, clock, a, from, to));
+    let c = st.clocks;
+    let unanswered = first_response && st.first_responded_at.is_none();
+    let clocks = Clocks {
+        first_response_due: if unanswered {
+            moved(Clock::FirstResponse, c.first_response_due)
+        } else {
+            c.first_response_due
+        },
+        first_response_warn: if unanswered {
+            moved(Clock::FirstResponse, c.first_response_warn)
+        } else {
+            c.first_response_warn
+        },
+        resolution_due: moved(Clock::Resolution, c.resolution_due),
+        resolution_warn: moved(Clock::Resolution, c.resolution_warn),
+    };
+    let paused = (to - from).num_seconds().max(0);
+    tickets::set_resumed(conn, ticket, paused, &clocks)
 }
 
 /// A pending ticket: when the sweeper reminds the customer, then closes
@@ -219,10 +264,10 @@ fn reopen(
             }
         }
         Reopen::Resume => {
-            let paused = resolved_at.map_or(0, |r| (now - r).num_seconds().max(0));
-            tickets::resume(conn, ticket, paused)?;
+            let from = resolved_at.unwrap_or(now);
+            let paused = (now - from).num_seconds().max(0);
             // Closed before anyone answered: that clock resumes too.
-            tickets::shift_unanswered_first_response(conn, ticket, paused)?;
+            resume(conn, cfg, ticket, (from, now), true)?;
             format!("resolution clock resumed, resolved for {paused}s")
         }
     };
@@ -314,7 +359,8 @@ pub fn apply_followup(
     match effect {
         Followup::Join | Followup::NewTicket => {}
         Followup::Resume { paused_secs } => {
-            tickets::resume(conn, ticket, paused_secs)?;
+            let from = now - chrono::TimeDelta::seconds(paused_secs);
+            resume(conn, cfg, ticket, (from, now), false)?;
             event(
                 conn,
                 ticket,

@@ -203,7 +203,7 @@ pub fn apply(
                 lifecycle::event(&tx, p.id, "sweeper", "pending-reminder", None, now)?;
             }
             Some(Step::Close) => {
-                lifecycle::resolve(&tx, p.id, now)?;
+                lifecycle::resolve(&tx, cfg, p.id, now)?;
                 lifecycle::event(
                     &tx,
                     p.id,

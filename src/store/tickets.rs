@@ -248,45 +248,25 @@ pub fn restart_clocks(conn: &Connection, id: i64, at: DateTime<Utc>, c: &Clocks)
     Ok(())
 }
 
-/// Pushes a first response not yet given `secs` later (a resumed reopen
-/// of a ticket closed before anyone answered).
-pub fn shift_unanswered_first_response(conn: &Connection, id: i64, secs: i64) -> Result<()> {
-    let shift = |col: &str| {
-        format!(
-            "{col} = CASE WHEN {col} IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%SZ', {col}, '+{secs} seconds') END"
-        )
-    };
-    conn.execute(
-        &format!(
-            "UPDATE tickets SET {}, {} WHERE id = ?1 AND first_responded_at IS NULL",
-            shift("first_response_due"),
-            shift("first_response_warn")
-        ),
-        [id],
-    )
-    .context("Moving the first response")?;
-    Ok(())
-}
-
 /// Back from pending (or, with `reopen = "resume"`, from resolved): open
-/// again, the resolution instants pushed back by the `paused_secs` the
-/// clock stood still, which are added to the ticket's total.
-pub fn resume(conn: &Connection, id: i64, paused_secs: i64) -> Result<()> {
-    let shift = |col: &str| {
-        format!(
-            "{col} = CASE WHEN {col} IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%SZ', {col}, '+{paused_secs} seconds') END"
-        )
-    };
-    conn.execute(
-        &format!(
-            "UPDATE tickets SET status = 'open', pending_since = NULL, pending_next_at = NULL,
-                    pending_stage = 0, paused_secs = paused_secs + {paused_secs}, {}, {}
-             WHERE id = ?1",
-            shift("resolution_due"),
-            shift("resolution_warn")
-        ),
-        [id],
-    )
+/// again with the clocks the SLA engine moved (`lifecycle::resume`), the
+/// `paused_secs` the clock stood still added to the ticket's total.
+pub fn set_resumed(conn: &Connection, id: i64, paused_secs: i64, c: &Clocks) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET status = 'open', pending_since = NULL, pending_next_at = NULL,
+                pending_stage = 0, paused_secs = paused_secs + ?1,
+                first_response_due = ?2, first_response_warn = ?3,
+                resolution_due = ?4, resolution_warn = ?5
+         WHERE id = ?6",
+    )?
+    .execute(params![
+        paused_secs,
+        c.first_response_due.map(ts),
+        c.first_response_warn.map(ts),
+        c.resolution_due.map(ts),
+        c.resolution_warn.map(ts),
+        id
+    ])
     .context("Resuming the ticket")?;
     Ok(())
 }

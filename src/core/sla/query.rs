@@ -239,6 +239,63 @@ impl SlaModel {
     }
 }
 
+impl SlaModel {
+    /// Where `due` (a due or warning instant of `clock`) moves when the
+    /// clock stood still from `from` to `to`, counted the way its target
+    /// counts: for business-time and business-day targets, the open time
+    /// that was left at `from` is counted again from `to` (a ticket
+    /// resolved on Friday at 17:00 with 3 open hours left and reopened on
+    /// Monday at 09:00 is due Monday at 12:00); for elapsed-time targets,
+    /// the pause is added. An instant already past at `from` stays.
+    pub fn resumed_at(
+        &self,
+        q: &DueQuery,
+        clock: Clock,
+        due: DateTime<Utc>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let pause = (to - from).max(TimeDelta::zero());
+        let wall = due.checked_add_signed(pause).unwrap_or(due);
+        if due <= from {
+            return due;
+        }
+        let Ok(targets) = self.targets(q.plan, q.priority, q.category) else {
+            return wall;
+        };
+        let Some(cal) = self
+            .plans
+            .get(q.plan)
+            .and_then(|p| p.calendar.as_ref())
+            .filter(|c| !c.is_always_open())
+        else {
+            return wall;
+        };
+        let zone = cal.zone_for(q.timezone);
+        let mut target = match clock {
+            Clock::FirstResponse => &targets.first_response,
+            Clock::Resolution => &targets.resolution,
+        };
+        if let Target::ByReception {
+            inside, outside, ..
+        } = target
+        {
+            target = if cal.is_open(q.received, zone) {
+                inside
+            } else {
+                outside
+            };
+        }
+        match target {
+            Target::BusinessTime(_) | Target::BusinessDays(_) => {
+                let left = cal.open_time_between(from, due, zone);
+                cal.add_business_time(to, left, zone).unwrap_or(wall)
+            }
+            _ => wall,
+        }
+    }
+}
+
 struct Ctx<'a> {
     plan: &'a str,
     calendar: Option<&'a Calendar>,

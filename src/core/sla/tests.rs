@@ -321,6 +321,67 @@ fn outside_hours_cap_next_opening() {
     );
 }
 
+/// A clock that stood still counts, when it resumes, what it had left the
+/// way its target counts: open time for office hours, elapsed time else.
+#[test]
+fn a_resumed_clock_counts_what_was_left() {
+    let m = model(ZMANDA);
+    let q = DueQuery {
+        plan: "standard",
+        priority: Some("P2"),
+        category: None,
+        timezone: None,
+        received: utc("2026-03-06T15:00:00+01:00"),
+    };
+    let due = m.due(&q).unwrap().first_response.unwrap();
+    assert_eq!(due, utc("2026-03-09T09:00:00+01:00"));
+    // Paused on Friday at 16:00 (2h of 3h left), back on Monday at 10:00.
+    let from = utc("2026-03-06T16:00:00+01:00");
+    let to = utc("2026-03-09T10:00:00+01:00");
+    assert_eq!(
+        m.resumed_at(&q, Clock::FirstResponse, due, from, to),
+        utc("2026-03-09T12:00:00+01:00")
+    );
+    // Back on Saturday: counted from Monday's opening.
+    assert_eq!(
+        m.resumed_at(
+            &q,
+            Clock::FirstResponse,
+            due,
+            from,
+            utc("2026-03-07T11:00:00+01:00")
+        ),
+        utc("2026-03-09T10:00:00+01:00")
+    );
+    // Already past when the clock stopped: it stays.
+    assert_eq!(
+        m.resumed_at(
+            &q,
+            Clock::FirstResponse,
+            due,
+            utc("2026-03-09T09:30:00+01:00"),
+            to
+        ),
+        due
+    );
+    // Elapsed time: the pause is added.
+    let q = DueQuery {
+        plan: "premium",
+        ..q
+    };
+    let due = m.due(&q).unwrap().first_response.unwrap();
+    assert_eq!(
+        m.resumed_at(
+            &q,
+            Clock::FirstResponse,
+            due,
+            q.received,
+            q.received + TimeDelta::hours(5)
+        ),
+        due + TimeDelta::hours(5)
+    );
+}
+
 #[test]
 fn pending_reminder_and_close() {
     let src = METEORAGE.replace(
