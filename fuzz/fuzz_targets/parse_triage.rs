@@ -12,7 +12,7 @@ use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
 use supportdesk::config::{self, Config, Secrets};
 use supportdesk::ingest::decide::{self, BatchFacts, Facts};
-use supportdesk::ingest::{Analysis, Incoming, analyse};
+use supportdesk::ingest::{Analysed, Analysis, Incoming, analyse};
 
 fn configs() -> &'static [Config] {
     static CONFIGS: OnceLock<Vec<Config>> = OnceLock::new();
@@ -44,23 +44,28 @@ fuzz_target!(|data: &[u8]| {
     let cfg = &configs()[(h % 5) as usize];
     let received = Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap()
         + chrono::TimeDelta::minutes(((h >> 8) % (7 * 24 * 60)) as i64);
-    let analysed = analyse(
-        cfg,
-        Incoming {
-            mailbox: "fuzz".into(),
-            source_key: "1".into(),
-            uidvalidity: None,
-            uid: None,
-            received_at: received,
-            raw: data.to_vec(),
-        },
-    );
+    let incoming = Incoming {
+        mailbox: "fuzz".into(),
+        source_key: "1".into(),
+        uidvalidity: None,
+        uid: None,
+        received_at: received,
+        raw: data.to_vec().into(),
+    };
+    // `analyse`, not `analyse_guarded`: a panic must reach the fuzzer.
+    let analysis = analyse(cfg, &incoming);
+    let analysed = Analysed {
+        incoming,
+        analysis,
+    };
     if let Analysis::Parsed(p) = &analysed.analysis {
         assert!(!p.mail.subject.chars().any(char::is_control));
     }
     let query = decide::query(cfg, &analysed);
     let facts = BatchFacts {
+        now: received,
         next_ticket: 1,
+        recent_acks_all: 0,
         messages: vec![Facts::default()],
     };
     let decided = decide::decide(cfg, &[analysed], &[query], &facts);
