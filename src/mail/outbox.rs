@@ -346,6 +346,7 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
             let mut retried = HashSet::new();
             let mut conn: Option<AsyncSmtpConnection> = None;
             while let Some(r) = queue.pop_front() {
+                crate::faults::fault_point("after_claim");
                 let c = match conn.as_mut() {
                     Some(c) => c,
                     None => match smtp_connect(s).await {
@@ -362,7 +363,7 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                 };
                 let (outcome, usable) = send_one(c, &r, s.timeout).await;
                 match &outcome {
-                    Outcome::Sent => {}
+                    Outcome::Sent => crate::faults::fault_point("after_send"),
                     Outcome::LoginRequired(e) => {
                         queue.push_front(r);
                         session_failed(ob, Failure::Login, e.clone(), &queue).await?;

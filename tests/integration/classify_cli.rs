@@ -114,7 +114,8 @@ fn classify_cli_survives_the_spamassassin_corpus() {
         eprintln!("skipped: no SpamAssassin corpus (scripts/test fetches it)");
         return;
     }
-    assert!(files.len() >= 6000, "{} files", files.len());
+    // The pinned corpus (scripts/corpus.sh): exactly its messages.
+    assert_eq!(files.len(), 6046, "{} files", files.len());
     let cfg = PathBuf::from(format!("{ROOT}/config/examples/meteorage.toml"));
     let mut lines = 0;
     let mut errors = 0;

@@ -228,5 +228,6 @@ fn unreachable_mailbox_alerts_the_admin_once_and_again_on_recovery() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let _ = child.wait();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "daemon exit status {status}");
 }

@@ -57,11 +57,21 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         ));
     }
     eprintln!("(tickets, acks sent) after each kill: {progress:?}");
-    // Most kills must have landed mid-stream, not after the work was done.
-    let mid_stream = progress
-        .iter()
-        .filter(|(t, sent)| *t < MESSAGES as i64 || *sent < MESSAGES as i64)
-        .count();
+    // Enough kills must have landed mid-stream: after the daemon had done
+    // some work in that run (progress rose since the previous kill) and
+    // before all of it was done. Kills during start-up count for nothing;
+    // without this, daemons that all died before their first commit would
+    // leave the whole job to the final run and still pass.
+    let mut before = (0, 0);
+    let mut mid_stream = 0;
+    for &(t, sent) in &progress {
+        let rose = t > before.0 || sent > before.1;
+        let unfinished = t < MESSAGES as i64 || sent < MESSAGES as i64;
+        if rose && unfinished {
+            mid_stream += 1;
+        }
+        before = (t, sent);
+    }
     eprintln!("{mid_stream} of {KILLS} kills landed mid-stream");
     assert!(mid_stream >= 10, "{progress:?}");
     // Then let it finish.
@@ -103,13 +113,45 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         count(&conn, "SELECT count(*) FROM messages WHERE marked = 0"),
         0
     );
+    // Each ticket holds exactly one message, the one its requester sent
+    // (user N wrote <pN@example.com>).
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM tickets t WHERE
+               (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id) = 1
+               AND (SELECT 'user' || substr(trim(m.message_id, '<>'), 2) FROM messages m
+                    WHERE m.ticket_id = t.id) = t.requester"
+        ),
+        MESSAGES as i64,
+        "one message per ticket, from its requester"
+    );
 
     let sent = parsed(&sink_messages(&stack, MESSAGES).await);
-    let mut ids: Vec<String> = sent.iter().filter_map(|m| m.message_id.clone()).collect();
+    let bare = |s: &str| s.trim_matches(['<', '>']).to_string();
+    let mut ids: Vec<String> = sent
+        .iter()
+        .filter_map(|m| m.message_id.as_deref().map(bare))
+        .collect();
     let received = ids.len();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), MESSAGES, "every ack arrived at least once");
+    // The set of Message-IDs at the server is the outbox's: a resend
+    // under a fresh Message-ID would not make up for a lost one.
+    let mut queued: Vec<String> = conn
+        .prepare("SELECT message_id FROM outbox WHERE kind = 'ack'")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|m| bare(&m.unwrap()))
+        .collect();
+    queued.sort();
+    assert_eq!(ids, queued, "every ack arrived at least once, as itself");
+    // And every customer message is \Seen on the server.
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.select("INBOX").await.unwrap();
+    assert!(s.uid_search("UNSEEN").await.unwrap().is_empty());
+    let _ = s.logout().await;
     eprintln!(
         "{KILLS} kills: {received} deliveries for {MESSAGES} acks ({} resent)",
         received - MESSAGES
@@ -226,7 +268,8 @@ fn loop_guards_hold_acks_for_a_chatty_robot_no_reply_and_our_own_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_4xx_is_retried_5xx_fails_for_good_and_status_shows_both() {
     let stack = start_stack();
-    let config = write_config(&stack, false);
+    // The first line of `extra` is still in [outbox].
+    let config = write_config_with(&stack, false, "max_attempts = 3\n");
     let mut s = imap_login(&stack, "support", "supportpw").await;
     append(
         &mut s,
@@ -284,6 +327,27 @@ async fn smtp_4xx_is_retried_5xx_fails_for_good_and_status_shows_both() {
     assert_eq!(row("tempfail@example.com").0, "pending");
     assert_eq!(row("tempfail@example.com").1, 1);
     assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 3);
+    assert_eq!(sink_messages(&stack, 1).await.len(), 1);
+
+    // Past its backoff (the test clock of debug builds): tried again, and
+    // failed for good at max_attempts, the server's 450 kept.
+    let later = |h: i64| {
+        (chrono::Utc::now() + chrono::TimeDelta::hours(h))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    run_once_at(&config, &later(2));
+    let (st, attempts, err) = row("tempfail@example.com");
+    assert_eq!((st.as_str(), attempts), ("pending", 2), "{err:?}");
+    run_once_at(&config, &later(4));
+    let (st, attempts, err) = row("tempfail@example.com");
+    assert_eq!((st.as_str(), attempts), ("failed", 3));
+    assert!(err.unwrap_or_default().contains("450"));
+    run_once_at(&config, &later(6));
+    assert_eq!(
+        row("tempfail@example.com").1,
+        3,
+        "never tried after failing"
+    );
     assert_eq!(sink_messages(&stack, 1).await.len(), 1);
 }
 

@@ -223,6 +223,18 @@ async fn database_locked_by_another_process_pauses_ingestion_and_resumes() {
     );
     stop_daemon(child);
     let conn = db(&config);
+    // The Message-IDs at the server are the outbox's, not just four.
+    let bare = |s: &str| s.trim_matches(['<', '>']).to_string();
+    let queued: std::collections::BTreeSet<Option<String>> = conn
+        .prepare("SELECT message_id FROM outbox WHERE kind = 'ack'")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|m| Some(bare(&m.unwrap())))
+        .collect();
+    let arrived: std::collections::BTreeSet<Option<String>> =
+        ids.iter().map(|m| m.as_deref().map(bare)).collect();
+    assert_eq!(arrived, queued);
     assert_eq!(count(&conn, "SELECT count(*) FROM messages"), 4);
     assert_eq!(
         count(
