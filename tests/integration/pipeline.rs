@@ -357,8 +357,15 @@ async fn daemon_with_idle_acknowledges_new_mail_and_stops_on_sigterm() {
             .spawn()
             .unwrap(),
     );
-    // Let it connect and enter IDLE.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Wait for its first pass (an empty mailbox) to finish: from then on
+    // only IDLE can bring the message in within the hour.
+    wait_until("the first pass", || {
+        count_at(
+            &config,
+            "SELECT count(*) FROM mailbox_health WHERE last_ok_at IS NOT NULL",
+        ) == 1
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut s = imap_login(&stack, "support", "supportpw").await;
     append(
         &mut s,

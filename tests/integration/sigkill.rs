@@ -433,4 +433,15 @@ async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
         0
     );
     assert!(count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'") >= 1);
+    // And once past any backoff (the test clock), both are sent, each once.
+    let later = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    run_once_at(&config, &later);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        2
+    );
+    let acks = parsed(&sink_messages(&stack, 2).await);
+    let ids: std::collections::BTreeSet<_> = acks.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!((acks.len(), ids.len()), (2, 2), "{ids:?}");
 }
