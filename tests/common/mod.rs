@@ -381,6 +381,13 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Says on the terminal, past the test harness's capture (which takes
+/// only the print macros), that a test did not run.
+pub fn skip_loudly(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
+}
+
 pub fn corpus_files() -> (Vec<PathBuf>, bool) {
     let required = std::env::var_os("SUPPORTDESK_CORPUS");
     let dir = required

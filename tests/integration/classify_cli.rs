@@ -111,7 +111,10 @@ fn classify_cli_survives_the_spamassassin_corpus() {
     let (files, required) = corpus_files();
     if files.is_empty() {
         assert!(!required, "SUPPORTDESK_CORPUS is set but holds no corpus");
-        eprintln!("skipped: no SpamAssassin corpus (scripts/test fetches it)");
+        skip_loudly(
+            "classify_cli_survives_the_spamassassin_corpus",
+            "no SpamAssassin corpus (scripts/test fetches it and sets SUPPORTDESK_CORPUS)",
+        );
         return;
     }
     // The pinned corpus (scripts/corpus.sh): exactly its messages.

@@ -549,6 +549,11 @@ plan = "premium"
 
     // The CLI over the same tickets.
     let out = run(&config, &["tickets", "list", "--breaching"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(
         listed.contains("SUP-000001") && !listed.contains("SUP-000002"),
@@ -575,6 +580,31 @@ plan = "premium"
             .status
             .success()
     );
+    // On a ticket with due instants the change shows: Carol's premium
+    // ticket at P1 is due 15 minutes after its reception.
+    let before: (String, String) = conn
+        .query_row(
+            "SELECT priority, first_response_due FROM tickets WHERE id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_ne!(before.0, "P1", "{before:?}");
+    assert!(
+        run(&config, &["tickets", "priority", "SUP-000002", "P1"], &[])
+            .status
+            .success()
+    );
+    let (received, due): (String, String) = conn
+        .query_row(
+            "SELECT received_at, first_response_due FROM tickets WHERE id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert_eq!(at(&due) - at(&received), chrono::TimeDelta::minutes(15));
+    assert_ne!(due, before.1);
     assert_eq!(
         conn.query_row(
             "SELECT status || ' ' || (first_responded_at IS NOT NULL) FROM tickets WHERE id = 1",

@@ -18,7 +18,10 @@ async fn spamassassin_corpus_through_the_whole_pipeline() {
     let (files, required) = corpus_files();
     if files.is_empty() {
         assert!(!required, "SUPPORTDESK_CORPUS is set but holds no corpus");
-        eprintln!("skipped: no SpamAssassin corpus (scripts/test fetches it)");
+        skip_loudly(
+            "spamassassin_corpus_through_the_whole_pipeline",
+            "no SpamAssassin corpus (scripts/test fetches it and sets SUPPORTDESK_CORPUS)",
+        );
         return;
     }
     let stack = start_stack();
