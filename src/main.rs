@@ -827,6 +827,16 @@ fn tickets_list(
     breaching: bool,
     json: bool,
 ) -> Result<ExitCode> {
+    const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
+    if let Some(s) = status.as_deref()
+        && !STATUSES.contains(&s)
+    {
+        eprintln!(
+            "supportdesk: unknown status {s:?}; known: {}",
+            STATUSES.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
     let cfg = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),

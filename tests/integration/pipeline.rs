@@ -632,6 +632,40 @@ plan = "premium"
         });
     // Both premium tickets were answered days late.
     assert_eq!(premium, serde_json::json!({"breached": 2, "met": 0}));
+    // --since after every ticket: nothing counted.
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let out = run(&config, &["stats", "--since", &tomorrow, "--json"], &[]);
+    assert!(out.status.success());
+    let tickets_counted: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["tickets"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(tickets_counted, 0);
+    // tickets list --status, as JSON lines: the one resolved ticket.
+    let out = run(
+        &config,
+        &["tickets", "list", "--status", "resolved", "--json"],
+        &[],
+    );
+    assert!(out.status.success());
+    let refs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reference"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(refs, ["SUP-000001"]);
+    let out = run(&config, &["tickets", "list", "--status", "nonsense"], &[]);
+    assert_eq!(out.status.code(), Some(2));
     // Nothing more to escalate for Bob once answered and resolved.
     let next: Option<String> = conn
         .query_row("SELECT fr_next_at FROM tickets WHERE id = 1", [], |r| {
