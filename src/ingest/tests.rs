@@ -516,6 +516,68 @@ fn sweep_at(d: &Desk, now: chrono::DateTime<Utc>) -> Vec<String> {
         .unwrap()
 }
 
+/// Every level of both clocks, and who gets it: a recipient naming the
+/// plan takes its warnings, the default the breach and the second level
+/// (a recipient for P1 only is not told of a P3), on the resolution clock
+/// too.
+#[tokio::test]
+async fn each_level_of_each_clock_reaches_its_recipients() {
+    let d = desk_edited("", |s| {
+        premium_with_resolution("")(s)
+            .replace("[escalation]\n", "[escalation]\nsecond_level_after = \"2h\"\n")
+            .replace(
+                "address = \"Support Manager <manager@demo.example>\"\n",
+                "address = \"Support Manager <manager@demo.example>\"\nlevels = [\"warning\", \"breach\", \"second\"]\n",
+            )
+            + "\n[[escalation.recipients]]\naddress = \"premium@demo.example\"\nplans = [\"premium\"]\nlevels = [\"warning\"]\n\n[[escalation.recipients]]\naddress = \"director@demo.example\"\npriorities = [\"P1\"]\nlevels = [\"second\"]\n"
+    });
+    let t0 = Utc::now() - chrono::TimeDelta::days(3);
+    let m = chrono::TimeDelta::minutes;
+    let cio = "CIO <cio@acme-nyc.example>";
+    d.one_at(
+        "1",
+        stamped(
+            "pass",
+            "acme-nyc.example",
+            mail(cio, "Help", "e1@c", &[], "Hello"),
+        ),
+        t0,
+    )
+    .await;
+    let t = d.show("SUP-000001");
+    assert_eq!(
+        (t.plan.as_str(), t.priority.as_deref()),
+        ("premium", Some("P3"))
+    );
+    let who = |d: &Desk| -> Vec<String> {
+        d.store
+            .call_blocking(|conn| {
+                Ok(conn
+                    .prepare("SELECT clock || ' ' || level || ' ' || recipient FROM escalations ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .unwrap()
+    };
+    // First response 4h: warning at 80% (3h12), breach at 4h, second 2h later.
+    sweep_at(&d, t0 + m(3 * 60 + 11));
+    assert!(who(&d).is_empty(), "{:?}", who(&d));
+    sweep_at(&d, t0 + m(3 * 60 + 13));
+    sweep_at(&d, t0 + m(4 * 60 + 1));
+    sweep_at(&d, t0 + m(6 * 60 + 1));
+    // Resolution 24h: its warning at 19h12.
+    sweep_at(&d, t0 + m(19 * 60 + 13));
+    assert_eq!(
+        who(&d),
+        [
+            "first_response warning premium@demo.example",
+            "first_response breach manager@demo.example",
+            "first_response second manager@demo.example",
+            "resolution warning premium@demo.example",
+        ]
+    );
+}
+
 /// A restarted reopen starts escalation over: a ticket that breached in
 /// its first life breaches (and is notified) again when the restarted
 /// first response is late. An agent's #reopen with text is that first
