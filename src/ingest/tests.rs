@@ -578,6 +578,34 @@ async fn each_level_of_each_clock_reaches_its_recipients() {
     );
 }
 
+/// The spam filter's verdict: a message it flagged opens no ticket and is
+/// not acknowledged, kept as "spam"; one it passed ("NO") is mail.
+#[tokio::test]
+async fn x_spam_flag_yes_is_kept_as_spam_without_ticket_or_ack() {
+    let d = desk();
+    let o = d
+        .one(
+            "1",
+            mail(
+                ALICE,
+                "Cheap pills",
+                "s1@c",
+                &["X-Spam-Flag: YES"],
+                "Buy now",
+            ),
+        )
+        .await;
+    assert_outcome(&o, Action::Spam, None, false);
+    assert_eq!(d.orphan_kinds(), vec![("spam".to_string(), None)]);
+    let o = d
+        .one(
+            "2",
+            mail(ALICE, "Backups fail", "s2@c", &["X-Spam-Flag: NO"], "Hello"),
+        )
+        .await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+}
+
 /// A restarted reopen starts escalation over: a ticket that breached in
 /// its first life breaches (and is notified) again when the restarted
 /// first response is late. An agent's #reopen with text is that first
