@@ -674,3 +674,51 @@ plan = "premium"
         .unwrap();
     assert_eq!(next, None);
 }
+
+/// `move_to`: handled messages leave INBOX for the folder (UID MOVE),
+/// only once their tickets are committed; a second pass finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handled_mail_is_moved_to_the_configured_folder() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("poll_interval = \"1s\"\n"));
+    std::fs::write(
+        &config,
+        text.replacen(
+            "poll_interval = \"1s\"\n",
+            "poll_interval = \"1s\"\nmove_to = \"Tickets\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    s.create("Tickets").await.unwrap();
+    for n in 1..=2 {
+        append(
+            &mut s,
+            &customer_mail(
+                n,
+                &format!("c{n}@example.com"),
+                "Broken",
+                "The report page is broken.",
+            ),
+        )
+        .await;
+    }
+    let _ = s.logout().await;
+    run_once_ok(&config);
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
+    let mut s = imap_login(&stack, "support", "supportpw").await;
+    assert_eq!(
+        s.select("INBOX").await.unwrap().exists,
+        0,
+        "moved out of INBOX"
+    );
+    assert_eq!(s.select("Tickets").await.unwrap().exists, 2, "into Tickets");
+    let _ = s.logout().await;
+    run_once_ok(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 2);
+    assert_eq!(sink_messages(&stack, 2).await.len(), 2);
+}
