@@ -222,3 +222,37 @@ fn mark_seen(path: &Path) -> Result<()> {
         Err(e) => Err(e).with_context(|| format!("Moving {} to {}", path.display(), to.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mark_seen;
+
+    /// Seen is a rename: new/ to cur/ with ":2,S", flags kept in order,
+    /// and a file another client renamed meanwhile is no error.
+    #[test]
+    fn mark_seen_renames_as_the_maildir_spec_says() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let new = dir.path().join("new/1700000000.a.host");
+        std::fs::write(&new, "x").unwrap();
+        mark_seen(&new).unwrap();
+        assert!(!new.exists());
+        assert!(dir.path().join("cur/1700000000.a.host:2,S").is_file());
+
+        let flagged = dir.path().join("cur/1700000001.b.host:2,RF");
+        std::fs::write(&flagged, "y").unwrap();
+        mark_seen(&flagged).unwrap();
+        assert!(dir.path().join("cur/1700000001.b.host:2,FRS").is_file());
+
+        // Seen already: the same name.
+        let seen = dir.path().join("cur/1700000002.c.host:2,S");
+        std::fs::write(&seen, "z").unwrap();
+        mark_seen(&seen).unwrap();
+        assert!(seen.is_file());
+
+        // Gone (another client moved it): nothing to do.
+        mark_seen(&dir.path().join("new/1700000003.d.host")).unwrap();
+    }
+}
