@@ -159,6 +159,25 @@ pub fn resolve(conn: &Connection, cfg: &Config, ticket: i64, at: DateTime<Utc>) 
     tickets::resolve(conn, ticket, at)
 }
 
+/// The SLA question about a ticket at `priority`, its clocks counted
+/// from `received`.
+fn query<'a>(
+    t: &'a tickets::SlaInputs,
+    priority: Option<&'a str>,
+    received: DateTime<Utc>,
+) -> DueQuery<'a> {
+    DueQuery {
+        plan: &t.plan,
+        priority,
+        category: t.category.as_deref(),
+        timezone: t
+            .customer_timezone
+            .as_deref()
+            .and_then(|z| z.parse::<Tz>().ok()),
+        received,
+    }
+}
+
 /// Open again after the clocks stood still from `from` to `to` (pending,
 /// or resolved before a resumed reopen): the resolution instants, and
 /// with `first_response` a first response not yet given, move as the SLA
@@ -175,13 +194,7 @@ fn resume(
     let t = tickets::sla_inputs(conn, ticket)?;
     let priority = tickets::priority(conn, ticket)?;
     let received = t.received_at.unwrap_or(from);
-    let q = DueQuery {
-        plan: &t.plan,
-        priority: priority.as_deref(),
-        category: t.category.as_deref(),
-        timezone: t.customer_timezone.and_then(|z| z.parse::<Tz>().ok()),
-        received,
-    };
+    let q = query(&t, priority.as_deref(), received);
     let moved =
         |clock, at: Option<DateTime<Utc>>| at.map(|a| cfg.sla.resumed_at(&q, clock, a, from, to));
     let c = st.clocks;
@@ -244,16 +257,7 @@ fn reopen(
     let detail = match cfg.sla.reopen_rule(&t.plan) {
         Reopen::Restart => {
             let priority = tickets::priority(conn, ticket)?;
-            match compute_clocks(
-                cfg,
-                &DueQuery {
-                    plan: &t.plan,
-                    priority: priority.as_deref(),
-                    category: t.category.as_deref(),
-                    timezone: t.customer_timezone.and_then(|z| z.parse::<Tz>().ok()),
-                    received: now,
-                },
-            ) {
+            match compute_clocks(cfg, &query(&t, priority.as_deref(), now)) {
                 Ok(c) => {
                     tickets::restart_clocks(conn, ticket, now, &c)?;
                     "clocks restarted".to_owned()
@@ -287,18 +291,7 @@ pub fn set_priority(conn: &Connection, cfg: &Config, ticket: i64, priority: &str
     let received = t
         .received_at
         .ok_or_else(|| anyhow!("ticket {ticket} has a bad received_at"))?;
-    let timezone = t.customer_timezone.and_then(|z| z.parse::<Tz>().ok());
-    let c = compute_clocks(
-        cfg,
-        &DueQuery {
-            plan: &t.plan,
-            priority: Some(priority),
-            category: t.category.as_deref(),
-            timezone,
-            received,
-        },
-    )
-    .map_err(|e| anyhow!(e))?;
+    let c = compute_clocks(cfg, &query(&t, Some(priority), received)).map_err(|e| anyhow!(e))?;
     // The time the resolution clock stood still still does not count.
     let paused = chrono::TimeDelta::seconds(t.paused_secs);
     let shift = |t: Option<DateTime<Utc>>| t.map(|t| t + paused);

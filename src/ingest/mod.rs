@@ -302,6 +302,12 @@ impl Intake {
     }
 
     /// Where a source writes a message too big to hold in memory.
+    /// How long a mailbox may go without a good pass before the admin's
+    /// fetch alert (`[desk] fetch_alert_after`).
+    pub fn fetch_alert_after(&self) -> chrono::TimeDelta {
+        self.config.desk.fetch_alert_after
+    }
+
     pub fn spool(&self) -> Spool {
         Spool {
             state_dir: self.config.desk.state_dir.clone(),

@@ -206,9 +206,12 @@ async fn session_loop(
             // async-imap's own timeout restarts on every response and skips
             // keepalives ("* OK Still here", every 2 minutes in Dovecot), so
             // the whole IDLE is bounded here as well.
-            let (wait, stop) = handle.wait_with_timeout(s.idle_timeout);
+            // Shorter when the fetch alert's window is: a quiet mailbox
+            // still has a good pass recorded twice per window.
+            let idle_for = src.idle_for(s.idle_timeout);
+            let (wait, stop) = handle.wait_with_timeout(idle_for);
             let stopped = tokio::select! {
-                r = tokio::time::timeout(s.idle_timeout, wait) => {
+                r = tokio::time::timeout(idle_for, wait) => {
                     match r {
                         Err(_) | Ok(Ok(IdleResponse::Timeout)) => {
                             tracing::debug!(mailbox = name, "IDLE timed out, re-issuing it");

@@ -80,6 +80,18 @@ impl Source {
         self.intake.spool()
     }
 
+    /// How long a quiet IDLE may last: it ends (and a pass records the
+    /// mailbox's health) at least twice per fetch-alert window, so a
+    /// mailbox nobody writes to is never reported as unfetchable.
+    pub fn idle_for(&self, idle_timeout: std::time::Duration) -> std::time::Duration {
+        let half = (self.intake.fetch_alert_after() / 2)
+            .to_std()
+            .unwrap_or(idle_timeout);
+        idle_timeout
+            .min(half)
+            .max(std::time::Duration::from_secs(1))
+    }
+
     /// Called after the source's first connection attempt and pass.
     pub fn first_pass_done(&self) {
         self.ready.mark(&self.name);

@@ -283,7 +283,15 @@ async fn a_refused_smtp_login_keeps_the_mail_queued_until_fixed_and_reloaded() {
     });
     assert_eq!(q("SELECT count(*) FROM outbox WHERE status != 'sent'"), 0);
     let mails = parsed(&sink_messages(&stack, 5).await);
-    assert_eq!(mails.len(), 5);
+    assert_eq!(
+        mails.len(),
+        5,
+        "{:?}",
+        mails
+            .iter()
+            .map(|m| (&m.subject, &m.message_id))
+            .collect::<Vec<_>>()
+    );
     let alert = mails
         .iter()
         .find(|m| m.subject.ends_with("SMTP login failing"))
