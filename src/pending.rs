@@ -37,25 +37,20 @@ pub enum Step {
 
 /// Pure: what a ticket pending since `since` (stage `stage`: 1 once
 /// reminded) owes at `now`, from its plan's delays. None: nothing (yet).
-pub fn step(cfg: &Config, row: &PendingRow, now: DateTime<Utc>) -> Option<(Step, DateTime<Utc>)> {
+pub fn step(cfg: &Config, row: &PendingRow, now: DateTime<Utc>) -> Option<Step> {
     let since = row.pending_since.as_deref().and_then(parse_ts)?;
     let tz = row
         .customer_timezone
         .as_deref()
         .and_then(|z| z.parse::<Tz>().ok());
     let due = cfg.sla.pending_due(&row.plan, tz, since).ok()?;
-    if let Some(close) = due.close
-        && close <= now
-    {
-        return Some((Step::Close, close));
+    if due.close.is_some_and(|close| close <= now) {
+        return Some(Step::Close);
     }
     match due.reminder {
-        Some(r) if r <= now && row.pending_stage == 0 => Some((
-            Step::Remind {
-                close_at: due.close,
-            },
-            r,
-        )),
+        Some(r) if r <= now && row.pending_stage == 0 => Some(Step::Remind {
+            close_at: due.close,
+        }),
         _ => None,
     }
 }
@@ -131,7 +126,7 @@ pub fn plan(
         .map(|(id, row)| {
             let (step, mail) = match step(cfg, &row, now) {
                 None => (None, None),
-                Some((s, _)) => {
+                Some(s) => {
                     let mail = compose_mail(cfg, renderer, &row, s)
                         .map_err(|e| {
                             tracing::error!(
