@@ -202,3 +202,126 @@ fn check_config_rejects_unknown_priority_calendar_and_plan_in_targets() {
         "{err}"
     );
 }
+
+#[test]
+fn maildir_takes_unseen_files_in_cur_and_leaves_seen_ones() {
+    // A mail client (or an admin's `mv`) may leave unread mail in cur/:
+    // with no info part, with ":2," and no flags, or flagged but not Seen.
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    let mail = |n: u32| {
+        format!(
+            "From: C{n} <c{n}@example.com>\nTo: support@desk.test\nSubject: Question {n}\nMessage-ID: <cur-{n}@example.com>\n\nHow do I restore a file?\n"
+        )
+    };
+    let files = [
+        ("new/1.host", Some("cur/1.host:2,S")),
+        ("cur/2.host", Some("cur/2.host:2,S")),
+        ("cur/3.host:2,", Some("cur/3.host:2,S")),
+        ("cur/4.host:2,FR", Some("cur/4.host:2,FRS")),
+        // Seen: the client has read it, the desk leaves it alone.
+        ("cur/5.host:2,S", None),
+        ("cur/6.host:2,RS", None),
+    ];
+    for (i, (f, _)) in files.iter().enumerate() {
+        std::fs::write(a.join(f), mail(i as u32 + 1)).unwrap();
+    }
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
+    let out = run_once_ok(&cfg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("4 new tickets")),
+        "{stdout}"
+    );
+    let conn = db(&cfg);
+    let mut keys: Vec<String> = conn
+        .prepare("SELECT source_key FROM messages ORDER BY source_key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["1.host", "2.host", "3.host", "4.host"]);
+    for (f, seen) in files {
+        match seen {
+            Some(to) => {
+                assert!(a.join(to).is_file(), "{f} marked as {to}");
+                assert!(!a.join(f).exists(), "{f} moved");
+            }
+            None => assert!(a.join(f).is_file(), "{f} untouched"),
+        }
+    }
+    // Marked unread again by the client: the same file name, so not new.
+    std::fs::rename(a.join("cur/2.host:2,S"), a.join("cur/2.host:2,")).unwrap();
+    let out = run_once_ok(&cfg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing new arrived"), "{stdout}");
+    assert_eq!(count(&conn, "SELECT count(*) FROM messages"), 4);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 4);
+}
+
+#[test]
+fn one_message_id_in_two_mailboxes_makes_one_ticket_and_one_ack() {
+    // A customer writes To: support@ and Cc: sales@, both read by the
+    // desk: the same mail arrives twice under one Message-ID.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = "From: Dana <dana@example.com>\nTo: support@desk.test\nCc: sales@desk.test\nSubject: Restore fails\nMessage-ID: <twice@example.com>\n\nThe restore of last night's backup fails.\n";
+    for m in ["support", "sales"] {
+        let md = maildir(dir.path(), m);
+        std::fs::write(md.join(format!("new/1.{m}")), raw).unwrap();
+    }
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(&cfg, maildir_config(dir.path(), &["support", "sales"])).unwrap();
+    run_once_ok(&cfg);
+    let conn = db(&cfg);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipients = 'dana@example.com'"
+        ),
+        1
+    );
+    // Both copies recorded (and marked in their own mailbox), one as the
+    // ticket's mail, the other as its duplicate on the same ticket.
+    let mut rows: Vec<(String, String, Option<i64>)> = conn
+        .prepare(
+            "SELECT mailbox, kind, ticket_id FROM messages WHERE message_id = 'twice@example.com'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0].1.as_str(), rows[1].1.as_str()),
+        ("customer", "duplicate"),
+        "{rows:?}"
+    );
+    assert_ne!(rows[0].0, rows[1].0, "one in each mailbox");
+    assert_eq!(rows[0].2, Some(1));
+    assert_eq!(rows[1].2, Some(1), "the duplicate is kept on the ticket");
+    for m in ["support", "sales"] {
+        assert!(
+            dir.path().join(format!("{m}/cur/1.{m}:2,S")).is_file(),
+            "{m}: marked"
+        );
+    }
+    // And again in another run: still one ticket, one ack.
+    let md = dir.path().join("sales");
+    std::fs::write(md.join("new/2.sales"), raw).unwrap();
+    run_once_ok(&cfg);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM outbox"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM messages WHERE kind = 'duplicate'"
+        ),
+        2
+    );
+}
