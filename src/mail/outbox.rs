@@ -705,3 +705,78 @@ impl AsyncTokioStream for TlsTokio {
         self.0.get_ref().0.peer_addr()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every draw of a jittered wait, in seconds, lies in [0.8, 1.2] of
+    /// `base`.
+    fn within(d: Duration, base: f64) -> bool {
+        let s = d.as_secs_f64();
+        s >= base * 0.8 - 1e-9 && s <= base * 1.2 + 1e-9
+    }
+
+    #[test]
+    fn a_refused_message_waits_twice_as_long_each_time_up_to_an_hour() {
+        for (attempts, base) in [
+            (0, 30.0),
+            (1, 30.0),
+            (2, 60.0),
+            (3, 120.0),
+            (4, 240.0),
+            (5, 480.0),
+            (6, 960.0),
+            (7, 1920.0),
+            (8, 3600.0),
+            (20, 3600.0),
+            (u32::MAX, 3600.0),
+        ] {
+            for _ in 0..50 {
+                let d = backoff(attempts);
+                assert!(within(d, base), "attempt {attempts}: {d:?}, base {base}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_session_waits_from_5_seconds_doubling_to_10_minutes() {
+        for (failures, base) in [
+            (1, 5.0),
+            (2, 10.0),
+            (3, 20.0),
+            (4, 40.0),
+            (5, 80.0),
+            (6, 160.0),
+            (7, 320.0),
+            (8, 600.0),
+            (1000, 600.0),
+        ] {
+            for _ in 0..50 {
+                let d = session_backoff(failures);
+                assert!(within(d, base), "failure {failures}: {d:?}, base {base}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unanswered_message_waits_its_age_from_30_seconds_to_an_hour() {
+        let queued: DateTime<Utc> = "2026-11-16T09:00:00Z".parse().unwrap();
+        for (age, base) in [
+            (0, 30.0),
+            (10, 30.0),
+            (90, 90.0),
+            (1800, 1800.0),
+            (86_400, 3600.0),
+        ] {
+            let now = queued + chrono::TimeDelta::seconds(age);
+            for _ in 0..50 {
+                let d = backoff_by_age(queued, now);
+                assert!(within(d, base), "age {age}: {d:?}, base {base}");
+            }
+        }
+        // A clock set back never makes a negative or zero wait.
+        let d = backoff_by_age(queued, queued - chrono::TimeDelta::hours(1));
+        assert!(within(d, 30.0), "{d:?}");
+    }
+}
