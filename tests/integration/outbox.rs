@@ -513,3 +513,64 @@ async fn old_mail_expires_and_outbox_retry_sends_it() {
     assert_eq!(again.status.code(), Some(2));
     assert!(stdout(&run(&config, &["outbox", "list"], &[])).is_empty());
 }
+
+/// `check-config --connect` logs in to every server: ok on the real
+/// stack; a refused IMAP login and an unreachable SMTP server each named,
+/// with exit status 1; nothing written to the state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_logs_in_to_every_server_and_names_each_failure() {
+    let stack = start_stack();
+    let config = write_config(&stack, false);
+    let out = run(&config, &["check-config", "--connect"], &[]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "mailbox support: IMAP login to localhost:{} ok",
+            stack.imap
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("outbox: SMTP localhost:{} ok", stack.submission)),
+        "{text}"
+    );
+
+    // A wrong IMAP password and an SMTP port nobody listens on.
+    let secrets = config.parent().unwrap().join("secrets");
+    std::fs::write(secrets.join("imap"), "wrong").unwrap();
+    let port = closed_port();
+    outbox_port(&config, stack.submission, port);
+    let out = run(&config, &["check-config", "--connect"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("mailbox support: ") && !l.ends_with(" ok")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("outbox: ")
+            && l.contains(&port.to_string())
+            && !l.ends_with(" ok")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wrong"),
+        "the password is never printed: {text}"
+    );
+    assert!(
+        !config
+            .parent()
+            .unwrap()
+            .join("state/supportdesk.db")
+            .exists(),
+        "check-config creates no database"
+    );
+}
