@@ -325,3 +325,67 @@ fn one_message_id_in_two_mailboxes_makes_one_ticket_and_one_ack() {
         2
     );
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    deliver(&a, 1, "Ann <ann@example.com>");
+    let cfg = dir.path().join("supportdesk.toml");
+    std::fs::write(
+        &cfg,
+        maildir_config(dir.path(), &["a"]).replacen(
+            "[desk]\n",
+            "[desk]\nlog_format = \"json\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run(&cfg, &["run", "--once"], &[("RUST_LOG", "info")]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    let mut messages = Vec::new();
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["timestamp"].is_string(), "{l}");
+        assert!(
+            matches!(
+                v["level"].as_str(),
+                Some("INFO" | "WARN" | "ERROR" | "DEBUG")
+            ),
+            "{l}"
+        );
+        messages.push(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert!(messages.iter().all(|m| !m.is_empty()), "{messages:?}");
+    // Structured fields stay fields, beside the message.
+    assert!(
+        lines.iter().any(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["fields"].as_object().is_some_and(|f| f.len() > 1)
+        }),
+        "{stderr}"
+    );
+    // The environment overrides the config either way.
+    let out = run(
+        &cfg,
+        &["run", "--once"],
+        &[("RUST_LOG", "info"), ("SUPPORTDESK_LOG_FORMAT", "text")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_err()),
+        "{stderr}"
+    );
+    assert!(!stderr.is_empty());
+}
