@@ -416,14 +416,6 @@ pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<St
         tally(&mut a.fr, &mut a.fr_times, received, fr_due, fr_done);
         tally(&mut a.res, &mut a.res_times, received, res_due, res_done);
     }
-    let pct = |v: &mut Vec<i64>, q: f64| -> Option<i64> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-        v.get(i).copied()
-    };
     Ok(acc
         .into_iter()
         .map(|((plan, priority), mut a)| {
@@ -442,6 +434,20 @@ pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<St
         .collect())
 }
 
+/// The `q` quantile of `v` (sorted here), interpolated between the two
+/// nearest values as a spreadsheet's MEDIAN and PERCENTILE.INC do (the
+/// median of 10 and 20 is 15), rounded to the minute.
+fn pct(v: &mut [i64], q: f64) -> Option<i64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let pos = (v.len() - 1) as f64 * q;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let x = v[lo] as f64 + (v[hi] - v[lo]) as f64 * (pos - lo as f64);
+    Some(x.round() as i64)
+}
+
 /// Incoming messages kept without a ticket (for an admin): kind and error,
 /// oldest first.
 pub fn unticketed(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
@@ -453,4 +459,129 @@ pub fn unticketed(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .context("Reading the unticketed messages")?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    /// A ticket received at 09:00 on 16 November, answered and resolved
+    /// `fr`/`res` minutes later (None: not yet), due after `fr_due` and
+    /// `res_due` minutes (None: best effort).
+    fn ticket(
+        conn: &Connection,
+        plan: &str,
+        prio: &str,
+        fr: Option<i64>,
+        fr_due: Option<i64>,
+        res: Option<i64>,
+        res_due: Option<i64>,
+    ) {
+        let at = |m: Option<i64>| {
+            m.map(|m| {
+                (chrono::DateTime::parse_from_rfc3339("2026-11-16T09:00:00+00:00").unwrap()
+                    + chrono::TimeDelta::minutes(m))
+                .to_rfc3339()
+            })
+        };
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO tickets (reference, requester, plan, language, priority, received_at,
+                first_response_due, first_responded_at, resolution_due, resolved_at, created_at)
+             VALUES (?1, 'c@example.com', ?2, 'en', ?3, ?4, ?5, ?6, ?7, ?8, ?4)",
+            rusqlite::params![
+                format!("SUP-{n:06}"),
+                plan,
+                prio,
+                at(Some(0)),
+                at(fr_due),
+                at(fr),
+                at(res_due),
+                at(res)
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn median_and_p90_are_the_spreadsheet_s_figures() {
+        let conn = db();
+        // premium P1: answered after 10, 20, 30, 40 and 100 minutes, due
+        // after 60: four met, one breached. Sorted, the median is the
+        // third (30); p90 sits at 0.9 x 4 = 3.6, between 40 and 100:
+        // 40 + 0.6 x 60 = 76. Resolved after 120, 240, 360, 480 and 600,
+        // due after 480: four met, one breached; median 360, p90 552.
+        for (fr, res) in [(10, 120), (20, 240), (30, 360), (40, 480), (100, 600)] {
+            ticket(
+                &conn,
+                "premium",
+                "P1",
+                Some(fr),
+                Some(60),
+                Some(res),
+                Some(480),
+            );
+        }
+        // standard P3: an even count, 10, 20, 30 and 40 minutes: the
+        // median is 25 (between 20 and 30); p90 at 2.7, 30 + 0.7 x 10 = 37.
+        // One more not answered, due long ago: breached, no time counted;
+        // one not answered, due after `now`: open. Resolution best effort:
+        // times counted, nothing met or breached.
+        for fr in [10, 20, 30, 40] {
+            ticket(
+                &conn,
+                "standard",
+                "P3",
+                Some(fr),
+                Some(240),
+                Some(fr * 10),
+                None,
+            );
+        }
+        ticket(&conn, "standard", "P3", None, Some(240), None, None);
+        ticket(&conn, "standard", "P3", None, Some(100_000), None, None);
+        let now = "2026-11-20T09:00:00+00:00";
+        let rows = stats(&conn, None, now).unwrap();
+        let row = |plan: &str| rows.iter().find(|r| r.plan == plan).unwrap();
+        let p = row("premium");
+        assert_eq!(p.priority.as_deref(), Some("P1"));
+        assert_eq!(p.tickets, 5);
+        let c = &p.first_response;
+        assert_eq!((c.met, c.breached, c.open), (4, 1, 0));
+        assert_eq!((c.median_minutes, c.p90_minutes), (Some(30), Some(76)));
+        let c = &p.resolution;
+        assert_eq!((c.met, c.breached, c.open), (4, 1, 0));
+        assert_eq!((c.median_minutes, c.p90_minutes), (Some(360), Some(552)));
+        let s = row("standard");
+        assert_eq!(s.tickets, 6);
+        let c = &s.first_response;
+        assert_eq!((c.met, c.breached, c.open), (4, 1, 1));
+        assert_eq!((c.median_minutes, c.p90_minutes), (Some(25), Some(37)));
+        let c = &s.resolution;
+        assert_eq!((c.met, c.breached, c.open), (0, 0, 0));
+        // 100, 200, 300, 400: median 250, p90 at 2.7: 300 + 0.7 x 100.
+        assert_eq!((c.median_minutes, c.p90_minutes), (Some(250), Some(370)));
+        // --since after every arrival: nothing.
+        assert!(
+            stats(&conn, Some("2026-11-17T00:00:00+00:00"), now)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn quantiles_of_one_value_and_of_none() {
+        assert_eq!(pct(&mut [], 0.5), None);
+        assert_eq!(pct(&mut [7], 0.5), Some(7));
+        assert_eq!(pct(&mut [7], 0.9), Some(7));
+        assert_eq!(pct(&mut [30, 10, 20], 0.5), Some(20), "sorted first");
+    }
 }
