@@ -10,31 +10,13 @@ use rusqlite::Connection;
 
 #[test]
 fn sighup_reloads_a_good_config_refuses_a_bad_one_and_notifies_systemd() {
-    use std::os::unix::net::UnixDatagram;
     let dir = tempfile::tempdir().unwrap();
     let a = maildir(dir.path(), "a");
     let b = maildir(dir.path(), "b");
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
     let sock_path = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    {
-        let notes = notes.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                if let Ok(n) = sock.recv(&mut buf) {
-                    notes
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf[..n]).to_string());
-                }
-            }
-        });
-    }
+    let notes = notify_listener(&sock_path);
     let has = |note: &str| {
         notes
             .lock()
