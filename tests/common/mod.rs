@@ -171,6 +171,29 @@ pub async fn sink_messages_within(stack: &Stack, n: usize, wait: Duration) -> Ve
     }
 }
 
+/// The Message-IDs at the sink once there are at least `n` distinct ones
+/// (or after `wait`). At least once means a resend may arrive beside its
+/// original: counting mails would call four mails with a duplicate four
+/// acknowledgements.
+pub async fn sink_message_ids_within(
+    stack: &Stack,
+    n: usize,
+    wait: Duration,
+) -> std::collections::BTreeSet<Option<String>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let ids: std::collections::BTreeSet<_> =
+            parsed(&sink_messages_within(stack, 0, Duration::ZERO).await)
+                .into_iter()
+                .map(|m| m.message_id)
+                .collect();
+        if ids.len() >= n || Instant::now() > deadline {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 // ------------------------------------------------------------ config and binary
 
 /// An example config's policy (priorities, categories, [sla], [triage]),
