@@ -194,6 +194,16 @@ pub async fn sink_message_ids_within(
     }
 }
 
+/// How many times Postfix took in a message with this Message-ID (its
+/// cleanup logs each queued message's ID once): what our outbox sent,
+/// whatever Postfix's own redeliveries later put in a mailbox.
+pub fn postfix_accepted(stack: &Stack, message_id: &str) -> usize {
+    let log =
+        std::fs::read_to_string(stack.dir.path().join("stack/postfix/maillog")).unwrap_or_default();
+    let needle = format!(": message-id=<{}>", message_id.trim_matches(['<', '>']));
+    log.lines().filter(|l| l.ends_with(&needle)).count()
+}
+
 // ------------------------------------------------------------ config and binary
 
 /// An example config's policy (priorities, categories, [sla], [triage]),
