@@ -21,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod pending;
 pub mod render;
+pub mod reporting;
 pub mod store;
 pub mod validate;
 pub mod verify;

@@ -63,11 +63,27 @@ enum Command {
         #[command(subcommand)]
         command: TicketsCommand,
     },
-    /// SLA compliance per plan and priority; response and resolution times.
+    /// SLA compliance per plan and priority (and period): each clock's
+    /// met, breached and open tickets, compliance, and median and p90 in
+    /// business time and in wall time.
     Stats {
-        /// Only tickets received on or after this date (YYYY-MM-DD, UTC) or instant.
+        /// Only tickets received on or after this date (YYYY-MM-DD,
+        /// midnight in the report's zone) or RFC 3339 instant.
         #[arg(long)]
         since: Option<String>,
+        /// Only tickets received up to this date, included, or before
+        /// this RFC 3339 instant.
+        #[arg(long)]
+        until: Option<String>,
+        /// One row per day, week (Monday to Sunday) or month of arrival too.
+        #[arg(long, value_parser = |s: &str| s.parse::<supportdesk::core::stats::Period>())]
+        by: Option<supportdesk::core::stats::Period>,
+        #[arg(long, value_enum, default_value_t = supportdesk::reporting::Format::Table)]
+        format: supportdesk::reporting::Format,
+        /// The zone of dates and periods: [desk] timezone, else UTC.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// The same as --format json.
         #[arg(long)]
         json: bool,
     },
@@ -248,7 +264,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             };
             tickets_command(cfg, command)
         }
-        Command::Stats { since, json } => stats(&cli.config, since, json),
+        Command::Stats {
+            since,
+            until,
+            by,
+            format,
+            timezone,
+            json,
+        } => {
+            let format = if json {
+                supportdesk::reporting::Format::Json
+            } else {
+                format
+            };
+            stats(
+                &cli.config,
+                StatsArgs {
+                    since,
+                    until,
+                    by,
+                    format,
+                    timezone,
+                },
+            )
+        }
         Command::Outbox { command } => outbox_command(&cli.config, command),
     }
 }
@@ -380,17 +419,6 @@ fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 
 fn printable_or<'a>(s: Option<&'a str>, none: &'a str) -> std::borrow::Cow<'a, str> {
     printable(s.unwrap_or(none))
-}
-
-fn parse_since(s: &str) -> Result<String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::Secs, true));
-    }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("--since {s:?}: expected YYYY-MM-DD or an RFC 3339 instant"))?;
-    Ok(format!("{d}T00:00:00Z"))
 }
 
 /// Why a ticket's clocks are due when they are: the SLA arithmetic as
@@ -867,68 +895,78 @@ fn tickets_list(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `stats [--since DATE] [--json]`: SLA compliance per plan and priority.
-fn stats(path: &std::path::Path, since: Option<String>, json: bool) -> Result<ExitCode> {
+struct StatsArgs {
+    since: Option<String>,
+    until: Option<String>,
+    by: Option<supportdesk::core::stats::Period>,
+    format: supportdesk::reporting::Format,
+    timezone: Option<String>,
+}
+
+/// A `--since`/`--until` bound: an RFC 3339 instant, or a date's
+/// midnight in `zone` (with `end`, the next day's: the date included).
+fn report_bound(flag: &str, s: &str, zone: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.to_utc());
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD or an RFC 3339 instant"))?;
+    let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+    supportdesk::core::calendar::local_to_utc(zone, d.and_time(chrono::NaiveTime::MIN))
+        .with_context(|| format!("{flag} {s:?}: out of range"))
+}
+
+/// `stats`: SLA compliance per plan and priority (and period).
+fn stats(path: &std::path::Path, a: StatsArgs) -> Result<ExitCode> {
     let cfg = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let since = match since.as_deref().map(parse_since).transpose() {
-        Ok(s) => s,
+    let bounds = (|| -> Result<_> {
+        let zone = match a.timezone.as_deref() {
+            Some(z) => z
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| anyhow::anyhow!("--timezone {z:?}: unknown time zone"))?,
+            None => cfg.desk.timezone.unwrap_or(chrono_tz::Tz::UTC),
+        };
+        let since = a
+            .since
+            .as_deref()
+            .map(|s| report_bound("--since", s, zone, false))
+            .transpose()?;
+        let until = a
+            .until
+            .as_deref()
+            .map(|s| report_bound("--until", s, zone, true))
+            .transpose()?;
+        if let (Some(s), Some(u)) = (since, until)
+            && u <= s
+        {
+            anyhow::bail!(
+                "--until {} is before --since {}",
+                a.until.as_deref().unwrap_or_default(),
+                a.since.as_deref().unwrap_or_default()
+            );
+        }
+        Ok((zone, since, until))
+    })();
+    let (zone, since, until) = match bounds {
+        Ok(b) => b,
         Err(e) => {
-            eprintln!("supportdesk: {e}");
+            eprintln!("supportdesk: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let now = supportdesk::store::ts(supportdesk::clock::now());
-    let rows = supportdesk::store::read_only(&path, |conn| {
-        supportdesk::store::report::stats(conn, since.as_deref(), &now)
+    let facts = supportdesk::store::read_only(&path, |conn| {
+        supportdesk::store::report::stats_facts(conn, since, until)
     })?;
-    if json {
-        for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let m = |v: Option<i64>| v.map(|x| format!("{x}m")).unwrap_or_else(|| "-".into());
-    println!(
-        "{:<12} {:<20} {:>7} | {:>5} {:>8} {:>5} {:>8} {:>8} | {:>5} {:>8} {:>5} {:>8} {:>8}",
-        "plan",
-        "priority",
-        "tickets",
-        "1st:met",
-        "breached",
-        "open",
-        "median",
-        "p90",
-        "res:met",
-        "breached",
-        "open",
-        "median",
-        "p90"
-    );
-    for r in rows {
-        let (f, s) = (&r.first_response, &r.resolution);
-        println!(
-            "{:<12} {:<20} {:>7} | {:>7} {:>8} {:>5} {:>8} {:>8} | {:>7} {:>8} {:>5} {:>8} {:>8}",
-            r.plan,
-            r.priority.as_deref().unwrap_or("-"),
-            r.tickets,
-            f.met,
-            f.breached,
-            f.open,
-            m(f.median_minutes),
-            m(f.p90_minutes),
-            s.met,
-            s.breached,
-            s.open,
-            m(s.median_minutes),
-            m(s.p90_minutes),
-        );
-    }
+    let rows =
+        supportdesk::core::stats::compute(&cfg.sla, &facts, a.by, zone, supportdesk::clock::now());
+    let mut out = std::io::stdout().lock();
+    supportdesk::reporting::write(&mut out, &rows, a.format, a.by.is_some())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@ pub mod ics;
 pub mod inbound;
 pub mod problem;
 pub mod sla;
+pub mod stats;
 pub mod threading;
 pub mod triage;
 pub mod when;

@@ -2,8 +2,11 @@
 //! desk health (`status`) and SLA compliance (`stats`).
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
+
+use crate::core::stats::{ClockEvent, TicketFacts};
 
 #[derive(Debug, Serialize)]
 pub struct TicketRow {
@@ -326,126 +329,101 @@ fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLin
     Ok(rows)
 }
 
-/// SLA compliance of one clock: met (answered by the due instant),
-/// breached (answered late, or still running past it), open (running,
-/// not yet due), and the times taken by those answered, in minutes.
-#[derive(Debug, Default, Serialize)]
-pub struct ClockStats {
-    pub met: u64,
-    pub breached: u64,
-    pub open: u64,
-    pub median_minutes: Option<i64>,
-    pub p90_minutes: Option<i64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StatsRow {
-    pub plan: String,
-    pub priority: Option<String>,
-    pub tickets: u64,
-    pub first_response: ClockStats,
-    pub resolution: ClockStats,
-}
-
-/// `stats`: per plan and priority, tickets received since `since`.
-pub fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<StatsRow>> {
-    use std::collections::BTreeMap;
-    let mut stmt = conn.prepare(
-        "SELECT plan, priority, received_at, first_response_due, first_responded_at,
-                resolution_due, resolved_at
-         FROM tickets WHERE ?1 IS NULL OR received_at >= ?1",
-    )?;
-    type Row = (
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map([since], |r| {
+/// What `stats` needs of the tickets received in [since, until): their
+/// plan, priority, clocks and clock events, for [`crate::core::stats`].
+pub fn stats_facts(
+    conn: &Connection,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<TicketFacts>> {
+    let (since, until) = (since.map(super::ts), until.map(super::ts));
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, plan, priority, received_at, coalesce(sla_started_at, received_at),
+                    customer_timezone, first_response_due, first_responded_at,
+                    resolution_due, resolved_at
+             FROM tickets
+             WHERE (?1 IS NULL OR received_at >= ?1) AND (?2 IS NULL OR received_at < ?2)
+             ORDER BY id",
+        )
+        .context("Preparing the stats")?;
+    let at = |s: Option<String>| s.as_deref().and_then(super::parse_ts);
+    let mut tickets: Vec<(i64, TicketFacts)> = stmt
+        .query_map(rusqlite::params![since, until], |r| {
+            let received: String = r.get(3)?;
+            let start: String = r.get(4)?;
             Ok((
                 r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
+                received,
+                start,
+                TicketFacts {
+                    plan: r.get(1)?,
+                    priority: r.get(2)?,
+                    received: DateTime::<Utc>::MIN_UTC,
+                    start: DateTime::<Utc>::MIN_UTC,
+                    timezone: r.get::<_, Option<String>>(5)?.and_then(|z| z.parse().ok()),
+                    first_response_due: at(r.get(6)?),
+                    first_responded: at(r.get(7)?),
+                    resolution_due: at(r.get(8)?),
+                    resolved: at(r.get(9)?),
+                    events: Vec::new(),
+                },
             ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let ts = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
-    struct Acc {
-        tickets: u64,
-        fr: ClockStats,
-        res: ClockStats,
-        fr_times: Vec<i64>,
-        res_times: Vec<i64>,
-    }
-    let mut acc: BTreeMap<(String, Option<String>), Acc> = BTreeMap::new();
-    let tally = |st: &mut ClockStats,
-                 times: &mut Vec<i64>,
-                 received: &str,
-                 due: &Option<String>,
-                 done: &Option<String>| {
-        if let (Some(r), Some(d)) = (ts(received), done.as_deref().and_then(ts)) {
-            times.push((d - r).num_minutes());
-        }
-        let Some(due) = due else { return };
-        match done {
-            Some(done) if done.as_str() <= due.as_str() => st.met += 1,
-            Some(_) => st.breached += 1,
-            None if due.as_str() < now => st.breached += 1,
-            None => st.open += 1,
-        }
-    };
-    for (plan, prio, received, fr_due, fr_done, res_due, res_done) in &rows {
-        let a = acc
-            .entry((plan.clone(), prio.clone()))
-            .or_insert_with(|| Acc {
-                tickets: 0,
-                fr: ClockStats::default(),
-                res: ClockStats::default(),
-                fr_times: Vec::new(),
-                res_times: Vec::new(),
-            });
-        a.tickets += 1;
-        tally(&mut a.fr, &mut a.fr_times, received, fr_due, fr_done);
-        tally(&mut a.res, &mut a.res_times, received, res_due, res_done);
-    }
-    Ok(acc
-        .into_iter()
-        .map(|((plan, priority), mut a)| {
-            a.fr.median_minutes = pct(&mut a.fr_times, 0.5);
-            a.fr.p90_minutes = pct(&mut a.fr_times, 0.9);
-            a.res.median_minutes = pct(&mut a.res_times, 0.5);
-            a.res.p90_minutes = pct(&mut a.res_times, 0.9);
-            StatsRow {
-                plan,
-                priority,
-                tickets: a.tickets,
-                first_response: a.fr,
-                resolution: a.res,
+        })
+        .context("Reading the stats")?
+        .filter_map(|row| match row {
+            Err(e) => Some(Err(e)),
+            // A ticket whose arrival cannot be read counts nowhere.
+            Ok((id, received, start, mut t)) => {
+                let received = super::parse_ts(&received)?;
+                t.received = received;
+                t.start = super::parse_ts(&start).unwrap_or(received);
+                Some(Ok((id, t)))
             }
         })
-        .collect())
-}
-
-/// The `q` quantile of `v` (sorted here), interpolated between the two
-/// nearest values as a spreadsheet's MEDIAN and PERCENTILE.INC do (the
-/// median of 10 and 20 is 15), rounded to the minute.
-fn pct(v: &mut [i64], q: f64) -> Option<i64> {
-    if v.is_empty() {
-        return None;
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the stats")?;
+    let mut events = conn
+        .prepare(
+            "SELECT e.ticket_id, e.at, e.action, coalesce(e.detail, '')
+             FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+             WHERE e.action IN ('pending', 'resumed', 'resolved', 'reopened')
+               AND (?1 IS NULL OR t.received_at >= ?1) AND (?2 IS NULL OR t.received_at < ?2)
+             ORDER BY e.ticket_id, e.id",
+        )
+        .context("Preparing the clock events")?;
+    let rows = events
+        .query_map(rusqlite::params![since, until], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .context("Reading the clock events")?;
+    let index: std::collections::HashMap<i64, usize> = tickets
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    for row in rows {
+        let (id, at, action, detail) = row.context("Reading the clock events")?;
+        let kind = match action.as_str() {
+            "pending" => ClockEvent::Pending,
+            "resumed" => ClockEvent::Resumed,
+            "resolved" => ClockEvent::Resolved,
+            // lifecycle::reopen's words; a restart moves the start instead.
+            "reopened" if detail.starts_with("resolution clock resumed") => {
+                ClockEvent::ReopenedResumed
+            }
+            _ => continue,
+        };
+        if let (Some(&i), Some(at)) = (index.get(&id), super::parse_ts(&at)) {
+            tickets[i].1.events.push((at, kind));
+        }
     }
-    v.sort_unstable();
-    let pos = (v.len() - 1) as f64 * q;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    let x = v[lo] as f64 + (v[hi] - v[lo]) as f64 * (pos - lo as f64);
-    Some(x.round() as i64)
+    Ok(tickets.into_iter().map(|(_, t)| t).collect())
 }
 
 /// Incoming messages kept without a ticket (for an admin): kind and error,
@@ -464,6 +442,38 @@ pub fn unticketed(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stats::{StatsRow, compute};
+
+    /// Plans `premium` and `standard`, counting wall-clock time.
+    fn model() -> crate::core::sla::SlaModel {
+        #[derive(serde::Deserialize)]
+        struct Part {
+            priorities: Vec<String>,
+            categories: Vec<String>,
+            sla: crate::core::sla::RawSla,
+        }
+        let p: Part = toml::from_str(
+            r#"
+priorities = ["P1", "P3"]
+categories = ["incident"]
+[sla]
+default_plan = "standard"
+[sla.plans.premium]
+targets = [{ priority = "P1", first_response = { wall_clock = "1h" } }]
+[sla.plans.standard]
+targets = [{ priority = "P3", first_response = { wall_clock = "4h" } }]
+"#,
+        )
+        .unwrap();
+        crate::core::sla::SlaModel::from_raw(&p.sla, &p.priorities, &p.categories).unwrap()
+    }
+
+    /// The stats of the tickets received since `since` as `stats` prints them.
+    fn stats(conn: &Connection, since: Option<&str>, now: &str) -> Result<Vec<StatsRow>> {
+        let at = |s: &str| crate::store::parse_ts(s).unwrap();
+        let facts = stats_facts(conn, since.map(at), None)?;
+        Ok(compute(&model(), &facts, None, chrono_tz::Tz::UTC, at(now)))
+    }
 
     fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -485,9 +495,11 @@ mod tests {
     ) {
         let at = |m: Option<i64>| {
             m.map(|m| {
-                (chrono::DateTime::parse_from_rfc3339("2026-11-16T09:00:00+00:00").unwrap()
-                    + chrono::TimeDelta::minutes(m))
-                .to_rfc3339()
+                // As the store writes instants.
+                crate::store::ts(
+                    crate::store::parse_ts("2026-11-16T09:00:00Z").unwrap()
+                        + chrono::TimeDelta::minutes(m),
+                )
             })
         };
         let n: i64 = conn
@@ -578,10 +590,46 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_of_one_value_and_of_none() {
-        assert_eq!(pct(&mut [], 0.5), None);
-        assert_eq!(pct(&mut [7], 0.5), Some(7));
-        assert_eq!(pct(&mut [7], 0.9), Some(7));
-        assert_eq!(pct(&mut [30, 10, 20], 0.5), Some(20), "sorted first");
+    fn clock_events_become_pauses_and_until_bounds_the_arrivals() {
+        let conn = db();
+        // Received 09:00, pending at 10:00 (the agent asked a question),
+        // the customer's answer at 14:00, resolved at 15:00: 2 hours.
+        ticket(&conn, "premium", "P1", Some(60), Some(60), Some(360), None);
+        for (at, action, detail) in [
+            ("2026-11-16T10:00:00Z", "pending", None),
+            ("2026-11-16T14:00:00Z", "resumed", Some("paused 14400s")),
+            ("2026-11-16T15:00:00Z", "resolved", None),
+            // Not a clock event: no effect.
+            (
+                "2026-11-16T11:00:00Z",
+                "assigned",
+                Some("agent@example.com"),
+            ),
+        ] {
+            conn.execute(
+                "INSERT INTO ticket_events (ticket_id, at, actor, action, detail)
+                 VALUES (1, ?1, 'agent@example.com', ?2, ?3)",
+                rusqlite::params![at, action, detail],
+            )
+            .unwrap();
+        }
+        let at = |s: &str| crate::store::parse_ts(s).unwrap();
+        let facts = stats_facts(&conn, None, None).unwrap();
+        assert_eq!(facts.len(), 1);
+        assert_eq!(
+            facts[0].events,
+            [
+                (at("2026-11-16T10:00:00Z"), ClockEvent::Pending),
+                (at("2026-11-16T14:00:00Z"), ClockEvent::Resumed),
+                (at("2026-11-16T15:00:00Z"), ClockEvent::Resolved),
+            ]
+        );
+        let rows = stats(&conn, None, "2026-11-20T00:00:00Z").unwrap();
+        assert_eq!(rows[0].resolution.median_minutes, Some(120));
+        assert_eq!(rows[0].resolution.business_median_minutes, Some(120));
+        // until: arrivals before it only.
+        let until = |u: &str| stats_facts(&conn, None, Some(at(u))).unwrap().len();
+        assert_eq!(until("2026-11-16T09:00:00Z"), 0);
+        assert_eq!(until("2026-11-16T09:00:01Z"), 1);
     }
 }

@@ -19,6 +19,7 @@ mod offline;
 mod outbox;
 mod pipeline;
 mod process;
+mod reports;
 mod sigkill;
 mod sla_cli;
 mod spam_corpus;

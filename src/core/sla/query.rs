@@ -32,6 +32,13 @@ impl SlaModel {
         self.plans.keys().map(String::as_str)
     }
 
+    /// The calendar a plan counts business time on: `Some(None)` for a
+    /// plan counting wall-clock time, `None` for a plan the config no
+    /// longer has.
+    pub fn plan_calendar(&self, plan: &str) -> Option<Option<&Calendar>> {
+        self.plans.get(plan).map(|p| p.calendar.as_ref())
+    }
+
     /// The zone a plan's hours are read in for a customer in `customer`;
     /// None for a plan without a calendar. For showing due instants locally.
     pub fn plan_zone(&self, plan: &str, customer: Option<Tz>) -> Option<Tz> {

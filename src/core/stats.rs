@@ -1,0 +1,290 @@
+//! SLA compliance figures for managers (`stats`): per plan and priority,
+//! optionally per day, week or month of arrival read in a zone, each
+//! clock's met / breached / open tickets, its compliance, and the median
+//! and p90 of the time taken, in wall time and in business time on the
+//! plan's calendar with the time the resolution clock stood still left
+//! out. Pure: the tickets' facts, the model and `now` are passed in.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::core::calendar::Calendar;
+use crate::core::sla::SlaModel;
+
+/// A reporting period; a period starts at midnight in the report's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    /// Monday to Sunday (ISO 8601).
+    Week,
+    Month,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Period, String> {
+        match s {
+            "day" => Ok(Period::Day),
+            "week" => Ok(Period::Week),
+            "month" => Ok(Period::Month),
+            other => Err(format!("unknown period {other:?}; known: day, week, month")),
+        }
+    }
+}
+
+impl Period {
+    /// The first day of the period holding `date`.
+    pub fn start(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Period::Day => date,
+            Period::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+            Period::Month => date.with_day(1).unwrap_or(date),
+        }
+    }
+}
+
+/// What changed a ticket's resolution clock, from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockEvent {
+    /// Set pending: the resolution clock stands still.
+    Pending,
+    /// A customer's reply to a pending ticket: the clock runs again.
+    Resumed,
+    /// Resolved or closed (a pending ticket's pause ends there).
+    Resolved,
+    /// Reopened with the resolution clock resumed: the time spent
+    /// resolved does not count.
+    ReopenedResumed,
+}
+
+/// What a report needs of one ticket.
+#[derive(Debug, Clone)]
+pub struct TicketFacts {
+    pub plan: String,
+    pub priority: Option<String>,
+    pub received: DateTime<Utc>,
+    /// Where the clocks count from: the reception, or a reopen's restart.
+    pub start: DateTime<Utc>,
+    /// The customer's zone, for a calendar that follows the customer.
+    pub timezone: Option<Tz>,
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub first_responded: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    pub resolved: Option<DateTime<Utc>>,
+    /// The ticket's clock events in order.
+    pub events: Vec<(DateTime<Utc>, ClockEvent)>,
+}
+
+/// One clock of one row. A clock without a due instant (best effort)
+/// is neither met, breached nor open, but its times are counted.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct ClockStats {
+    /// Answered (responded, resolved) by the due instant.
+    pub met: u64,
+    /// Answered late, or still running past the due instant.
+    pub breached: u64,
+    /// Still running, not yet due.
+    pub open: u64,
+    /// met / (met + breached), in percent to one decimal; None while
+    /// nothing is decided.
+    pub compliance_pct: Option<f64>,
+    /// Wall-clock time taken by those answered, in minutes.
+    pub median_minutes: Option<i64>,
+    pub p90_minutes: Option<i64>,
+    /// Business time on the plan's calendar, in minutes; None when the
+    /// config no longer has the plan.
+    pub business_median_minutes: Option<i64>,
+    pub business_p90_minutes: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsRow {
+    /// The period's first day, with `--by`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<NaiveDate>,
+    pub plan: String,
+    pub priority: Option<String>,
+    pub tickets: u64,
+    pub first_response: ClockStats,
+    pub resolution: ClockStats,
+}
+
+#[derive(Default)]
+struct Acc {
+    tickets: u64,
+    clocks: [Tally; 2],
+}
+
+#[derive(Default)]
+struct Tally {
+    stats: ClockStats,
+    wall: Vec<i64>,
+    business: Vec<i64>,
+    business_unknown: bool,
+}
+
+impl Tally {
+    fn count(
+        &mut self,
+        due: Option<DateTime<Utc>>,
+        done: Option<DateTime<Utc>>,
+        taken: Option<(TimeDelta, Option<TimeDelta>)>,
+        now: DateTime<Utc>,
+    ) {
+        if let Some((wall, business)) = taken {
+            self.wall.push(wall.num_minutes());
+            match business {
+                Some(b) => self.business.push(b.num_minutes()),
+                None => self.business_unknown = true,
+            }
+        }
+        let Some(due) = due else { return };
+        match done {
+            Some(done) if done <= due => self.stats.met += 1,
+            Some(_) => self.stats.breached += 1,
+            None if due < now => self.stats.breached += 1,
+            None => self.stats.open += 1,
+        }
+    }
+
+    fn finish(mut self) -> ClockStats {
+        let s = &mut self.stats;
+        let decided = s.met + s.breached;
+        s.compliance_pct =
+            (decided > 0).then(|| (s.met as f64 * 1000.0 / decided as f64).round() / 10.0);
+        s.median_minutes = quantile(&mut self.wall, 0.5);
+        s.p90_minutes = quantile(&mut self.wall, 0.9);
+        if !self.business_unknown {
+            s.business_median_minutes = quantile(&mut self.business, 0.5);
+            s.business_p90_minutes = quantile(&mut self.business, 0.9);
+        }
+        self.stats
+    }
+}
+
+/// The figures per (period,) plan and priority, sorted by them. Periods
+/// are read from each ticket's arrival in `zone`.
+pub fn compute(
+    model: &SlaModel,
+    tickets: &[TicketFacts],
+    by: Option<Period>,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> Vec<StatsRow> {
+    let mut acc: BTreeMap<(Option<NaiveDate>, String, Option<String>), Acc> = BTreeMap::new();
+    for t in tickets {
+        let period = by.map(|p| p.start(t.received.with_timezone(&zone).date_naive()));
+        let a = acc
+            .entry((period, t.plan.clone(), t.priority.clone()))
+            .or_default();
+        a.tickets += 1;
+        let calendar = model.plan_calendar(&t.plan);
+        let fr = t
+            .first_responded
+            .map(|done| taken(calendar, t.timezone, t.start, done, &[]));
+        a.clocks[0].count(t.first_response_due, t.first_responded, fr, now);
+        let res = t.resolved.map(|done| {
+            let pauses = pauses(t.start, &t.events);
+            taken(calendar, t.timezone, t.start, done, &pauses)
+        });
+        a.clocks[1].count(t.resolution_due, t.resolved, res, now);
+    }
+    acc.into_iter()
+        .map(|((period, plan, priority), a)| {
+            let [fr, res] = a.clocks;
+            StatsRow {
+                period,
+                plan,
+                priority,
+                tickets: a.tickets,
+                first_response: fr.finish(),
+                resolution: res.finish(),
+            }
+        })
+        .collect()
+}
+
+/// The time from `start` to `done` less the `pauses`: in wall time, and
+/// in business time when the plan is known (its open time on the
+/// calendar; a plan without a calendar counts wall time).
+fn taken(
+    calendar: Option<Option<&Calendar>>,
+    customer: Option<Tz>,
+    start: DateTime<Utc>,
+    done: DateTime<Utc>,
+    pauses: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> (TimeDelta, Option<TimeDelta>) {
+    let clip = |(a, b): (DateTime<Utc>, DateTime<Utc>)| (a.max(start), b.min(done));
+    let span = |(a, b): (DateTime<Utc>, DateTime<Utc>)| (b - a).max(TimeDelta::zero());
+    let paused: TimeDelta = pauses.iter().map(|&p| span(clip(p))).sum();
+    let wall = (span((start, done)) - paused).max(TimeDelta::zero());
+    let business = calendar.map(|cal| match cal {
+        None => wall,
+        Some(cal) => {
+            let zone = cal.zone_for(customer);
+            let open = |(a, b)| cal.open_time_between(a, b, zone);
+            let paused: TimeDelta = pauses.iter().map(|&p| open(clip(p))).sum();
+            (open((start, done)) - paused).max(TimeDelta::zero())
+        }
+    });
+    (wall, business)
+}
+
+/// The intervals the resolution clock stood still after `start`: from
+/// pending to the reply that resumed it (or to the close), and from a
+/// resolution to a reopen that resumed the clock.
+pub fn pauses(
+    start: DateTime<Utc>,
+    events: &[(DateTime<Utc>, ClockEvent)],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut pending: Option<DateTime<Utc>> = None;
+    let mut resolved: Option<DateTime<Utc>> = None;
+    for &(at, e) in events.iter().filter(|(at, _)| *at >= start) {
+        match e {
+            ClockEvent::Pending => {
+                if resolved.is_none() {
+                    pending.get_or_insert(at);
+                }
+            }
+            ClockEvent::Resumed => {
+                if let Some(from) = pending.take() {
+                    out.push((from, at));
+                }
+            }
+            ClockEvent::Resolved => {
+                if let Some(from) = pending.take() {
+                    out.push((from, at));
+                }
+                resolved.get_or_insert(at);
+            }
+            ClockEvent::ReopenedResumed => {
+                if let Some(from) = resolved.take() {
+                    out.push((from, at));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `q` quantile of `v` (sorted here), interpolated between the two
+/// nearest values as a spreadsheet's MEDIAN and PERCENTILE.INC do (the
+/// median of 10 and 20 is 15), rounded to the minute.
+pub fn quantile(v: &mut [i64], q: f64) -> Option<i64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let pos = (v.len() - 1) as f64 * q;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let x = v[lo] as f64 + (v[hi] - v[lo]) as f64 * (pos - lo as f64);
+    Some(x.round() as i64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! `stats` on a database built by the test: tickets with known arrival,
+//! response and resolution instants across two weeks and the change to
+//! winter time, under the zmanda policy (standard: Paris office hours
+//! 08:00-17:00; premium: wall clock). The table, CSV and JSON agree with
+//! each other and with figures computed by hand; bad arguments are named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// A desk whose reports read dates and periods in Paris, its database
+/// created by a first run, and the tickets inserted as the store writes
+/// them (instants in UTC, `Z`).
+fn desk() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    maildir(dir.path(), "a");
+    let cfg = dir.path().join("supportdesk.toml");
+    let text = maildir_config(dir.path(), &["a"])
+        .replace("[desk]\n", "[desk]\ntimezone = \"Europe/Paris\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    run_once_ok(&cfg);
+    let conn = rusqlite::Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
+    // (plan, received, first response due, responded, resolved)
+    let tickets = [
+        // T1, Friday 23 October 16:30 in Paris (CEST): due after one open
+        // hour, Monday 08:30 (CET); answered Monday 08:15: met. Business
+        // 30 + 15 = 45 minutes; wall 64 h 45 = 3885 minutes.
+        (
+            "standard",
+            "2026-10-23T14:30:00Z",
+            Some("2026-10-26T07:30:00Z"),
+            Some("2026-10-26T07:15:00Z"),
+            None,
+        ),
+        // T2, Sunday 25 October 23:30 in Paris: due 15 minutes later,
+        // answered after 30: breached.
+        (
+            "premium",
+            "2026-10-25T22:30:00Z",
+            Some("2026-10-25T22:45:00Z"),
+            Some("2026-10-25T23:00:00Z"),
+            None,
+        ),
+        // T3, Monday 26 October 00:30 in Paris (still Sunday in UTC):
+        // answered after 10 minutes: met.
+        (
+            "premium",
+            "2026-10-25T23:30:00Z",
+            Some("2026-10-25T23:45:00Z"),
+            Some("2026-10-25T23:40:00Z"),
+            None,
+        ),
+        // T4, Tuesday 27 October 09:00 in Paris, due 10:00, never answered:
+        // breached.
+        (
+            "standard",
+            "2026-10-27T08:00:00Z",
+            Some("2026-10-27T09:00:00Z"),
+            None,
+            None,
+        ),
+        // T5, Tuesday 10:00, answered 10:25 (25 minutes, met); pending from
+        // 11:00 to Wednesday 09:00, resolved at 10:00. Resolution (best
+        // effort under zmanda): wall 24 h less the 22 h pause; business
+        // 7 h + 2 h less the pause's 6 h + 1 h: 120 minutes both.
+        (
+            "standard",
+            "2026-10-27T09:00:00Z",
+            Some("2026-10-27T10:00:00Z"),
+            Some("2026-10-27T09:25:00Z"),
+            Some("2026-10-28T09:00:00Z"),
+        ),
+    ];
+    for (n, (plan, received, due, responded, resolved)) in tickets.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO tickets (reference, requester, plan, language, priority, status,
+                received_at, first_response_due, first_responded_at, resolved_at, created_at)
+             VALUES (?1, 'c@example.com', ?2, 'en', 'P1', ?3, ?4, ?5, ?6, ?7, ?4)",
+            rusqlite::params![
+                format!("SUP-{:06}", n + 1),
+                plan,
+                if resolved.is_some() {
+                    "resolved"
+                } else {
+                    "open"
+                },
+                received,
+                due,
+                responded,
+                resolved,
+            ],
+        )
+        .unwrap();
+    }
+    for (at, action, detail) in [
+        ("2026-10-27T10:00:00Z", "pending", None),
+        ("2026-10-28T08:00:00Z", "resumed", Some("paused 79200s")),
+        ("2026-10-28T09:00:00Z", "resolved", None),
+    ] {
+        conn.execute(
+            "INSERT INTO ticket_events (ticket_id, at, actor, action, detail)
+             VALUES (5, ?1, 'agent@example.com', ?2, ?3)",
+            rusqlite::params![at, action, detail],
+        )
+        .unwrap();
+    }
+    (dir, cfg)
+}
+
+fn stats(cfg: &Path, args: &[&str]) -> String {
+    let mut all = vec!["stats"];
+    all.extend(args);
+    let out = run(cfg, &all, &[]);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_rows(cfg: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["--format", "json"];
+    all.extend(args);
+    stats(cfg, &all)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The CSV as maps from its header's names.
+fn csv_rows(cfg: &Path, args: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let mut all = vec!["--format", "csv"];
+    all.extend(args);
+    let text = stats(cfg, &all);
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            header
+                .iter()
+                .zip(rec.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The hand-computed figures of one row: tickets, then per clock met,
+/// breached, open, compliance, wall median and p90, business median and
+/// p90 ("" for none).
+type Expected<'a> = (&'a str, [&'a str; 9]);
+
+fn check(csv: &BTreeMap<String, String>, json: &serde_json::Value, want: &Expected) {
+    let (tickets, [met, breached, open, pct, med, p90, bmed, bp90, res_med]) = want;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Number(n) if n.is_f64() => format!("{:.1}", n.as_f64().unwrap()),
+        v => v.to_string(),
+    };
+    let fr = &json["first_response"];
+    let pairs = [
+        ("tickets", &json["tickets"], tickets),
+        ("first_response_met", &fr["met"], met),
+        ("first_response_breached", &fr["breached"], breached),
+        ("first_response_open", &fr["open"], open),
+        ("first_response_compliance_pct", &fr["compliance_pct"], pct),
+        ("first_response_median_minutes", &fr["median_minutes"], med),
+        ("first_response_p90_minutes", &fr["p90_minutes"], p90),
+        (
+            "first_response_business_median_minutes",
+            &fr["business_median_minutes"],
+            bmed,
+        ),
+        (
+            "first_response_business_p90_minutes",
+            &fr["business_p90_minutes"],
+            bp90,
+        ),
+        (
+            "resolution_median_minutes",
+            &json["resolution"]["median_minutes"],
+            res_med,
+        ),
+    ];
+    for (column, j, want) in pairs {
+        assert_eq!(csv[column], *want, "CSV {column} of {csv:?}");
+        assert_eq!(text(j), *want, "JSON {column} of {json}");
+    }
+    assert_eq!(csv["plan"], json["plan"].as_str().unwrap());
+}
+
+#[test]
+fn stats_csv_json_and_table_agree_with_hand_computed_figures() {
+    let (_dir, cfg) = desk();
+    let csv = csv_rows(&cfg, &[]);
+    let json = json_rows(&cfg, &[]);
+    assert_eq!(csv.len(), 2);
+    assert_eq!(json.len(), 2);
+    // premium P1: T2 breached after 30 minutes, T3 met after 10: 50 %;
+    // median 20, p90 10 + 0.9 x 20 = 28; business time is wall time.
+    let premium: Expected = ("2", ["1", "1", "0", "50.0", "20", "28", "20", "28", ""]);
+    // standard P1: T1 and T5 met, T4 breached: 66.7 %. Wall 3885 and 25:
+    // median 1955, p90 25 + 0.9 x 3860 = 3499; business 45 and 25:
+    // median 35, p90 43. Resolution: T5's 120 minutes.
+    let standard: Expected = (
+        "3",
+        ["2", "1", "0", "66.7", "1955", "3499", "35", "43", "120"],
+    );
+    check(&csv[0], &json[0], &premium);
+    check(&csv[1], &json[1], &standard);
+    assert_eq!(csv[1]["resolution_business_median_minutes"], "120");
+    // The table says the same, durations written for people.
+    let table = stats(&cfg, &[]);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("standard"))
+        .unwrap_or_else(|| panic!("{table}"));
+    for cell in ["66.7%", "35m", "43m", "1d08h", "2d10h", "2h00m"] {
+        assert!(line.contains(cell), "{cell} in {line}\n{table}");
+    }
+    // --json is --format json.
+    assert_eq!(stats(&cfg, &["--json"]), stats(&cfg, &["--format", "json"]));
+}
+
+#[test]
+fn stats_by_week_starts_weeks_at_the_zone_s_midnight() {
+    let (_dir, cfg) = desk();
+    let weeks = |args: &[&str]| -> Vec<(String, String, String)> {
+        let mut all = vec!["--by", "week"];
+        all.extend(args);
+        csv_rows(&cfg, &all)
+            .into_iter()
+            .map(|r| (r["period"].clone(), r["plan"].clone(), r["tickets"].clone()))
+            .collect()
+    };
+    let row = |p: &str, plan: &str, n: &str| (p.to_string(), plan.to_string(), n.to_string());
+    // In Paris (the desk's zone), T3 arrived on Monday 26 October.
+    assert_eq!(
+        weeks(&[]),
+        [
+            row("2026-10-19", "premium", "1"),
+            row("2026-10-19", "standard", "1"),
+            row("2026-10-26", "premium", "1"),
+            row("2026-10-26", "standard", "2"),
+        ]
+    );
+    // In UTC, on Sunday 25 October.
+    assert_eq!(
+        weeks(&["--timezone", "UTC"]),
+        [
+            row("2026-10-19", "premium", "2"),
+            row("2026-10-19", "standard", "1"),
+            row("2026-10-26", "standard", "2"),
+        ]
+    );
+    // The per-week figures of premium in Paris: T2 alone, then T3 alone.
+    let json = json_rows(&cfg, &["--by", "week"]);
+    let premium: Vec<_> = json.iter().filter(|r| r["plan"] == "premium").collect();
+    assert_eq!(premium[0]["period"], "2026-10-19");
+    assert_eq!(premium[0]["first_response"]["compliance_pct"], 0.0);
+    assert_eq!(premium[1]["first_response"]["compliance_pct"], 100.0);
+    // Days and months.
+    // 23, 25 and 26 October, and the 27th with T4 and T5 in one row.
+    assert_eq!(csv_rows(&cfg, &["--by", "day"]).len(), 4);
+    let months = csv_rows(&cfg, &["--by", "month"]);
+    assert!(
+        months.iter().all(|r| r["period"] == "2026-10-01"),
+        "{months:?}"
+    );
+}
+
+#[test]
+fn stats_since_and_until_are_dates_in_the_zone_until_included() {
+    let (_dir, cfg) = desk();
+    let tickets = |args: &[&str]| -> u64 {
+        json_rows(&cfg, args)
+            .iter()
+            .map(|r| r["tickets"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(tickets(&[]), 5);
+    // From Monday 26 October, midnight in Paris (Sunday 23:00 UTC): T3-T5.
+    assert_eq!(tickets(&["--since", "2026-10-26"]), 3);
+    // Up to Sunday 25 October, included: T1 and T2.
+    assert_eq!(tickets(&["--until", "2026-10-25"]), 2);
+    assert_eq!(
+        tickets(&["--since", "2026-10-25", "--until", "2026-10-25"]),
+        1
+    );
+    // An instant is taken as it is.
+    assert_eq!(tickets(&["--since", "2026-10-25T23:00:00Z"]), 3);
+    assert_eq!(tickets(&["--since", "2026-10-25T23:30:01Z"]), 2);
+}
+
+#[test]
+fn stats_names_a_bad_argument() {
+    let (_dir, cfg) = desk();
+    for (args, says) in [
+        (
+            &["--by", "fortnight"][..],
+            "unknown period \"fortnight\"; known: day, week, month",
+        ),
+        (
+            &["--since", "2026-10-26", "--until", "2026-10-20"],
+            "--until 2026-10-20 is before --since 2026-10-26",
+        ),
+        (
+            &["--timezone", "Mars/Olympus"],
+            "--timezone \"Mars/Olympus\": unknown time zone",
+        ),
+        (
+            &["--since", "26/10/2026"],
+            "--since \"26/10/2026\": expected YYYY-MM-DD or an RFC 3339 instant",
+        ),
+        (&["--format", "xml"], "invalid value 'xml' for '--format"),
+    ] {
+        let mut all = vec!["stats"];
+        all.extend(args);
+        let out = run(&cfg, &all, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
