@@ -281,9 +281,15 @@ pub async fn run(mut app: App) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("Listening for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("Listening for SIGHUP")?;
     let process_shutdown = app.shutdown.clone();
+    let metrics_sla = crate::metrics::CurrentSla::new(app.config.clone());
     if let Some(addr) = app.config.metrics_listen {
         // Bound once per process: a changed address needs a restart.
-        crate::metrics::spawn(addr, app.store.clone())?;
+        crate::metrics::spawn(
+            addr,
+            app.store.clone(),
+            app.config.desk.state_dir.join("supportdesk.db"),
+            metrics_sla.clone(),
+        )?;
     }
     start_watchdog(app.store.clone(), process_shutdown.clone());
     let mut first = true;
@@ -372,6 +378,7 @@ pub async fn run(mut app: App) -> Result<()> {
                 }
                 app.config = Arc::new(config);
                 app.renderer = Arc::new(renderer);
+                metrics_sla.set(app.config.clone());
                 tracing::info!(mailboxes = app.config.mailboxes.len(), "config reloaded");
             }
         }

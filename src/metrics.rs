@@ -1,7 +1,10 @@
 //! The optional Prometheus endpoint (`[metrics] listen`): on each scrape of
 //! `/metrics`, the same figures as `supportdesk status`, read from the
-//! store and encoded by prometheus-client in the OpenMetrics text format.
-//! Off by default.
+//! store, and the SLA clocks that stopped (histograms of first-response
+//! and resolution times in business seconds, met and breached counters,
+//! per plan and priority), read from the ticket events recorded since the
+//! last scrape; encoded by prometheus-client in the OpenMetrics text
+//! format. Off by default.
 //!
 //! Served by hyper (HTTP/1.1, one request per connection) on the daemon's
 //! tokio runtime, answering `GET /metrics` only, and bounded in what a
@@ -26,13 +29,16 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::convert::Infallible;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::config::Config;
 use crate::store::Store;
 use crate::store::report::Status;
 
@@ -51,19 +57,82 @@ pub const MAX_HEAD: usize = 8 * 1024;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// The SLA model business time is counted on: the running generation's,
+/// replaced at each reload (the endpoint outlives generations).
+#[derive(Clone)]
+pub struct CurrentSla(Arc<std::sync::RwLock<Arc<Config>>>);
+
+impl CurrentSla {
+    pub fn new(config: Arc<Config>) -> CurrentSla {
+        CurrentSla(Arc::new(std::sync::RwLock::new(config)))
+    }
+
+    pub fn set(&self, config: Arc<Config>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Upper bounds of the time histograms, in business seconds: 5 and 15
+/// minutes, 30 minutes, 1, 2, 4 and 8 hours, 1, 2, 3, 5 and 10 days.
+const BUCKETS: [f64; 12] = [
+    300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0, 432000.0,
+    864000.0,
+];
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The stopped clocks observed so far by this process (from every event
+/// in the database at the first scrape), and where the events were read up to.
+struct ClockMetrics {
+    after: i64,
+    seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    met: Family<Labels, Counter>,
+    breached: Family<Labels, Counter>,
+}
+
+/// What a scrape reads.
+struct Sources {
+    store: Store,
+    db: std::path::PathBuf,
+    sla: CurrentSla,
+    clocks: std::sync::Mutex<ClockMetrics>,
+}
+
 /// Binds `addr` and serves until the process ends. Call it from within the
 /// tokio runtime.
-pub fn spawn(addr: SocketAddr, store: Store) -> Result<()> {
+pub fn spawn(
+    addr: SocketAddr,
+    store: Store,
+    db: std::path::PathBuf,
+    sla: CurrentSla,
+) -> Result<()> {
     let listener = std::net::TcpListener::bind(addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .and_then(TcpListener::from_std)
         .with_context(|| format!("Metrics listener on {addr}"))?;
     tracing::info!(%addr, "metrics listener");
-    tokio::spawn(serve(listener, store));
+    let sources = Arc::new(Sources {
+        store,
+        db,
+        sla,
+        clocks: std::sync::Mutex::new(ClockMetrics {
+            after: 0,
+            seconds: Family::new_with_constructor(histogram),
+            met: Family::default(),
+            breached: Family::default(),
+        }),
+    });
+    tokio::spawn(serve(listener, sources));
     Ok(())
 }
 
-async fn serve(listener: TcpListener, store: Store) {
+async fn serve(listener: TcpListener, sources: Arc<Sources>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failing = false;
     loop {
@@ -87,11 +156,11 @@ async fn serve(listener: TcpListener, store: Store) {
                 continue;
             }
         };
-        let store = store.clone();
+        let sources = sources.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let store = store.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &store).await) }
+                let sources = sources.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &sources).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -107,7 +176,7 @@ async fn serve(listener: TcpListener, store: Store) {
     }
 }
 
-async fn answer(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>> {
+async fn answer(req: &Request<Incoming>, sources: &Arc<Sources>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: String, content_type: &str| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
@@ -126,23 +195,97 @@ async fn answer(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>>
     if req.uri().path() != "/metrics" {
         return reply(StatusCode::NOT_FOUND, "see /metrics\n".into(), TEXT);
     }
-    match scrape(store).await {
+    match scrape(sources).await {
         Ok(text) => reply(StatusCode::OK, text, OPENMETRICS),
         Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n"), TEXT),
     }
 }
 
-async fn scrape(store: &Store) -> Result<String> {
+async fn scrape(sources: &Arc<Sources>) -> Result<String> {
     let now = crate::clock::now();
     let stamp = crate::store::ts(now);
-    let st = store
+    let st = sources
+        .store
         .call(move |conn| crate::store::report::status(conn, &stamp))
         .await?;
-    render(&st, now)
+    // The new clock stops, off the store thread: the first scrape reads
+    // the whole history. The work is kept even if the scraper gives up.
+    let s = sources.clone();
+    match tokio::task::spawn_blocking(move || observe_stops(&s)).await {
+        Ok(Ok(())) => {}
+        // The status figures still answer; the clocks catch up next time.
+        Ok(Err(e)) => tracing::warn!("metrics: reading the SLA clocks: {e:#}"),
+        Err(e) => tracing::warn!("metrics: reading the SLA clocks: {e}"),
+    }
+    let mut reg = render(&st, now)?;
+    let clocks = sources.clocks.lock().unwrap_or_else(|e| e.into_inner());
+    reg.register(
+        "sla_time_business_seconds",
+        "Business time a clock took when it stopped (first response, resolution), on the plan's calendar",
+        clocks.seconds.clone(),
+    );
+    reg.register(
+        "sla_met",
+        "Clocks that stopped by their due instant",
+        clocks.met.clone(),
+    );
+    reg.register(
+        "sla_breached",
+        "Clocks that stopped after their due instant",
+        clocks.breached.clone(),
+    );
+    drop(clocks);
+    let mut out = String::new();
+    encode(&mut out, &reg)?;
+    Ok(out)
 }
 
-/// The text a scrape returns, from the status figures.
-pub fn render(st: &Status, now: DateTime<Utc>) -> Result<String> {
+/// Observes the first responses and resolutions recorded since the last
+/// scrape, each once, as `stats` counts them.
+fn observe_stops(s: &Sources) -> Result<()> {
+    const BATCH: i64 = 10_000;
+    let mut clocks = s.clocks.lock().unwrap_or_else(|e| e.into_inner());
+    let config = s.sla.get();
+    loop {
+        let after = clocks.after;
+        let (stops, last) = crate::store::read_only(&s.db, |conn| {
+            crate::store::report::clock_stops(conn, after, BATCH)
+        })?;
+        for stop in &stops {
+            let Some(done) =
+                crate::core::stats::stopped(&config.sla, &stop.ticket, stop.clock, stop.at)
+            else {
+                continue;
+            };
+            let labels: Labels = vec![
+                ("clock".into(), stop.clock.as_str().into()),
+                ("plan".into(), stop.ticket.plan.clone()),
+                (
+                    "priority".into(),
+                    stop.ticket.priority.clone().unwrap_or_default(),
+                ),
+            ];
+            if let Some(b) = done.business {
+                clocks
+                    .seconds
+                    .get_or_create(&labels)
+                    .observe(b.num_seconds() as f64);
+            }
+            match done.met {
+                Some(true) => clocks.met.get_or_create(&labels).inc(),
+                Some(false) => clocks.breached.get_or_create(&labels).inc(),
+                None => 0,
+            };
+        }
+        if last == after {
+            return Ok(());
+        }
+        clocks.after = last;
+    }
+}
+
+/// The status figures of a scrape.
+fn render(st: &Status, now: DateTime<Utc>) -> Result<Registry> {
     let mut reg = Registry::with_prefix("supportdesk");
     let gauge = |reg: &mut Registry, name: &str, help: &str, v: i64| {
         let g: Gauge = Gauge::default();
@@ -214,7 +357,5 @@ pub fn render(st: &Status, now: DateTime<Utc>) -> Result<String> {
         "When the mailbox was last fetched successfully",
         last_ok,
     );
-    let mut out = String::new();
-    encode(&mut out, &reg)?;
-    Ok(out)
+    Ok(reg)
 }

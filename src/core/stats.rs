@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::core::calendar::Calendar;
+use crate::core::escalation::Clock;
 use crate::core::sla::SlaModel;
 
 /// A reporting period; a period starts at midnight in the report's zone.
@@ -206,6 +207,47 @@ pub fn compute(
             }
         })
         .collect()
+}
+
+/// What one clock's stop at `at` counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// The business time it took; None when the config no longer has the plan.
+    pub business: Option<TimeDelta>,
+    /// Whether it stopped by its due instant; None for a best-effort clock.
+    pub met: Option<bool>,
+}
+
+/// A ticket's `clock` stopped at `at` (a response or a resolution), as
+/// [`compute`] counts it; None when `at` comes before the clocks' start
+/// (a run that a reopen's restart replaced).
+pub fn stopped(
+    model: &SlaModel,
+    t: &TicketFacts,
+    clock: Clock,
+    at: DateTime<Utc>,
+) -> Option<Stopped> {
+    if at < t.start {
+        return None;
+    }
+    let (due, pauses) = match clock {
+        Clock::FirstResponse => (t.first_response_due, Vec::new()),
+        Clock::Resolution => {
+            let events: Vec<_> = t.events.iter().copied().filter(|(e, _)| *e <= at).collect();
+            (t.resolution_due, pauses(t.start, &events))
+        }
+    };
+    let (_, business) = taken(
+        model.plan_calendar(&t.plan),
+        t.timezone,
+        t.start,
+        at,
+        &pauses,
+    );
+    Some(Stopped {
+        business,
+        met: due.map(|d| at <= d),
+    })
 }
 
 /// The time from `start` to `done` less the `pauses`: in wall time, and

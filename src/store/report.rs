@@ -329,6 +329,52 @@ fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLin
     Ok(rows)
 }
 
+/// The ticket columns [`facts`] reads, from `t`.
+const FACTS: &str = "t.plan, t.priority, t.received_at, coalesce(t.sla_started_at, t.received_at),
+     t.customer_timezone, t.first_response_due, t.first_responded_at, t.resolution_due,
+     t.resolved_at";
+
+/// A ticket's facts from the [`FACTS`] columns starting at `at`; None
+/// when its arrival cannot be read (it counts nowhere).
+fn facts(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<TicketFacts>> {
+    let ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        Ok(r.get::<_, Option<String>>(at + i)?
+            .as_deref()
+            .and_then(super::parse_ts))
+    };
+    let Some(received) = ts(2)? else {
+        return Ok(None);
+    };
+    Ok(Some(TicketFacts {
+        plan: r.get(at)?,
+        priority: r.get(at + 1)?,
+        received,
+        start: ts(3)?.unwrap_or(received),
+        timezone: r
+            .get::<_, Option<String>>(at + 4)?
+            .and_then(|z| z.parse().ok()),
+        first_response_due: ts(5)?,
+        first_responded: ts(6)?,
+        resolution_due: ts(7)?,
+        resolved: ts(8)?,
+        events: Vec::new(),
+    }))
+}
+
+/// The ticket events that move the resolution clock.
+const CLOCK_ACTIONS: &str = "('pending', 'resumed', 'resolved', 'reopened')";
+
+fn clock_event(action: &str, detail: &str) -> Option<ClockEvent> {
+    Some(match action {
+        "pending" => ClockEvent::Pending,
+        "resumed" => ClockEvent::Resumed,
+        "resolved" => ClockEvent::Resolved,
+        // lifecycle::reopen's words; a restart moves the start instead.
+        "reopened" if detail.starts_with("resolution clock resumed") => ClockEvent::ReopenedResumed,
+        _ => return None,
+    })
+}
+
 /// What `stats` needs of the tickets received in [since, until): their
 /// plan, priority, clocks and clock events, for [`crate::core::stats`].
 pub fn stats_facts(
@@ -337,60 +383,27 @@ pub fn stats_facts(
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<TicketFacts>> {
     let (since, until) = (since.map(super::ts), until.map(super::ts));
+    let range = "(?1 IS NULL OR t.received_at >= ?1) AND (?2 IS NULL OR t.received_at < ?2)";
     let mut stmt = conn
-        .prepare(
-            "SELECT id, plan, priority, received_at, coalesce(sla_started_at, received_at),
-                    customer_timezone, first_response_due, first_responded_at,
-                    resolution_due, resolved_at
-             FROM tickets
-             WHERE (?1 IS NULL OR received_at >= ?1) AND (?2 IS NULL OR received_at < ?2)
-             ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT t.id, {FACTS} FROM tickets t WHERE {range} ORDER BY t.id"
+        ))
         .context("Preparing the stats")?;
-    let at = |s: Option<String>| s.as_deref().and_then(super::parse_ts);
     let mut tickets: Vec<(i64, TicketFacts)> = stmt
         .query_map(rusqlite::params![since, until], |r| {
-            let received: String = r.get(3)?;
-            let start: String = r.get(4)?;
-            Ok((
-                r.get(0)?,
-                received,
-                start,
-                TicketFacts {
-                    plan: r.get(1)?,
-                    priority: r.get(2)?,
-                    received: DateTime::<Utc>::MIN_UTC,
-                    start: DateTime::<Utc>::MIN_UTC,
-                    timezone: r.get::<_, Option<String>>(5)?.and_then(|z| z.parse().ok()),
-                    first_response_due: at(r.get(6)?),
-                    first_responded: at(r.get(7)?),
-                    resolution_due: at(r.get(8)?),
-                    resolved: at(r.get(9)?),
-                    events: Vec::new(),
-                },
-            ))
+            Ok(facts(r, 1)?.map(|f| (r.get::<_, i64>(0).unwrap_or_default(), f)))
         })
         .context("Reading the stats")?
-        .filter_map(|row| match row {
-            Err(e) => Some(Err(e)),
-            // A ticket whose arrival cannot be read counts nowhere.
-            Ok((id, received, start, mut t)) => {
-                let received = super::parse_ts(&received)?;
-                t.received = received;
-                t.start = super::parse_ts(&start).unwrap_or(received);
-                Some(Ok((id, t)))
-            }
-        })
+        .filter_map(|row| row.transpose())
         .collect::<rusqlite::Result<_>>()
         .context("Reading the stats")?;
     let mut events = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT e.ticket_id, e.at, e.action, coalesce(e.detail, '')
              FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
-             WHERE e.action IN ('pending', 'resumed', 'resolved', 'reopened')
-               AND (?1 IS NULL OR t.received_at >= ?1) AND (?2 IS NULL OR t.received_at < ?2)
-             ORDER BY e.ticket_id, e.id",
-        )
+             WHERE e.action IN {CLOCK_ACTIONS} AND {range}
+             ORDER BY e.ticket_id, e.id"
+        ))
         .context("Preparing the clock events")?;
     let rows = events
         .query_map(rusqlite::params![since, until], |r| {
@@ -409,21 +422,92 @@ pub fn stats_facts(
         .collect();
     for row in rows {
         let (id, at, action, detail) = row.context("Reading the clock events")?;
-        let kind = match action.as_str() {
-            "pending" => ClockEvent::Pending,
-            "resumed" => ClockEvent::Resumed,
-            "resolved" => ClockEvent::Resolved,
-            // lifecycle::reopen's words; a restart moves the start instead.
-            "reopened" if detail.starts_with("resolution clock resumed") => {
-                ClockEvent::ReopenedResumed
-            }
-            _ => continue,
-        };
-        if let (Some(&i), Some(at)) = (index.get(&id), super::parse_ts(&at)) {
+        if let (Some(&i), Some(at), Some(kind)) = (
+            index.get(&id),
+            super::parse_ts(&at),
+            clock_event(&action, &detail),
+        ) {
             tickets[i].1.events.push((at, kind));
         }
     }
     Ok(tickets.into_iter().map(|(_, t)| t).collect())
+}
+
+/// A clock that stopped: a first response or a resolution, by its event.
+#[derive(Debug)]
+pub struct ClockStop {
+    pub event_id: i64,
+    pub clock: crate::core::escalation::Clock,
+    pub at: DateTime<Utc>,
+    /// The ticket as it is now, with its clock events up to this one.
+    pub ticket: TicketFacts,
+}
+
+/// The first responses and resolutions recorded after event `after`, in
+/// order, at most `limit` of them (for the metrics' histograms), and the
+/// last event id read (`after` when none).
+pub fn clock_stops(conn: &Connection, after: i64, limit: i64) -> Result<(Vec<ClockStop>, i64)> {
+    use crate::core::escalation::Clock;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT e.id, e.action, e.at, e.ticket_id, {FACTS}
+             FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+             WHERE e.id > ?1 AND e.action IN ('first-response', 'resolved')
+             ORDER BY e.id LIMIT ?2"
+        ))
+        .context("Preparing the clock stops")?;
+    let rows: Vec<(i64, String, String, i64, Option<TicketFacts>)> = stmt
+        .query_map(rusqlite::params![after, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, facts(r, 4)?))
+        })
+        .context("Reading the clock stops")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the clock stops")?;
+    let mut events = conn
+        .prepare(&format!(
+            "SELECT at, action, coalesce(detail, '') FROM ticket_events
+             WHERE ticket_id = ?1 AND id <= ?2 AND action IN {CLOCK_ACTIONS} ORDER BY id"
+        ))
+        .context("Preparing the clock events")?;
+    let last = rows.last().map_or(after, |r| r.0);
+    let mut out = Vec::with_capacity(rows.len());
+    for (event_id, action, at, ticket_id, ticket) in rows {
+        // An unreadable ticket or instant: nothing to observe.
+        let (Some(mut ticket), Some(at)) = (ticket, super::parse_ts(&at)) else {
+            continue;
+        };
+        let clock = if action == "resolved" {
+            Clock::Resolution
+        } else {
+            Clock::FirstResponse
+        };
+        if clock == Clock::Resolution {
+            let evs = events
+                .query_map(rusqlite::params![ticket_id, event_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .context("Reading the clock events")?;
+            for e in evs {
+                let (at, action, detail) = e.context("Reading the clock events")?;
+                if let (Some(at), Some(kind)) =
+                    (super::parse_ts(&at), clock_event(&action, &detail))
+                {
+                    ticket.events.push((at, kind));
+                }
+            }
+        }
+        out.push(ClockStop {
+            event_id,
+            clock,
+            at,
+            ticket,
+        });
+    }
+    Ok((out, last))
 }
 
 /// Incoming messages kept without a ticket (for an admin): kind and error,

@@ -325,3 +325,93 @@ fn stats_names_a_bad_argument() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// One scrape of the metrics endpoint at `port`, its body.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of the sample `name{labels}` in a scrape.
+fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_export_the_stopped_clocks_per_plan_and_priority_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = maildir(dir.path(), "a");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("supportdesk.toml");
+    // Premium (wall clock, a first response due within minutes) for every
+    // sender, so the response made at once is met.
+    let text = maildir_config(dir.path(), &["a"])
+        .replace("default_plan = \"community\"", "default_plan = \"premium\"")
+        + &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let daemon = spawn_daemon(&cfg, &dir.path().join("daemon.log"));
+    // Scraped before anything stopped: no clock series yet.
+    wait_until("the endpoint", || scrape(port).is_some());
+    deliver(&a, 1, "Ann <ann@example.com>");
+    wait_until("the ticket", || {
+        count_at(&cfg, "SELECT count(*) FROM tickets") == 1
+    });
+    let (plan, priority): (String, String) = db(&cfg)
+        .query_row("SELECT plan, priority FROM tickets", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(plan, "premium");
+    let body = scrape(port).unwrap();
+    assert!(!body.contains("supportdesk_sla_met_total{"), "{body}");
+    for args in [&["tickets", "respond", "1"][..], &["tickets", "close", "1"]] {
+        let out = run(&cfg, args, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fr = format!("{{clock=\"first_response\",plan=\"premium\",priority=\"{priority}\"}}");
+    let res = format!("{{clock=\"resolution\",plan=\"premium\",priority=\"{priority}\"}}");
+    // Twice: each stop is observed once, not once per scrape.
+    for _ in 0..2 {
+        let body = scrape(port).unwrap();
+        let got = |name: &str, labels: &str| sample(&body, &format!("supportdesk_{name}{labels}"));
+        assert_eq!(
+            got("sla_time_business_seconds_count", &fr),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            got("sla_time_business_seconds_count", &res),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(got("sla_met_total", &fr), Some(1.0), "{body}");
+        assert_eq!(got("sla_breached_total", &fr), None, "{body}");
+        // Premium promises no resolution time: observed, neither met nor breached.
+        assert_eq!(got("sla_met_total", &res), None, "{body}");
+        // Answered within seconds: in the first bucket, 5 minutes.
+        let first_bucket = format!(
+            "supportdesk_sla_time_business_seconds_bucket{{le=\"300.0\",clock=\"first_response\",plan=\"premium\",priority=\"{priority}\"}}"
+        );
+        assert_eq!(sample(&body, &first_bucket), Some(1.0), "{body}");
+        let sum = got("sla_time_business_seconds_sum", &fr).unwrap();
+        assert!((0.0..300.0).contains(&sum), "{sum}");
+    }
+    stop_daemon(daemon);
+}

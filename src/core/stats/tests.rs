@@ -229,3 +229,53 @@ fn quantiles_of_one_value_and_of_none() {
     assert_eq!(quantile(&mut [10, 20, 30, 40], 0.5), Some(25));
     assert_eq!(quantile(&mut [10, 20, 30, 40, 100], 0.9), Some(76));
 }
+
+#[test]
+fn a_stopped_clock_counts_as_the_report_counts_it() {
+    let now = utc("2026-11-10T00:00:00Z");
+    let mut t = ticket("office", "2026-10-23T17:00:00+02:00");
+    t.first_response_due = Some(utc("2026-10-26T12:00:00+01:00"));
+    t.first_responded = Some(utc("2026-10-26T10:00:00+01:00"));
+    let at = t.first_responded.unwrap();
+    let s = stopped(&model(), &t, Clock::FirstResponse, at).unwrap();
+    assert_eq!(s.business, Some(TimeDelta::minutes(120)));
+    assert_eq!(s.met, Some(true));
+    let row = &compute(&model(), &[t.clone()], None, PARIS, now)[0];
+    assert_eq!(
+        s.business.map(|b| b.num_minutes()),
+        row.first_response.business_median_minutes
+    );
+    // Late; best effort; before a restart.
+    let late = utc("2026-10-26T13:00:00+01:00");
+    assert_eq!(
+        stopped(&model(), &t, Clock::FirstResponse, late)
+            .unwrap()
+            .met,
+        Some(false)
+    );
+    assert_eq!(
+        stopped(&model(), &t, Clock::Resolution, late).unwrap().met,
+        None
+    );
+    t.start = utc("2026-10-27T09:00:00+01:00");
+    assert_eq!(stopped(&model(), &t, Clock::FirstResponse, at), None);
+    // A resolution leaves out the pauses before it, not those after.
+    let mut r = ticket("office", "2026-11-02T09:00:00+01:00");
+    r.events = vec![
+        (utc("2026-11-02T10:00:00+01:00"), ClockEvent::Pending),
+        (utc("2026-11-03T10:00:00+01:00"), ClockEvent::Resumed),
+        (utc("2026-11-03T12:00:00+01:00"), ClockEvent::Resolved),
+        (
+            utc("2026-11-03T13:00:00+01:00"),
+            ClockEvent::ReopenedResumed,
+        ),
+    ];
+    let s = stopped(
+        &model(),
+        &r,
+        Clock::Resolution,
+        utc("2026-11-03T12:00:00+01:00"),
+    )
+    .unwrap();
+    assert_eq!(s.business, Some(TimeDelta::minutes(180)));
+}
