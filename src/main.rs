@@ -87,6 +87,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The SLA report for a period as one self-contained HTML file:
+    /// compliance per plan and priority against the period before, a
+    /// chart of first responses on time per day, the tickets at risk now
+    /// and the slowest first responses.
+    Report {
+        /// The period's first day (YYYY-MM-DD, midnight in the report's
+        /// zone) or RFC 3339 instant.
+        #[arg(long)]
+        since: String,
+        /// Its last day, included, or the instant it ends; now by default.
+        #[arg(long)]
+        until: Option<String>,
+        /// The zone of dates and days: [desk] timezone, else UTC.
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Where to write the HTML.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The outgoing mail: what waits, what failed; queue it again.
     Outbox {
         #[command(subcommand)]
@@ -288,6 +307,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 },
             )
         }
+        Command::Report {
+            since,
+            until,
+            timezone,
+            out,
+        } => report(
+            &cli.config,
+            &since,
+            until.as_deref(),
+            timezone.as_deref(),
+            &out,
+        ),
         Command::Outbox { command } => outbox_command(&cli.config, command),
     }
 }
@@ -916,41 +947,53 @@ fn report_bound(flag: &str, s: &str, zone: chrono_tz::Tz, end: bool) -> Result<D
         .with_context(|| format!("{flag} {s:?}: out of range"))
 }
 
+/// A report's zone and its optional bounds.
+type Range = (chrono_tz::Tz, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The report's zone and bounds from the command line; an error names
+/// the argument.
+fn report_range(
+    cfg: &Config,
+    since: Option<&str>,
+    until: Option<&str>,
+    timezone: Option<&str>,
+) -> Result<Range> {
+    let zone = match timezone {
+        Some(z) => z
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| anyhow::anyhow!("--timezone {z:?}: unknown time zone"))?,
+        None => cfg.desk.timezone.unwrap_or(chrono_tz::Tz::UTC),
+    };
+    let from = since
+        .map(|s| report_bound("--since", s, zone, false))
+        .transpose()?;
+    let to = until
+        .map(|s| report_bound("--until", s, zone, true))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (from, to)
+        && u <= s
+    {
+        anyhow::bail!(
+            "--until {} is before --since {}",
+            until.unwrap_or_default(),
+            since.unwrap_or_default()
+        );
+    }
+    Ok((zone, from, to))
+}
+
 /// `stats`: SLA compliance per plan and priority (and period).
 fn stats(path: &std::path::Path, a: StatsArgs) -> Result<ExitCode> {
     let cfg = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let bounds = (|| -> Result<_> {
-        let zone = match a.timezone.as_deref() {
-            Some(z) => z
-                .parse::<chrono_tz::Tz>()
-                .map_err(|_| anyhow::anyhow!("--timezone {z:?}: unknown time zone"))?,
-            None => cfg.desk.timezone.unwrap_or(chrono_tz::Tz::UTC),
-        };
-        let since = a
-            .since
-            .as_deref()
-            .map(|s| report_bound("--since", s, zone, false))
-            .transpose()?;
-        let until = a
-            .until
-            .as_deref()
-            .map(|s| report_bound("--until", s, zone, true))
-            .transpose()?;
-        if let (Some(s), Some(u)) = (since, until)
-            && u <= s
-        {
-            anyhow::bail!(
-                "--until {} is before --since {}",
-                a.until.as_deref().unwrap_or_default(),
-                a.since.as_deref().unwrap_or_default()
-            );
-        }
-        Ok((zone, since, until))
-    })();
-    let (zone, since, until) = match bounds {
+    let (zone, since, until) = match report_range(
+        &cfg,
+        a.since.as_deref(),
+        a.until.as_deref(),
+        a.timezone.as_deref(),
+    ) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("supportdesk: {e:#}");
@@ -967,6 +1010,91 @@ fn stats(path: &std::path::Path, a: StatsArgs) -> Result<ExitCode> {
         supportdesk::core::stats::compute(&cfg.sla, &facts, a.by, zone, supportdesk::clock::now());
     let mut out = std::io::stdout().lock();
     supportdesk::reporting::write(&mut out, &rows, a.format, a.by.is_some())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report --since DATE [--until DATE] --out FILE.html`.
+fn report(
+    path: &std::path::Path,
+    since: &str,
+    until: Option<&str>,
+    timezone: Option<&str>,
+    out: &std::path::Path,
+) -> Result<ExitCode> {
+    use supportdesk::core::stats::{self, Period};
+    let cfg = match load_offline(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let now = supportdesk::clock::now();
+    let range = report_range(&cfg, Some(since), until, timezone).and_then(|(zone, s, u)| {
+        let (s, u) = (s.unwrap_or(now), u.unwrap_or(now));
+        if u <= s {
+            anyhow::bail!("--since {since} is in the future");
+        }
+        Ok((zone, s, u))
+    });
+    let (zone, since, until) = match range {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("supportdesk: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(path) = existing_db(&cfg) else {
+        return Ok(ExitCode::from(1));
+    };
+    let before = since - (until - since);
+    let (facts, previous, running) = supportdesk::store::read_only(&path, |conn| {
+        use supportdesk::store::report as r;
+        Ok((
+            r::stats_facts(conn, Some(since), Some(until))?,
+            r::stats_facts(conn, Some(before), Some(since))?,
+            r::running(conn)?,
+        ))
+    })?;
+    let model = &cfg.sla;
+    let rows = stats::compute(model, &facts, None, zone, now);
+    let previous = stats::compute(model, &previous, None, zone, now);
+    let by_day = stats::first_response_by_period(&stats::compute(
+        model,
+        &facts,
+        Some(Period::Day),
+        zone,
+        now,
+    ));
+    // Every day of the period, with nothing where nothing was due.
+    let (first, last) = (
+        since.with_timezone(&zone).date_naive(),
+        (until - chrono::TimeDelta::seconds(1))
+            .with_timezone(&zone)
+            .date_naive(),
+    );
+    let daily: Vec<_> = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| {
+            by_day
+                .iter()
+                .find(|(p, _, _)| *p == d)
+                .copied()
+                .unwrap_or((d, 0, 0))
+        })
+        .collect();
+    let html = supportdesk::reporting::html_report(&supportdesk::reporting::Report {
+        desk: &cfg.desk.name,
+        zone,
+        since,
+        until,
+        now,
+        rows: &rows,
+        previous: &previous,
+        daily: &daily,
+        at_risk: &stats::at_risk(model, &running, now),
+        slowest: &stats::slowest(model, &facts, 10),
+    })?;
+    std::fs::write(out, html).with_context(|| format!("Writing {}", out.display()))?;
+    println!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

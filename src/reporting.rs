@@ -1,13 +1,17 @@
 //! How SLA figures are written out for people and spreadsheets: the
 //! `stats` table, CSV (a header row, RFC 4180 quoting by the csv crate,
-//! one row per plan x priority x period) and JSON lines. The figures
-//! themselves come from [`crate::core::stats`].
+//! one row per plan x priority x period) and JSON lines, and the
+//! self-contained HTML report (`report`: minijinja, its chart an inline
+//! SVG drawn by plotters, nothing fetched). The figures themselves come
+//! from [`crate::core::stats`].
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 
-use crate::core::stats::{ClockStats, StatsRow};
+use crate::core::stats::{AtRisk, ClockStats, Slow, StatsRow};
 
 /// The output formats of `stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,6 +157,198 @@ fn write_table(out: &mut dyn Write, rows: &[StatsRow], periods: bool) -> Result<
         )?;
     }
     Ok(())
+}
+
+/// What the HTML report shows.
+pub struct Report<'a> {
+    pub desk: &'a str,
+    pub zone: Tz,
+    /// The period, [since, until).
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub rows: &'a [StatsRow],
+    /// The same figures for the period of the same length before.
+    pub previous: &'a [StatsRow],
+    /// Every day of the period with its first responses met and breached.
+    pub daily: &'a [(NaiveDate, u64, u64)],
+    pub at_risk: &'a [AtRisk],
+    pub slowest: &'a [Slow],
+}
+
+const REPORT: &str = include_str!("report.html");
+
+/// The report as one HTML file.
+pub fn html_report(r: &Report) -> Result<String> {
+    use minijinja::context;
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&r.zone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let pct = |c: &ClockStats| {
+        c.compliance_pct
+            .map(|p| format!("{p:.1}%"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let clock = |c: &ClockStats| {
+        context! {
+            met => c.met, breached => c.breached, open => c.open,
+            compliance => pct(c),
+            median => short_minutes(c.business_median_minutes.or(c.median_minutes)),
+        }
+    };
+    let rows: Vec<_> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let before = r
+                .previous
+                .iter()
+                .find(|p| p.plan == row.plan && p.priority == row.priority)
+                .and_then(|p| p.first_response.compliance_pct);
+            let trend = match (row.first_response.compliance_pct, before) {
+                (Some(now), Some(then)) if now > then => "up",
+                (Some(now), Some(then)) if now < then => "down",
+                (Some(_), Some(_)) => "same",
+                _ => "",
+            };
+            context! {
+                plan => row.plan, priority => row.priority.as_deref().unwrap_or("-"),
+                tickets => row.tickets,
+                fr => clock(&row.first_response), res => clock(&row.resolution),
+                trend => trend,
+                before => before.map(|b| format!("{b:.1}%")).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let at_risk: Vec<_> = r
+        .at_risk
+        .iter()
+        .map(|t| {
+            context! {
+                reference => t.reference, subject => t.subject, plan => t.plan,
+                priority => t.priority.as_deref().unwrap_or("-"),
+                clock => t.clock.replace('_', " "), due => local(t.due), breached => t.breached,
+                age => short_minutes(Some(t.age_minutes)),
+                assignee => t.assignee.as_deref().unwrap_or("-"),
+            }
+        })
+        .collect();
+    let slowest: Vec<_> = r
+        .slowest
+        .iter()
+        .map(|t| {
+            context! {
+                reference => t.reference, subject => t.subject, plan => t.plan,
+                priority => t.priority.as_deref().unwrap_or("-"),
+                business => short_minutes(t.business_minutes),
+                wall => short_minutes(Some(t.wall_minutes)),
+                met => match t.met { Some(true) => "met", Some(false) => "breached", None => "best effort" },
+            }
+        })
+        .collect();
+    let decided: Vec<_> = r.daily.iter().filter(|(_, m, b)| m + b > 0).collect();
+    let chart_text = if decided.is_empty() {
+        "No first response was due in this period.".to_string()
+    } else {
+        let (m, b) = decided
+            .iter()
+            .fold((0, 0), |(m, b), (_, dm, db)| (m + dm, b + db));
+        format!(
+            "Over the period: {m} met, {b} breached, on {} of {} days.",
+            decided.len(),
+            r.daily.len()
+        )
+    };
+    let days = (r.until - r.since).num_days().max(1);
+    // A period of whole days reads as its first and last day.
+    let midnight = |t: DateTime<Utc>| t.with_timezone(&r.zone).time() == chrono::NaiveTime::MIN;
+    let (since, until) = if midnight(r.since) && midnight(r.until) {
+        let day = |t: DateTime<Utc>| t.with_timezone(&r.zone).date_naive();
+        (
+            day(r.since).to_string(),
+            format!(
+                "{} included",
+                day(r.until).pred_opt().unwrap_or(day(r.until))
+            ),
+        )
+    } else {
+        (local(r.since), local(r.until))
+    };
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", REPORT)?;
+    let html = env.get_template("report.html")?.render(context! {
+        desk => r.desk,
+        since => since,
+        until => until,
+        zone => r.zone.name(),
+        days => days,
+        generated => local(r.now),
+        rows => rows,
+        chart => daily_chart(r.daily)?,
+        chart_text => chart_text,
+        at_risk => at_risk,
+        slowest => slowest,
+    })?;
+    Ok(html)
+}
+
+/// The bars' colour (the test of the rendered report looks for it).
+pub const BAR: plotters::style::RGBColor = plotters::style::RGBColor(43, 108, 176);
+
+/// Bars of first-response compliance per day, as an SVG element; a day
+/// with nothing decided has no bar.
+pub fn daily_chart(daily: &[(NaiveDate, u64, u64)]) -> Result<String> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 320)).into_drawing_area();
+        let err = |e: &dyn std::fmt::Display| anyhow!("Drawing the chart: {e}");
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let n = daily.len().max(1) as i32;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d((0..n).into_segmented(), 0f64..100f64)
+            .map_err(|e| err(&e))?;
+        let label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => daily
+                .get(*i as usize)
+                .map(|(d, _, _)| d.format("%d %b").to_string())
+                .unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(daily.len().clamp(1, 16))
+            .x_label_formatter(&label)
+            .y_label_formatter(&|v| format!("{v:.0}%"))
+            .y_desc("first responses met")
+            .draw()
+            .map_err(|e| err(&e))?;
+        let bars = daily.iter().enumerate().filter_map(|(i, (_, m, b))| {
+            let decided = m + b;
+            (decided > 0).then(|| {
+                let pct = *m as f64 * 100.0 / decided as f64;
+                let i = i as i32;
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), pct),
+                    ],
+                    BAR.filled(),
+                );
+                bar.set_margin(0, 0, 3, 3);
+                bar
+            })
+        });
+        chart.draw_series(bars).map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ pub enum ClockEvent {
 /// What a report needs of one ticket.
 #[derive(Debug, Clone)]
 pub struct TicketFacts {
+    pub reference: String,
+    pub subject: String,
     pub plan: String,
     pub priority: Option<String>,
     pub received: DateTime<Utc>,
@@ -248,6 +250,130 @@ pub fn stopped(
         business,
         met: due.map(|d| at <= d),
     })
+}
+
+/// First-response compliance per period over every plan and priority of
+/// `rows` (computed with a period): (period, met, breached).
+pub fn first_response_by_period(rows: &[StatsRow]) -> Vec<(NaiveDate, u64, u64)> {
+    let mut out: BTreeMap<NaiveDate, (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        if let Some(p) = r.period {
+            let e = out.entry(p).or_default();
+            e.0 += r.first_response.met;
+            e.1 += r.first_response.breached;
+        }
+    }
+    out.into_iter().map(|(p, (m, b))| (p, m, b)).collect()
+}
+
+/// A ticket answered in the period, with the time its first response took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slow {
+    pub reference: String,
+    pub subject: String,
+    pub plan: String,
+    pub priority: Option<String>,
+    pub business_minutes: Option<i64>,
+    pub wall_minutes: i64,
+    /// Whether the response met its due instant; None for best effort.
+    pub met: Option<bool>,
+}
+
+/// The `n` answered tickets whose first response took longest, in
+/// business time (wall time where the plan is gone), slowest first.
+pub fn slowest(model: &SlaModel, tickets: &[TicketFacts], n: usize) -> Vec<Slow> {
+    let mut out: Vec<Slow> = tickets
+        .iter()
+        .filter_map(|t| {
+            let at = t.first_responded?;
+            let done = stopped(model, t, Clock::FirstResponse, at)?;
+            Some(Slow {
+                reference: t.reference.clone(),
+                subject: t.subject.clone(),
+                plan: t.plan.clone(),
+                priority: t.priority.clone(),
+                business_minutes: done.business.map(|b| b.num_minutes()),
+                wall_minutes: (at - t.start).num_minutes().max(0),
+                met: done.met,
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| {
+        (
+            std::cmp::Reverse(s.business_minutes.unwrap_or(s.wall_minutes)),
+            s.reference.clone(),
+        )
+    });
+    out.truncate(n);
+    out
+}
+
+/// An open ticket whose clock runs, for the list of those at risk.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub reference: String,
+    pub subject: String,
+    pub plan: String,
+    pub priority: Option<String>,
+    pub received: DateTime<Utc>,
+    pub timezone: Option<Tz>,
+    pub assignee: Option<String>,
+    /// Due instants of the clocks still running (a first response not
+    /// yet made; a resolution not paused).
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AtRisk {
+    pub reference: String,
+    pub subject: String,
+    pub plan: String,
+    pub priority: Option<String>,
+    pub assignee: Option<String>,
+    /// "first_response" or "resolution": the clock due first.
+    pub clock: &'static str,
+    pub due: DateTime<Utc>,
+    pub breached: bool,
+    /// Since arrival, in minutes of wall time.
+    pub age_minutes: i64,
+}
+
+/// The tickets breaching at `now` or due within one business day on their
+/// plan's calendar (by this time of day on the next business day; 24
+/// hours for a plan without a calendar), soonest due first.
+pub fn at_risk(model: &SlaModel, tickets: &[Running], now: DateTime<Utc>) -> Vec<AtRisk> {
+    let mut out: Vec<AtRisk> = tickets
+        .iter()
+        .filter_map(|t| {
+            let (clock, due) = [
+                ("first_response", t.first_response_due),
+                ("resolution", t.resolution_due),
+            ]
+            .into_iter()
+            .filter_map(|(c, d)| Some((c, d?)))
+            .min_by_key(|(_, d)| *d)?;
+            let horizon = match model.plan_calendar(&t.plan).flatten() {
+                Some(cal) if !cal.is_always_open() => cal
+                    .add_business_days(now, 1, cal.zone_for(t.timezone))
+                    .unwrap_or(now + TimeDelta::hours(24)),
+                _ => now + TimeDelta::hours(24),
+            };
+            (due <= horizon).then(|| AtRisk {
+                reference: t.reference.clone(),
+                subject: t.subject.clone(),
+                plan: t.plan.clone(),
+                priority: t.priority.clone(),
+                assignee: t.assignee.clone(),
+                clock,
+                due,
+                breached: due < now,
+                age_minutes: (now - t.received).num_minutes().max(0),
+            })
+        })
+        .collect();
+    out.sort_by_key(|a| (a.due, a.reference.clone()));
+    out
 }
 
 /// The time from `start` to `done` less the `pauses`: in wall time, and

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::core::stats::{ClockEvent, TicketFacts};
+use crate::core::stats::{ClockEvent, Running, TicketFacts};
 
 #[derive(Debug, Serialize)]
 pub struct TicketRow {
@@ -330,9 +330,9 @@ fn message_lines(conn: &Connection, sql: &str, id: i64) -> Result<Vec<MessageLin
 }
 
 /// The ticket columns [`facts`] reads, from `t`.
-const FACTS: &str = "t.plan, t.priority, t.received_at, coalesce(t.sla_started_at, t.received_at),
-     t.customer_timezone, t.first_response_due, t.first_responded_at, t.resolution_due,
-     t.resolved_at";
+const FACTS: &str = "t.reference, t.subject, t.plan, t.priority, t.received_at,
+     coalesce(t.sla_started_at, t.received_at), t.customer_timezone, t.first_response_due,
+     t.first_responded_at, t.resolution_due, t.resolved_at";
 
 /// A ticket's facts from the [`FACTS`] columns starting at `at`; None
 /// when its arrival cannot be read (it counts nowhere).
@@ -342,23 +342,66 @@ fn facts(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Option<TicketFacts>> 
             .as_deref()
             .and_then(super::parse_ts))
     };
-    let Some(received) = ts(2)? else {
+    let Some(received) = ts(4)? else {
         return Ok(None);
     };
     Ok(Some(TicketFacts {
-        plan: r.get(at)?,
-        priority: r.get(at + 1)?,
+        reference: r.get(at)?,
+        subject: r.get(at + 1)?,
+        plan: r.get(at + 2)?,
+        priority: r.get(at + 3)?,
         received,
-        start: ts(3)?.unwrap_or(received),
+        start: ts(5)?.unwrap_or(received),
         timezone: r
-            .get::<_, Option<String>>(at + 4)?
+            .get::<_, Option<String>>(at + 6)?
             .and_then(|z| z.parse().ok()),
-        first_response_due: ts(5)?,
-        first_responded: ts(6)?,
-        resolution_due: ts(7)?,
-        resolved: ts(8)?,
+        first_response_due: ts(7)?,
+        first_responded: ts(8)?,
+        resolution_due: ts(9)?,
+        resolved: ts(10)?,
         events: Vec::new(),
     }))
+}
+
+/// The open tickets with a clock running: a first response due and not
+/// made, or a resolution due (a pending ticket's stands still).
+pub fn running(conn: &Connection) -> Result<Vec<Running>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT reference, subject, plan, priority, received_at, customer_timezone, assignee,
+                    CASE WHEN first_responded_at IS NULL THEN first_response_due END,
+                    resolution_due
+             FROM tickets
+             WHERE status = 'open'
+               AND ((first_responded_at IS NULL AND first_response_due IS NOT NULL)
+                    OR resolution_due IS NOT NULL)
+             ORDER BY id",
+        )
+        .context("Preparing the running tickets")?;
+    let at = |s: Option<String>| s.as_deref().and_then(super::parse_ts);
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(at(r.get(4)?).map(|received| Running {
+                reference: r.get(0).unwrap_or_default(),
+                subject: r.get(1).unwrap_or_default(),
+                plan: r.get(2).unwrap_or_default(),
+                priority: r.get(3).unwrap_or_default(),
+                received,
+                timezone: r
+                    .get::<_, Option<String>>(5)
+                    .ok()
+                    .flatten()
+                    .and_then(|z| z.parse().ok()),
+                assignee: r.get(6).unwrap_or_default(),
+                first_response_due: r.get::<_, Option<String>>(7).ok().and_then(at),
+                resolution_due: r.get::<_, Option<String>>(8).ok().and_then(at),
+            }))
+        })
+        .context("Reading the running tickets")?
+        .filter_map(|r| r.transpose())
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the running tickets")?;
+    Ok(rows)
 }
 
 /// The ticket events that move the resolution clock.

@@ -75,8 +75,10 @@ fn desk() -> (tempfile::TempDir, PathBuf) {
     for (n, (plan, received, due, responded, resolved)) in tickets.iter().enumerate() {
         conn.execute(
             "INSERT INTO tickets (reference, requester, plan, language, priority, status,
-                received_at, first_response_due, first_responded_at, resolved_at, created_at)
-             VALUES (?1, 'c@example.com', ?2, 'en', 'P1', ?3, ?4, ?5, ?6, ?7, ?4)",
+                received_at, first_response_due, first_responded_at, resolved_at, created_at,
+                subject)
+             VALUES (?1, 'c@example.com', ?2, 'en', 'P1', ?3, ?4, ?5, ?6, ?7, ?4,
+                'Restore <b>fails</b> & more')",
             rusqlite::params![
                 format!("SUP-{:06}", n + 1),
                 plan,
@@ -414,4 +416,160 @@ fn metrics_export_the_stopped_clocks_per_plan_and_priority_once_each() {
         assert!((0.0..300.0).contains(&sum), "{sum}");
     }
     stop_daemon(daemon);
+}
+
+/// `file` rendered by Debian's Chromium, headless, as a PNG: (width,
+/// height, RGB pixels).
+fn screenshot(file: &Path, dir: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let png = dir.join("report.png");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1200,2000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium (scripts/test installs Debian's chromium)");
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("a {other:?} screenshot"),
+    };
+    let px = buf
+        .chunks_exact(channels)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn report_is_one_self_contained_html_file_whose_chart_renders_in_chromium() {
+    let (dir, cfg) = desk();
+    let file = dir.path().join("report.html");
+    let file_arg = file.to_str().unwrap();
+    let out = run(
+        &cfg,
+        &[
+            "report",
+            "--since",
+            "2026-10-19",
+            "--until",
+            "2026-10-28",
+            "--out",
+            file_arg,
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&file).unwrap();
+    // Nothing fetched: no link, script or image from anywhere.
+    for outside in ["http://", "https://", "<script", "<img", "<link", "url("] {
+        let found = html
+            .match_indices(outside)
+            .filter(|(i, _)| !html[..*i].ends_with("xmlns=\""))
+            .count();
+        assert_eq!(found, 0, "{outside} in the report");
+    }
+    assert_eq!(html.matches("<svg").count(), 1);
+    // A customer's subject is text, never markup.
+    assert!(!html.contains("<b>fails"));
+    assert!(
+        html.contains("Restore &lt;b&gt;fails&lt;&#x2f;b&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "Tickets received from 2026-10-19 to 2026-10-28 included (Europe&#x2f;Paris)"
+        )
+    );
+    // The figures `stats` gives for the same days.
+    let compliance = html
+        .split("<table id=\"compliance\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap();
+    let row = |plan: &str| {
+        compliance
+            .split("<tr>")
+            .find(|r| r.contains(&format!(">{plan}<")))
+            .unwrap_or_else(|| panic!("{plan} in {compliance}"))
+            .to_string()
+    };
+    let csv = csv_rows(&cfg, &["--since", "2026-10-19", "--until", "2026-10-28"]);
+    for c in &csv {
+        let r = row(&c["plan"]);
+        let pct = format!("{}%", c["first_response_compliance_pct"]);
+        assert!(r.contains(&format!(">{pct}<")), "{pct} in {r}");
+        assert!(r.contains(&format!("<td>{}</td>", c["tickets"])), "{r}");
+    }
+    assert!(row("standard").contains(">35m<"), "the business median");
+    // Nothing the week before: no trend.
+    assert!(!compliance.contains("&#9650;") && !compliance.contains("&#9660;"));
+    // At risk: T4, unanswered and past due.
+    let risk = html.split("<table id=\"at-risk\">").nth(1).unwrap();
+    let risk = risk.split("</table>").next().unwrap();
+    assert_eq!(risk.matches("SUP-").count(), 1, "{risk}");
+    assert!(
+        risk.contains("SUP-000004") && risk.contains("(breached)"),
+        "{risk}"
+    );
+    // The slowest first responses, in business time: T1 45m, T2 30m,
+    // T5 25m, T3 10m.
+    let slow = html.split("<table id=\"slowest\">").nth(1).unwrap();
+    let order: Vec<&str> = slow
+        .split("</table>")
+        .next()
+        .unwrap()
+        .match_indices("SUP-0000")
+        .map(|(i, _)| &slow[i..i + 10])
+        .collect();
+    assert_eq!(
+        order,
+        ["SUP-000001", "SUP-000002", "SUP-000005", "SUP-000003"]
+    );
+    // The text alternative of the chart.
+    assert!(html.contains("Over the period: 3 met, 2 breached, on 4 of 10 days."));
+
+    // Rendered: the chart's bars are there (100 % on the 23rd and the
+    // 26th, 50 % on the 27th, none where nothing was due or all breached).
+    let (w, h, px) = screenshot(&file, dir.path());
+    let bar = supportdesk::reporting::BAR;
+    let bars = px
+        .iter()
+        .filter(|p| {
+            p[0].abs_diff(bar.0) < 8 && p[1].abs_diff(bar.1) < 8 && p[2].abs_diff(bar.2) < 8
+        })
+        .count();
+    // Each bar is some 80 pixels wide; 2.5 bars of some 250 pixels high.
+    assert!(bars > 20_000, "{bars} bar pixels in {w}x{h}");
+    // Not all one colour either: the page has text.
+    let white = px.iter().filter(|p| **p == [255, 255, 255]).count();
+    assert!(white < (w * h) as usize, "a blank page");
 }

@@ -30,6 +30,7 @@ install_packages() {
     command -v script >/dev/null || missing+=(bsdutils)   # the colour test runs the daemon on a pty
     command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)   # the trust tests' DNS (DKIM keys)
     command -v dkimsign >/dev/null || missing+=(python3-dkim)  # the trust tests' DKIM signer (dkimpy)
+    command -v chromium >/dev/null || missing+=(chromium)      # the report test renders the HTML report
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

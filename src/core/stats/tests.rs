@@ -40,6 +40,8 @@ fn utc(s: &str) -> DateTime<Utc> {
 
 fn ticket(plan: &str, received: &str) -> TicketFacts {
     TicketFacts {
+        reference: format!("SUP-{}", received),
+        subject: "Help".into(),
         plan: plan.into(),
         priority: Some("P1".into()),
         received: utc(received),
@@ -278,4 +280,74 @@ fn a_stopped_clock_counts_as_the_report_counts_it() {
     )
     .unwrap();
     assert_eq!(s.business, Some(TimeDelta::minutes(180)));
+}
+
+#[test]
+fn at_risk_means_breaching_or_due_within_one_business_day() {
+    // Friday 6 November 2026, 16:00 in Paris: one business day on is
+    // Monday 16:00.
+    let now = utc("2026-11-06T16:00:00+01:00");
+    let running = |reference: &str, plan: &str, due: &str| Running {
+        reference: reference.into(),
+        subject: String::new(),
+        plan: plan.into(),
+        priority: Some("P1".into()),
+        received: utc("2026-11-02T09:00:00+01:00"),
+        timezone: None,
+        assignee: None,
+        first_response_due: Some(utc(due)),
+        resolution_due: None,
+    };
+    let tickets = [
+        running("monday-late", "office", "2026-11-09T17:00:00+01:00"),
+        running("monday", "office", "2026-11-09T15:00:00+01:00"),
+        running("past", "office", "2026-11-05T10:00:00+01:00"),
+        // A plan without a calendar: 24 hours.
+        running("saturday", "always", "2026-11-07T15:00:00+01:00"),
+        running("sunday", "always", "2026-11-08T15:00:00+01:00"),
+    ];
+    let risk = at_risk(&model(), &tickets, now);
+    let refs: Vec<_> = risk.iter().map(|r| r.reference.as_str()).collect();
+    assert_eq!(refs, ["past", "saturday", "monday"]);
+    assert!(risk[0].breached && !risk[1].breached);
+    assert_eq!(risk[0].age_minutes, (4 * 24 + 7) * 60);
+    assert_eq!(risk[0].clock, "first_response");
+}
+
+#[test]
+fn the_slowest_first_responses_come_first_in_business_time() {
+    let answered = |reference: &str, plan: &str, received: &str, at: &str| {
+        let mut t = ticket(plan, received);
+        t.reference = reference.into();
+        t.first_responded = Some(utc(at));
+        t
+    };
+    let tickets = [
+        // Friday 17:00 to Monday 10:00 in Paris: 2 business hours, 65 wall.
+        answered(
+            "weekend",
+            "office",
+            "2026-11-06T17:00:00+01:00",
+            "2026-11-09T10:00:00+01:00",
+        ),
+        // 3 hours on a Tuesday.
+        answered(
+            "tuesday",
+            "office",
+            "2026-11-03T09:00:00+01:00",
+            "2026-11-03T12:00:00+01:00",
+        ),
+        answered(
+            "quick",
+            "always",
+            "2026-11-03T09:00:00+01:00",
+            "2026-11-03T09:05:00+01:00",
+        ),
+        ticket("office", "2026-11-03T09:00:00+01:00"),
+    ];
+    let slow = slowest(&model(), &tickets, 2);
+    let refs: Vec<_> = slow.iter().map(|s| s.reference.as_str()).collect();
+    assert_eq!(refs, ["tuesday", "weekend"]);
+    assert_eq!(slow[1].business_minutes, Some(120));
+    assert_eq!(slow[1].wall_minutes, 65 * 60);
 }
