@@ -45,6 +45,28 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub trust: RawTrust,
+    #[serde(default)]
+    pub digest: Vec<RawDigest>,
+}
+
+/// `[[digest]]`: an SLA digest mailed to managers (README "Reports").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    /// What the sendings are recorded under (unique).
+    pub name: String,
+    /// "Name <address>" or bare addresses.
+    pub to: Vec<String>,
+    /// Template language (default: the triage default language).
+    pub language: Option<String>,
+    /// The zone its periods and hour are read in (default: the desk's, else UTC).
+    pub timezone: Option<String>,
+    /// "day" or "week".
+    pub every: String,
+    /// The sending day of a weekly digest (default "monday").
+    pub weekday: Option<String>,
+    /// The hour it goes out, 0-23 (default 8).
+    pub hour: Option<u32>,
 }
 
 /// `[trust]`: what vouches for a sender, and what needs it (see
@@ -277,6 +299,16 @@ pub struct Config {
     /// Where the Prometheus endpoint listens; None: off.
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub trust: Trust,
+    pub digests: Vec<Digest>,
+}
+
+/// One `[[digest]]`, checked.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    pub name: String,
+    pub to: Vec<lettre::message::Mailbox>,
+    pub language: String,
+    pub schedule: crate::core::digest::Schedule,
 }
 
 /// `[trust]`, checked.
@@ -728,6 +760,8 @@ fn check(
     });
     let metrics_listen = pr.within(&["metrics"], |pr| check_metrics(&raw.metrics, pr));
     let trust = pr.within(&["trust"], |pr| check_trust(&raw.trust, pr));
+    let desk_zone = desk.as_ref().and_then(|d| d.timezone);
+    let digests = check_digests(&raw.digest, &known, desk_zone, &mut pr);
     if let Some(triage) = &triage {
         pr.within(&["desk"], |pr| {
             check_ack_template(&templates_dir, triage, pr)
@@ -748,6 +782,7 @@ fn check(
             escalation,
             metrics_listen,
             trust,
+            digests,
         }),
         _ => Err(pr.into_vec()),
     }
@@ -1546,6 +1581,97 @@ fn check_metrics(m: &RawMetrics, pr: &mut Problems) -> Option<std::net::SocketAd
             None
         }
     }
+}
+
+/// `[[digest]]`: names unique, addresses, a language with a template, a
+/// zone, the schedule.
+fn check_digests(
+    raw: &[RawDigest],
+    known: &Known,
+    desk_zone: Option<chrono_tz::Tz>,
+    pr: &mut Problems,
+) -> Vec<Digest> {
+    use crate::core::digest::{Every, Schedule};
+    let mut out = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, d) in raw.iter().enumerate() {
+        let idx = i.to_string();
+        let before = pr.len();
+        pr.within(&["digest", &idx], |pr| {
+            if d.name.is_empty() || d.name.chars().any(char::is_whitespace) {
+                pr.push(&["name"], format!("{:?} is not a valid name (non-empty, no spaces)", d.name));
+            } else if !names.insert(d.name.as_str()) {
+                pr.push(&["name"], format!("{:?} names two digests", d.name));
+            }
+            if d.to.is_empty() {
+                pr.push(&["to"], "no recipient");
+            }
+            let mut to = Vec::new();
+            for (j, a) in d.to.iter().enumerate() {
+                match a.parse::<lettre::message::Mailbox>() {
+                    Ok(m) => to.push(m),
+                    Err(e) => pr.push(
+                        &["to", &j.to_string()],
+                        format!("{a:?} is not a mail address: {e}"),
+                    ),
+                }
+            }
+            let language = d
+                .language
+                .clone()
+                .unwrap_or_else(|| known.default_language.to_owned());
+            let template = known.templates_dir.join(format!("digest.{language}.txt"));
+            if known.templates_dir.is_dir() && !template.is_file() {
+                pr.push(
+                    &[if d.language.is_some() { "language" } else { "to" }],
+                    format!(
+                        "no digest template for the language {language:?}: {} is missing (shipped: en, fr)",
+                        template.display()
+                    ),
+                );
+            }
+            let zone = match d.timezone.as_deref() {
+                None => desk_zone.unwrap_or(chrono_tz::Tz::UTC),
+                Some(z) => z.parse().unwrap_or_else(|_| {
+                    pr.push(&["timezone"], format!("unknown time zone {z:?}"));
+                    chrono_tz::Tz::UTC
+                }),
+            };
+            let weekday = match d.weekday.as_deref() {
+                None => chrono::Weekday::Mon,
+                Some(w) => w.parse().unwrap_or_else(|_| {
+                    pr.push(&["weekday"], format!("{w:?} is not a day of the week"));
+                    chrono::Weekday::Mon
+                }),
+            };
+            let every = match d.every.as_str() {
+                "day" => {
+                    if d.weekday.is_some() {
+                        pr.push(&["weekday"], "a daily digest has no weekday");
+                    }
+                    Every::Day
+                }
+                "week" => Every::Week(weekday),
+                other => {
+                    pr.push(&["every"], format!("unknown value {other:?}; expected \"day\" or \"week\""));
+                    Every::Day
+                }
+            };
+            let hour = d.hour.unwrap_or(8);
+            if hour > 23 {
+                pr.push(&["hour"], format!("{hour} is not an hour of the day (0-23)"));
+            }
+            if pr.len() == before {
+                out.push(Digest {
+                    name: d.name.clone(),
+                    to,
+                    language,
+                    schedule: Schedule { every, hour, zone },
+                });
+            }
+        });
+    }
+    out
 }
 
 fn check_ids(ids: &[String], key: &str, pr: &mut Problems) {

@@ -73,6 +73,7 @@ impl Sweeper {
         }
         let pending = self.sweep_pending(now).await?;
         let released = self.release_held_acks().await?;
+        let digests = self.send_digests(now).await?;
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
             .store
@@ -81,7 +82,7 @@ impl Sweeper {
         if n > 0 {
             tracing::info!(notices = n, "escalations queued");
         }
-        if n + pending + released + alerts > 0 {
+        if n + pending + released + alerts + digests > 0 {
             self.outbox_wake.notify_one();
         }
         Ok(n)
@@ -159,6 +160,36 @@ impl Sweeper {
             .await?;
         if n > 0 {
             tracing::info!(acks = n, "held acknowledgements queued");
+        }
+        Ok(n)
+    }
+
+    /// The manager digests due and not sent yet (see [`crate::digest`]).
+    /// Returns how many mails were queued.
+    pub async fn send_digests(&self, now: DateTime<Utc>) -> Result<usize> {
+        if self.config.digests.is_empty() {
+            return Ok(0);
+        }
+        let config = self.config.clone();
+        let jobs = self
+            .store
+            .call(move |conn| crate::digest::read_due(conn, &config, now))
+            .await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let (config, renderer) = (self.config.clone(), self.renderer.clone());
+        let ready = tokio::task::spawn_blocking(move || {
+            crate::digest::compose(&config, &renderer, jobs, now)
+        })
+        .await
+        .context("Rendering the digests panicked")?;
+        let n = self
+            .store
+            .call(move |conn| crate::digest::apply(conn, &ready, now))
+            .await?;
+        if n > 0 {
+            tracing::info!(mails = n, "digests queued");
         }
         Ok(n)
     }

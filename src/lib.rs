@@ -12,6 +12,7 @@ pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod core;
+pub mod digest;
 pub mod escalate;
 pub mod faults;
 pub mod health;

@@ -1021,7 +1021,6 @@ fn report(
     timezone: Option<&str>,
     out: &std::path::Path,
 ) -> Result<ExitCode> {
-    use supportdesk::core::stats::{self, Period};
     let cfg = match load_offline(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -1053,45 +1052,26 @@ fn report(
             r::running(conn)?,
         ))
     })?;
-    let model = &cfg.sla;
-    let rows = stats::compute(model, &facts, None, zone, now);
-    let previous = stats::compute(model, &previous, None, zone, now);
-    let by_day = stats::first_response_by_period(&stats::compute(
-        model,
-        &facts,
-        Some(Period::Day),
+    let f = supportdesk::reporting::figures(
+        &cfg.sla,
         zone,
+        (since, until),
         now,
-    ));
-    // Every day of the period, with nothing where nothing was due.
-    let (first, last) = (
-        since.with_timezone(&zone).date_naive(),
-        (until - chrono::TimeDelta::seconds(1))
-            .with_timezone(&zone)
-            .date_naive(),
+        &facts,
+        &previous,
+        &running,
     );
-    let daily: Vec<_> = first
-        .iter_days()
-        .take_while(|d| *d <= last)
-        .map(|d| {
-            by_day
-                .iter()
-                .find(|(p, _, _)| *p == d)
-                .copied()
-                .unwrap_or((d, 0, 0))
-        })
-        .collect();
     let html = supportdesk::reporting::html_report(&supportdesk::reporting::Report {
         desk: &cfg.desk.name,
         zone,
         since,
         until,
         now,
-        rows: &rows,
-        previous: &previous,
-        daily: &daily,
-        at_risk: &stats::at_risk(model, &running, now),
-        slowest: &stats::slowest(model, &facts, 10),
+        rows: &f.rows,
+        previous: &f.previous,
+        daily: &f.daily,
+        at_risk: &f.at_risk,
+        slowest: &f.slowest,
     })?;
     std::fs::write(out, html).with_context(|| format!("Writing {}", out.display()))?;
     println!("wrote {}", out.display());

@@ -159,7 +159,60 @@ fn write_table(out: &mut dyn Write, rows: &[StatsRow], periods: bool) -> Result<
     Ok(())
 }
 
-/// What the HTML report shows.
+/// A report's figures, computed from the store's facts.
+pub struct Figures {
+    pub rows: Vec<StatsRow>,
+    pub previous: Vec<StatsRow>,
+    pub daily: Vec<(NaiveDate, u64, u64)>,
+    pub at_risk: Vec<AtRisk>,
+    pub slowest: Vec<Slow>,
+}
+
+/// The figures of the period [since, until) read in `zone`, from its
+/// tickets (`facts`), those of the period before and the tickets running now.
+pub fn figures(
+    model: &crate::core::sla::SlaModel,
+    zone: Tz,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    facts: &[crate::core::stats::TicketFacts],
+    previous: &[crate::core::stats::TicketFacts],
+    running: &[crate::core::stats::Running],
+) -> Figures {
+    use crate::core::stats::{self, Period};
+    let by_day = stats::first_response_by_period(&stats::compute(
+        model,
+        facts,
+        Some(Period::Day),
+        zone,
+        now,
+    ));
+    // Every day of the period, with nothing where nothing was due.
+    let first = since.with_timezone(&zone).date_naive();
+    let last = (until - chrono::TimeDelta::seconds(1))
+        .with_timezone(&zone)
+        .date_naive();
+    let daily = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| {
+            by_day
+                .iter()
+                .find(|(p, _, _)| *p == d)
+                .copied()
+                .unwrap_or((d, 0, 0))
+        })
+        .collect();
+    Figures {
+        rows: stats::compute(model, facts, None, zone, now),
+        previous: stats::compute(model, previous, None, zone, now),
+        daily,
+        at_risk: stats::at_risk(model, running, now),
+        slowest: stats::slowest(model, facts, 10),
+    }
+}
+
+/// What the HTML report and the digest show.
 pub struct Report<'a> {
     pub desk: &'a str,
     pub zone: Tz,
@@ -178,8 +231,13 @@ pub struct Report<'a> {
 
 const REPORT: &str = include_str!("report.html");
 
-/// The report as one HTML file.
-pub fn html_report(r: &Report) -> Result<String> {
+/// What the report and the digest templates see: `desk`, `since`,
+/// `until`, `zone`, `days`, `generated`, `rows` (plan, priority, tickets,
+/// `fr` and `res` with met, breached, open, compliance, median; `trend`
+/// up, down or same against `before`), `daily` (day, met, breached, pct,
+/// `width` of its bar in pixels out of 200), `chart_text` (the chart in
+/// a sentence), `at_risk` and `slowest`.
+pub fn context(r: &Report) -> minijinja::Value {
     use minijinja::context;
     let local = |t: DateTime<Utc>| {
         t.with_timezone(&r.zone)
@@ -276,9 +334,20 @@ pub fn html_report(r: &Report) -> Result<String> {
     } else {
         (local(r.since), local(r.until))
     };
-    let mut env = minijinja::Environment::new();
-    env.add_template("report.html", REPORT)?;
-    let html = env.get_template("report.html")?.render(context! {
+    let daily: Vec<_> = r
+        .daily
+        .iter()
+        .map(|(day, m, b)| {
+            let pct = (m + b > 0).then(|| *m as f64 * 100.0 / (m + b) as f64);
+            context! {
+                day => day.format("%Y-%m-%d %a").to_string(),
+                met => m, breached => b,
+                pct => pct.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
+                width => pct.map_or(0, |p| (p * 2.0).round() as u32),
+            }
+        })
+        .collect();
+    context! {
         desk => r.desk,
         since => since,
         until => until,
@@ -286,12 +355,19 @@ pub fn html_report(r: &Report) -> Result<String> {
         days => days,
         generated => local(r.now),
         rows => rows,
-        chart => daily_chart(r.daily)?,
+        daily => daily,
         chart_text => chart_text,
         at_risk => at_risk,
         slowest => slowest,
-    })?;
-    Ok(html)
+    }
+}
+
+/// The report as one HTML file.
+pub fn html_report(r: &Report) -> Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", REPORT)?;
+    let ctx = minijinja::context! { chart => daily_chart(r.daily)?, ..context(r) };
+    Ok(env.get_template("report.html")?.render(ctx)?)
 }
 
 /// The bars' colour (the test of the rendered report looks for it).

@@ -50,6 +50,7 @@ fn check_templates(cfg: &Config) -> anyhow::Result<Renderer> {
     let r = Renderer::load(&cfg.desk.templates_dir, cfg.triage.default_language())?;
     r.check_kind("ack", &ack_samples(cfg))?;
     r.check_kind("escalation", &crate::escalate::sample_contexts())?;
+    r.check_kind("digest", &crate::digest::sample_contexts())?;
     let (reminds, closes) = cfg.sla.uses_pending();
     for (kind, used) in [("reminder", reminds), ("autoclose", closes)] {
         if used && !r.has_default(kind) {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod calendar;
 pub mod commands;
+pub mod digest;
 pub mod duration;
 pub mod escalation;
 pub mod ics;

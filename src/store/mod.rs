@@ -13,6 +13,7 @@
 //! through [`read_only`] and write through [`open_existing_rw`], which
 //! leave the journal mode and the schema as the daemon set them.
 
+pub mod digests;
 pub mod escalations;
 pub mod health;
 pub mod mailbox;

@@ -238,6 +238,21 @@ ALTER TABLE tickets ADD COLUMN pending_stage INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tickets_pending_next ON tickets(pending_next_at) WHERE pending_next_at IS NOT NULL;
 "#,
     ),
+    M::up(
+        r#"
+-- The manager digests sent: one row per digest, period (its first local
+-- day) and recipient, written in the transaction that queues the mail,
+-- so each goes out once across restarts.
+CREATE TABLE digests (
+    name        TEXT NOT NULL,
+    first_day   TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    outbox_id   INTEGER REFERENCES outbox(id),
+    queued_at   TEXT NOT NULL,
+    PRIMARY KEY (name, first_day, recipient)
+) STRICT;
+"#,
+    ),
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -16,10 +16,28 @@ fn demo_runs_twice_and_the_second_run_says_nothing_new() {
         stdout.starts_with("3 new tickets, 1 other message recorded"),
         "{stdout}"
     );
-    let emls = std::fs::read_dir(dir.path().join("out/outbox"))
+    // Three acknowledgements, and the manager's weekly digest (the
+    // latest one due, sent once).
+    let emls: Vec<String> = std::fs::read_dir(dir.path().join("out/outbox"))
         .unwrap()
-        .count();
-    assert_eq!(emls, 3);
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(emls.len(), 4);
+    let digests: Vec<&String> = emls
+        .iter()
+        .filter(|m| m.contains("Subject: [SLA digest]"))
+        .collect();
+    assert_eq!(digests.len(), 1);
+    assert!(
+        digests[0].contains("<manager@demo.example>"),
+        "{}",
+        digests[0]
+    );
+    assert!(
+        digests[0].contains("multipart/alternative"),
+        "{}",
+        digests[0]
+    );
     let out = run(&cfg, &["run", "--once"], &[]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -28,7 +46,7 @@ fn demo_runs_twice_and_the_second_run_says_nothing_new() {
         std::fs::read_dir(dir.path().join("out/outbox"))
             .unwrap()
             .count(),
-        3
+        4
     );
     // Customer mail is for the owner only.
     let mode = |p: &Path| {
