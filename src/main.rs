@@ -359,6 +359,26 @@ fn check_config(path: &std::path::Path, connect: bool) -> Result<ExitCode> {
     for line in cfg.trust.describe() {
         println!("trust: {line}");
     }
+    let now = supportdesk::clock::now();
+    for d in &cfg.digests {
+        let to: Vec<String> = d.to.iter().map(|m| m.email.to_string()).collect();
+        let next = d
+            .schedule
+            .next_due(now)
+            .map(|n| {
+                n.at.with_timezone(&d.schedule.zone)
+                    .format("%a %Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "digest {}: to {} in {}, next {next} ({})",
+            d.name,
+            to.join(", "),
+            d.language,
+            d.schedule.zone.name()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,12 @@ fn desk() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&cfg, text).unwrap();
     run_once_ok(&cfg);
     let conn = rusqlite::Connection::open(dir.path().join("state/supportdesk.db")).unwrap();
+    insert_tickets(&conn);
+    (dir, cfg)
+}
+
+/// T1-T5 (below), as the store writes them.
+fn insert_tickets(conn: &rusqlite::Connection) {
     // (plan, received, first response due, responded, resolved)
     let tickets = [
         // T1, Friday 23 October 16:30 in Paris (CEST): due after one open
@@ -107,7 +113,6 @@ fn desk() -> (tempfile::TempDir, PathBuf) {
         )
         .unwrap();
     }
-    (dir, cfg)
 }
 
 fn stats(cfg: &Path, args: &[&str]) -> String {
@@ -572,4 +577,205 @@ fn report_is_one_self_contained_html_file_whose_chart_renders_in_chromium() {
     // Not all one colour either: the page has text.
     let white = px.iter().filter(|p| **p == [255, 255, 255]).count();
     assert!(white < (w * h) as usize, "a blank page");
+}
+
+/// Pixels of the bars' colour in a screenshot.
+fn bar_pixels(px: &[[u8; 3]]) -> usize {
+    let bar = supportdesk::reporting::BAR;
+    px.iter()
+        .filter(|p| {
+            p[0].abs_diff(bar.0) < 8 && p[1].abs_diff(bar.1) < 8 && p[2].abs_diff(bar.2) < 8
+        })
+        .count()
+}
+
+/// The digests at the sink: (subject, text part, HTML part).
+async fn sink_digests(stack: &Stack) -> Vec<(String, String, String)> {
+    sink_messages_within(stack, 0, std::time::Duration::ZERO)
+        .await
+        .iter()
+        .filter_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(raw)?;
+            let subject = m.subject()?.to_string();
+            subject.starts_with("[SLA digest]").then(|| {
+                (
+                    subject,
+                    m.body_text(0).unwrap_or_default().to_string(),
+                    m.body_html(0).unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_due_while_down_goes_out_once_through_postfix_and_renders() {
+    let stack = start_stack();
+    let config = write_config_with(
+        &stack,
+        false,
+        "\n[[digest]]\nname = \"weekly\"\nto = [\"Manager <manager@example.com>\"]\n\
+         language = \"en\"\ntimezone = \"Europe/Paris\"\nevery = \"week\"\nweekday = \"monday\"\nhour = 8\n",
+    );
+    // The database as the daemon left it, with T1-T5.
+    let state = config.parent().unwrap().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut conn = rusqlite::Connection::open(state.join("supportdesk.db")).unwrap();
+    supportdesk::store::schema::migrate(&mut conn).unwrap();
+    insert_tickets(&conn);
+    drop(conn);
+    // Monday 2 November 08:30 in Paris: the digest of 26 October - 1
+    // November was due at 08:00, while the daemon was down.
+    let log = stack.dir.path().join("daemon.log");
+    let daemon = Daemon(
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .env("SUPPORTDESK_TEST_CLOCK", "2026-11-02T08:30:00+01:00")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        got = sink_digests(&stack).await;
+    }
+    stop_daemon(daemon);
+    assert_eq!(got.len(), 1, "{}", std::fs::read_to_string(&log).unwrap());
+    let (subject, text, html) = &got[0];
+    assert_eq!(
+        subject,
+        "[SLA digest] Reload Desk: 2026-10-26 to 2026-11-01 included"
+            .replace("Reload Desk", &desk_name(&config))
+            .as_str()
+    );
+    // The figures `stats` gives for the same week: standard 50 % (T4
+    // breached, T5 met), premium 100 % (T3); the week before had T1 and
+    // T2 (premium 0 %: up).
+    let csv = csv_rows(
+        &config,
+        &[
+            "--since",
+            "2026-10-26",
+            "--until",
+            "2026-11-01",
+            "--timezone",
+            "Europe/Paris",
+        ],
+    );
+    assert_eq!(csv.len(), 2);
+    for c in &csv {
+        let tickets = match c["tickets"].as_str() {
+            "1" => "1 ticket".to_string(),
+            n => format!("{n} tickets"),
+        };
+        let line = format!(
+            "- {} P1: {tickets}. First response {}% on time",
+            c["plan"], c["first_response_compliance_pct"]
+        );
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert!(text.contains("premium P1: 1 ticket. First response 100.0% on time (1 met, 0 breached, 0 open; up from 0.0%)"), "{text}");
+    assert!(text.contains("- SUP-000004 "), "at risk: {text}");
+    assert!(
+        text.contains("2026-10-27 Tue  50%  (1 met, 1 breached)"),
+        "{text}"
+    );
+    // The HTML part: no image, no script, nothing fetched; rendered, its
+    // bars show (200 px for the 26th, 100 px for the 27th, 14 px high).
+    for outside in ["<img", "<script", "<svg", "http://", "https://", "url("] {
+        assert!(!html.contains(outside), "{outside} in the digest");
+    }
+    let file = stack.dir.path().join("digest.html");
+    std::fs::write(&file, html).unwrap();
+    let (w, h, px) = screenshot(&file, stack.dir.path());
+    let bars = bar_pixels(&px);
+    assert!(bars > 3_000, "{bars} bar pixels in {w}x{h}");
+
+    // A restart right after: nothing more. Later that week: nothing more.
+    for now in ["2026-11-02T08:31:00+01:00", "2026-11-06T12:00:00+01:00"] {
+        run_once_at(&config, now);
+    }
+    let digests = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'digest'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(digests(&db(&config)), 1);
+    // The next Monday: the next week's, once.
+    run_once_at(&config, "2026-11-09T08:00:00+01:00");
+    run_once_at(&config, "2026-11-09T09:00:00+01:00");
+    let conn = db(&config);
+    assert_eq!(digests(&conn), 2);
+    let weeks: Vec<String> = conn
+        .prepare("SELECT first_day FROM digests ORDER BY first_day")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(weeks, ["2026-10-26", "2026-11-02"]);
+    let later = sink_messages(&stack, 2).await;
+    assert_eq!(sink_digests(&stack).await.len(), 2, "{} mails", later.len());
+}
+
+fn desk_name(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let t: toml::Table = toml::from_str(&text).unwrap();
+    t["desk"]["name"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn check_config_names_a_bad_digest_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    maildir(dir.path(), "a");
+    let base = maildir_config(dir.path(), &["a"]);
+    for (entry, key, says) in [
+        (
+            "name = \"w\"\nto = [\"m@example.com\"]\nlanguage = \"xx\"\nevery = \"week\"",
+            "digest.0.language",
+            "no digest template for the language \"xx\"",
+        ),
+        (
+            "name = \"w\"\nto = [\"m@example.com\"]\ntimezone = \"Mars/Olympus\"\nevery = \"day\"",
+            "digest.0.timezone",
+            "unknown time zone \"Mars/Olympus\"",
+        ),
+        (
+            "name = \"w\"\nto = [\"m@example.com\"]\nevery = \"fortnight\"",
+            "digest.0.every",
+            "unknown value \"fortnight\"; expected \"day\" or \"week\"",
+        ),
+        (
+            "name = \"w\"\nto = [\"m@example.com\"]\nevery = \"week\"\nweekday = \"someday\"",
+            "digest.0.weekday",
+            "\"someday\" is not a day of the week",
+        ),
+        (
+            "name = \"w\"\nto = [\"m@example.com\"]\nevery = \"day\"\nhour = 24",
+            "digest.0.hour",
+            "24 is not an hour of the day (0-23)",
+        ),
+        (
+            "name = \"w\"\nto = [\"not an address\"]\nevery = \"day\"",
+            "digest.0.to.0",
+            "\"not an address\" is not a mail address",
+        ),
+    ] {
+        let cfg = dir.path().join("supportdesk.toml");
+        std::fs::write(&cfg, format!("{base}\n[[digest]]\n{entry}\n")).unwrap();
+        let out = run(&cfg, &["check-config"], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{entry}: {err}");
+        assert!(err.contains(says), "{entry}: {err}");
+        assert!(err.contains(&format!("key `{key}`: ")), "{key} in {err}");
+        assert!(err.contains("supportdesk.toml:"), "{err}");
+    }
 }
