@@ -1623,7 +1623,7 @@ fn check_digests(
             let template = known.templates_dir.join(format!("digest.{language}.txt"));
             if known.templates_dir.is_dir() && !template.is_file() {
                 pr.push(
-                    &[if d.language.is_some() { "language" } else { "to" }],
+                    &["language"],
                     format!(
                         "no digest template for the language {language:?}: {} is missing (shipped: en, fr)",
                         template.display()

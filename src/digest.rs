@@ -90,6 +90,7 @@ fn compose_one(
     );
     let ctx = crate::reporting::context(&crate::reporting::Report {
         desk: &config.desk.name,
+        language: renderer.language_for("digest", &job.digest.language),
         zone,
         since: job.due.since,
         until: job.due.until,
@@ -204,6 +205,7 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
     let report = |rows: &[StatsRow], daily, at_risk, slowest| {
         let ctx = crate::reporting::context(&crate::reporting::Report {
             desk: "Support",
+            language: "en",
             zone: chrono_tz::Tz::UTC,
             since: at("2026-11-09T00:00:00Z"),
             until: at("2026-11-16T00:00:00Z"),

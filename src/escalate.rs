@@ -73,7 +73,12 @@ impl Sweeper {
         }
         let pending = self.sweep_pending(now).await?;
         let released = self.release_held_acks().await?;
-        let digests = self.send_digests(now).await?;
+        // A digest that cannot be built waits for the next sweep; the
+        // health check below still runs.
+        let digests = self.send_digests(now).await.unwrap_or_else(|e| {
+            tracing::error!("digests: {e:#}");
+            0
+        });
         let (config, started) = (self.config.clone(), self.started);
         let alerts = self
             .store

@@ -112,8 +112,11 @@ pub fn apply(
 ) -> Result<()> {
     match cmd {
         Command::Close => {
-            resolve(conn, cfg, ticket, now)?;
-            event(conn, ticket, actor, "resolved", None, now)?;
+            // A ticket resolved already stays as it was: no second
+            // "resolved" event for the reports and metrics to count.
+            if resolve(conn, cfg, ticket, now)? {
+                event(conn, ticket, actor, "resolved", None, now)?;
+            }
         }
         Command::Reopen => {
             reopen(conn, cfg, ticket, actor, now)?;
@@ -149,7 +152,7 @@ pub fn apply(
 
 /// Resolves a ticket at `at`; a pending one first ends its pause, so the
 /// time it waited on the customer does not count if it is ever resumed.
-pub fn resolve(conn: &Connection, cfg: &Config, ticket: i64, at: DateTime<Utc>) -> Result<()> {
+pub fn resolve(conn: &Connection, cfg: &Config, ticket: i64, at: DateTime<Utc>) -> Result<bool> {
     if let Some(t) = tickets::thread(conn, ticket)?
         && t.status == "pending"
     {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use clap::{Parser, Subcommand};
 
 use supportdesk::app::{self, App};
@@ -962,6 +962,9 @@ fn report_bound(flag: &str, s: &str, zone: chrono_tz::Tz, end: bool) -> Result<D
     }
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD or an RFC 3339 instant"))?;
+    if d.year() > 9999 {
+        anyhow::bail!("{flag} {s:?}: out of range");
+    }
     let d = if end { d.succ_opt().unwrap_or(d) } else { d };
     supportdesk::core::calendar::local_to_utc(zone, d.and_time(chrono::NaiveTime::MIN))
         .with_context(|| format!("{flag} {s:?}: out of range"))
@@ -1063,7 +1066,17 @@ fn report(
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    let before = since - (until - since);
+    // The same local days just before (a DST change makes them an hour
+    // longer or shorter), or the same length for instants.
+    let day = |t: DateTime<Utc>| t.with_timezone(&zone).date_naive();
+    let midnight = |t: DateTime<Utc>| t.with_timezone(&zone).time() == chrono::NaiveTime::MIN;
+    let before = if midnight(since) && midnight(until) {
+        let first = day(since) - (day(until) - day(since));
+        supportdesk::core::calendar::local_to_utc(zone, first.and_time(chrono::NaiveTime::MIN))
+            .unwrap_or(since - (until - since))
+    } else {
+        since - (until - since)
+    };
     let (facts, previous, running) = supportdesk::store::read_only(&path, |conn| {
         use supportdesk::store::report as r;
         Ok((
@@ -1083,6 +1096,8 @@ fn report(
     );
     let html = supportdesk::reporting::html_report(&supportdesk::reporting::Report {
         desk: &cfg.desk.name,
+        // The report's template is English.
+        language: "en",
         zone,
         since,
         until,

@@ -198,15 +198,16 @@ pub fn apply(
                 lifecycle::event(&tx, p.id, "sweeper", "pending-reminder", None, now)?;
             }
             Some(Step::Close) => {
-                lifecycle::resolve(&tx, cfg, p.id, now)?;
-                lifecycle::event(
-                    &tx,
-                    p.id,
-                    "sweeper",
-                    "resolved",
-                    Some("auto-closed: no answer while pending"),
-                    now,
-                )?;
+                if lifecycle::resolve(&tx, cfg, p.id, now)? {
+                    lifecycle::event(
+                        &tx,
+                        p.id,
+                        "sweeper",
+                        "resolved",
+                        Some("auto-closed: no answer while pending"),
+                        now,
+                    )?;
+                }
                 lifecycle::refresh_next(&tx, cfg, p.id)?;
             }
         }

@@ -215,6 +215,8 @@ pub fn figures(
 /// What the HTML report and the digest show.
 pub struct Report<'a> {
     pub desk: &'a str,
+    /// The words the context writes itself: French for "fr", else English.
+    pub language: &'a str,
     pub zone: Tz,
     /// The period, [since, until).
     pub since: DateTime<Utc>,
@@ -239,6 +241,7 @@ const REPORT: &str = include_str!("report.html");
 /// a sentence), `at_risk` and `slowest`.
 pub fn context(r: &Report) -> minijinja::Value {
     use minijinja::context;
+    let w = Words::of(r.language);
     let local = |t: DateTime<Utc>| {
         t.with_timezone(&r.zone)
             .format("%Y-%m-%d %H:%M")
@@ -287,7 +290,8 @@ pub fn context(r: &Report) -> minijinja::Value {
             context! {
                 reference => t.reference, subject => t.subject, plan => t.plan,
                 priority => t.priority.as_deref().unwrap_or("-"),
-                clock => t.clock.replace('_', " "), due => local(t.due), breached => t.breached,
+                clock => if t.clock == "resolution" { w.resolution } else { w.first_response },
+                due => local(t.due), breached => t.breached,
                 age => short_minutes(Some(t.age_minutes)),
                 assignee => t.assignee.as_deref().unwrap_or("-"),
             }
@@ -302,24 +306,24 @@ pub fn context(r: &Report) -> minijinja::Value {
                 priority => t.priority.as_deref().unwrap_or("-"),
                 business => short_minutes(t.business_minutes),
                 wall => short_minutes(Some(t.wall_minutes)),
-                met => match t.met { Some(true) => "met", Some(false) => "breached", None => "best effort" },
+                met => match t.met { Some(true) => w.met, Some(false) => w.breached, None => w.best_effort },
             }
         })
         .collect();
     let decided: Vec<_> = r.daily.iter().filter(|(_, m, b)| m + b > 0).collect();
     let chart_text = if decided.is_empty() {
-        "No first response was due in this period.".to_string()
+        w.nothing_due.to_string()
     } else {
         let (m, b) = decided
             .iter()
             .fold((0, 0), |(m, b), (_, dm, db)| (m + dm, b + db));
-        format!(
-            "Over the period: {m} met, {b} breached, on {} of {} days.",
-            decided.len(),
-            r.daily.len()
-        )
+        (w.over_the_period)(m, b, decided.len(), r.daily.len())
     };
-    let days = (r.until - r.since).num_days().max(1);
+    // Local days, not 24-hour spans: a week across a DST change is 7.
+    let days = (r.until.with_timezone(&r.zone).date_naive()
+        - r.since.with_timezone(&r.zone).date_naive())
+    .num_days()
+    .max(1);
     // A period of whole days reads as its first and last day.
     let midnight = |t: DateTime<Utc>| t.with_timezone(&r.zone).time() == chrono::NaiveTime::MIN;
     let (since, until) = if midnight(r.since) && midnight(r.until) {
@@ -327,8 +331,9 @@ pub fn context(r: &Report) -> minijinja::Value {
         (
             day(r.since).to_string(),
             format!(
-                "{} included",
-                day(r.until).pred_opt().unwrap_or(day(r.until))
+                "{} {}",
+                day(r.until).pred_opt().unwrap_or(day(r.until)),
+                w.included
             ),
         )
     } else {
@@ -340,7 +345,7 @@ pub fn context(r: &Report) -> minijinja::Value {
         .map(|(day, m, b)| {
             let pct = (m + b > 0).then(|| *m as f64 * 100.0 / (m + b) as f64);
             context! {
-                day => day.format("%Y-%m-%d %a").to_string(),
+                day => day.format_localized("%Y-%m-%d %a", w.locale).to_string(),
                 met => m, breached => b,
                 pct => pct.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into()),
                 width => pct.map_or(0, |p| (p * 2.0).round() as u32),
@@ -368,6 +373,54 @@ pub fn html_report(r: &Report) -> Result<String> {
     env.add_template("report.html", REPORT)?;
     let ctx = minijinja::context! { chart => daily_chart(r.daily)?, ..context(r) };
     Ok(env.get_template("report.html")?.render(ctx)?)
+}
+
+/// The few words [`context`] writes itself (the templates hold the rest).
+struct Words {
+    locale: chrono::Locale,
+    included: &'static str,
+    met: &'static str,
+    breached: &'static str,
+    best_effort: &'static str,
+    first_response: &'static str,
+    resolution: &'static str,
+    nothing_due: &'static str,
+    over_the_period: fn(u64, u64, usize, usize) -> String,
+}
+
+impl Words {
+    fn of(language: &str) -> Words {
+        match language {
+            "fr" => Words {
+                locale: chrono::Locale::fr_FR,
+                included: "inclus",
+                met: "tenu",
+                breached: "dépassé",
+                best_effort: "au mieux",
+                first_response: "première réponse",
+                resolution: "résolution",
+                nothing_due: "Aucune première réponse n'était attendue sur la période.",
+                over_the_period: |m, b, days, of| {
+                    format!(
+                        "Sur la période : {m} tenues, {b} dépassées, sur {days} jours sur {of}."
+                    )
+                },
+            },
+            _ => Words {
+                locale: chrono::Locale::en_GB,
+                included: "included",
+                met: "met",
+                breached: "breached",
+                best_effort: "best effort",
+                first_response: "first response",
+                resolution: "resolution",
+                nothing_due: "No first response was due in this period.",
+                over_the_period: |m, b, days, of| {
+                    format!("Over the period: {m} met, {b} breached, on {days} of {of} days.")
+                },
+            },
+        }
+    }
 }
 
 /// The bars' colour (the test of the rendered report looks for it).

@@ -186,12 +186,13 @@ pub fn compute(
             .or_default();
         a.tickets += 1;
         let calendar = model.plan_calendar(&t.plan);
-        let fr = t
-            .first_responded
-            .map(|done| taken(calendar, t.timezone, t.start, done, &[]));
+        let fr = t.first_responded.map(|done| {
+            let pauses = pauses_of(Clock::FirstResponse, t.start, &t.events);
+            taken(calendar, t.timezone, t.start, done, &pauses)
+        });
         a.clocks[0].count(t.first_response_due, t.first_responded, fr, now);
         let res = t.resolved.map(|done| {
-            let pauses = pauses(t.start, &t.events);
+            let pauses = pauses_of(Clock::Resolution, t.start, &t.events);
             taken(calendar, t.timezone, t.start, done, &pauses)
         });
         a.clocks[1].count(t.resolution_due, t.resolved, res, now);
@@ -232,12 +233,11 @@ pub fn stopped(
     if at < t.start {
         return None;
     }
-    let (due, pauses) = match clock {
-        Clock::FirstResponse => (t.first_response_due, Vec::new()),
-        Clock::Resolution => {
-            let events: Vec<_> = t.events.iter().copied().filter(|(e, _)| *e <= at).collect();
-            (t.resolution_due, pauses(t.start, &events))
-        }
+    let events: Vec<_> = t.events.iter().copied().filter(|(e, _)| *e <= at).collect();
+    let pauses = pauses_of(clock, t.start, &events);
+    let due = match clock {
+        Clock::FirstResponse => t.first_response_due,
+        Clock::Resolution => t.resolution_due,
     };
     let (_, business) = taken(
         model.plan_calendar(&t.plan),
@@ -400,6 +400,28 @@ fn taken(
         }
     });
     (wall, business)
+}
+
+/// The intervals `clock` stood still after `start`: the resolution clock
+/// as [`pauses`] says; the first-response clock only while resolved before
+/// a reopen resumed it (it does not wait while pending: a ticket goes
+/// pending by an agent's answer).
+pub fn pauses_of(
+    clock: Clock,
+    start: DateTime<Utc>,
+    events: &[(DateTime<Utc>, ClockEvent)],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    match clock {
+        Clock::Resolution => pauses(start, events),
+        Clock::FirstResponse => {
+            let events: Vec<_> = events
+                .iter()
+                .copied()
+                .filter(|(_, e)| !matches!(e, ClockEvent::Pending | ClockEvent::Resumed))
+                .collect();
+            pauses(start, &events)
+        }
+    }
 }
 
 /// The intervals the resolution clock stood still after `start`: from

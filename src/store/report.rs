@@ -524,7 +524,7 @@ pub fn clock_stops(conn: &Connection, after: i64, limit: i64) -> Result<(Vec<Clo
         } else {
             Clock::FirstResponse
         };
-        if clock == Clock::Resolution {
+        {
             let evs = events
                 .query_map(rusqlite::params![ticket_id, event_id], |r| {
                     Ok((

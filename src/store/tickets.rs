@@ -180,15 +180,18 @@ pub fn set_first_response(conn: &Connection, id: i64, at: DateTime<Utc>) -> Resu
     Ok(n > 0)
 }
 
-pub fn resolve(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE tickets SET status = 'resolved', resolved_at = ?1, pending_since = NULL,
+/// Resolves an open or pending ticket; false when it was neither (already
+/// resolved or closed: nothing changes, and nothing is to be recorded).
+pub fn resolve(conn: &Connection, id: i64, at: DateTime<Utc>) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tickets SET status = 'resolved', resolved_at = ?1, pending_since = NULL,
                 pending_next_at = NULL, pending_stage = 0
          WHERE id = ?2 AND status IN ('open', 'pending')",
-    )?
-    .execute(params![ts(at), id])
-    .context("Closing the ticket")?;
-    Ok(())
+        )?
+        .execute(params![ts(at), id])
+        .context("Closing the ticket")?;
+    Ok(n == 1)
 }
 
 /// Sets an open ticket pending; false when it was not open.

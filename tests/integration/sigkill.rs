@@ -37,6 +37,12 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
     let mut rng = rand::rng();
     let mut progress = Vec::new();
+    // A daemon lives 30-300 ms; under load (a full parallel run) its
+    // start-up alone can take longer, so each kill that found no progress
+    // since the last one widens the window by 200 ms (up to 3 s) until one
+    // does. Kills stay random; only the ones after progress count below.
+    let mut window = 300u64;
+    let mut last = (0, 0);
     for _ in 0..KILLS {
         let mut child = Daemon(
             Command::new(BIN)
@@ -47,14 +53,21 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
                 .spawn()
                 .unwrap(),
         );
-        tokio::time::sleep(Duration::from_millis(rng.random_range(30..300))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(30..window))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // A kill before the first migration leaves no tables yet: 0.
-        progress.push((
+        let now = (
             count_at(&config, "SELECT count(*) FROM tickets"),
             count_at(&config, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
-        ));
+        );
+        window = if now == last {
+            (window + 200).min(3000)
+        } else {
+            300
+        };
+        last = now;
+        progress.push(now);
     }
     eprintln!("(tickets, acks sent) after each kill: {progress:?}");
     // Enough kills must have landed mid-stream: after the daemon had done

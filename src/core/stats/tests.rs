@@ -351,3 +351,32 @@ fn the_slowest_first_responses_come_first_in_business_time() {
     assert_eq!(slow[1].business_minutes, Some(120));
     assert_eq!(slow[1].wall_minutes, 65 * 60);
 }
+
+#[test]
+fn a_first_response_after_a_resumed_reopen_leaves_out_the_time_resolved() {
+    // Received Monday 2 November 09:00 in Paris, closed unanswered at
+    // 09:30, reopened (clocks resumed) on Wednesday 09:00, answered at
+    // 09:10: 40 minutes, not two days.
+    let mut t = ticket("always", "2026-11-02T09:00:00+01:00");
+    t.first_responded = Some(utc("2026-11-04T09:10:00+01:00"));
+    t.events = vec![
+        (utc("2026-11-02T09:30:00+01:00"), ClockEvent::Resolved),
+        (
+            utc("2026-11-04T09:00:00+01:00"),
+            ClockEvent::ReopenedResumed,
+        ),
+    ];
+    let now = utc("2026-11-10T00:00:00Z");
+    let c = &compute(&model(), &[t.clone()], None, PARIS, now)[0].first_response;
+    assert_eq!(c.median_minutes, Some(40));
+    let at = t.first_responded.unwrap();
+    let s = stopped(&model(), &t, Clock::FirstResponse, at).unwrap();
+    assert_eq!(s.business, Some(TimeDelta::minutes(40)));
+    // A pending spell does not pause the first response.
+    t.events = vec![
+        (utc("2026-11-02T09:30:00+01:00"), ClockEvent::Pending),
+        (utc("2026-11-04T09:00:00+01:00"), ClockEvent::Resumed),
+    ];
+    let c = &compute(&model(), &[t], None, PARIS, now)[0].first_response;
+    assert_eq!(c.median_minutes, Some(2 * 24 * 60 + 10));
+}
