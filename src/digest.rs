@@ -38,7 +38,7 @@ pub fn read_due(conn: &Connection, config: &Config, now: DateTime<Utc>) -> Resul
         if digests::all_sent(conn, &d.name, due.first_day, &to)? {
             continue;
         }
-        let (before, _) = d.schedule.previous(&due).unwrap_or((due.since, due.since));
+        let before = crate::core::stats::previous_start(d.schedule.zone, due.since, due.until);
         jobs.push(Job {
             digest: d.clone(),
             due,
@@ -95,11 +95,7 @@ fn compose_one(
         since: job.due.since,
         until: job.due.until,
         now,
-        rows: &f.rows,
-        previous: &f.previous,
-        daily: &f.daily,
-        at_risk: &f.at_risk,
-        slowest: &f.slowest,
+        figures: &f,
     });
     let (_, rendered) = renderer
         .render("digest", &job.digest.language, &ctx)
@@ -201,8 +197,8 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
         wall_minutes: 200,
         met: None,
     }];
-    let daily = [(at("2026-11-09T00:00:00Z").date_naive(), 3, 1)];
-    let report = |rows: &[StatsRow], daily, at_risk, slowest| {
+    let daily = vec![(at("2026-11-09T00:00:00Z").date_naive(), 3, 1)];
+    let report = |figures: &crate::reporting::Figures| {
         let ctx = crate::reporting::context(&crate::reporting::Report {
             desk: "Support",
             language: "en",
@@ -210,16 +206,23 @@ pub fn sample_contexts() -> Vec<serde_json::Value> {
             since: at("2026-11-09T00:00:00Z"),
             until: at("2026-11-16T00:00:00Z"),
             now: at("2026-11-16T08:00:00Z"),
-            rows,
-            previous: rows,
-            daily,
-            at_risk,
-            slowest,
+            figures,
         });
         serde_json::to_value(ctx).unwrap_or_default()
     };
-    vec![
-        report(&rows, &daily, &at_risk, &slowest),
-        report(&[], &[], &[], &[]),
-    ]
+    let full = crate::reporting::Figures {
+        previous: rows.clone(),
+        rows,
+        daily,
+        at_risk,
+        slowest,
+    };
+    let empty = crate::reporting::Figures {
+        rows: Vec::new(),
+        previous: Vec::new(),
+        daily: Vec::new(),
+        at_risk: Vec::new(),
+        slowest: Vec::new(),
+    };
+    vec![report(&full), report(&empty)]
 }

@@ -1066,17 +1066,7 @@ fn report(
     let Some(path) = existing_db(&cfg) else {
         return Ok(ExitCode::from(1));
     };
-    // The same local days just before (a DST change makes them an hour
-    // longer or shorter), or the same length for instants.
-    let day = |t: DateTime<Utc>| t.with_timezone(&zone).date_naive();
-    let midnight = |t: DateTime<Utc>| t.with_timezone(&zone).time() == chrono::NaiveTime::MIN;
-    let before = if midnight(since) && midnight(until) {
-        let first = day(since) - (day(until) - day(since));
-        supportdesk::core::calendar::local_to_utc(zone, first.and_time(chrono::NaiveTime::MIN))
-            .unwrap_or(since - (until - since))
-    } else {
-        since - (until - since)
-    };
+    let before = supportdesk::core::stats::previous_start(zone, since, until);
     let (facts, previous, running) = supportdesk::store::read_only(&path, |conn| {
         use supportdesk::store::report as r;
         Ok((
@@ -1102,11 +1092,7 @@ fn report(
         since,
         until,
         now,
-        rows: &f.rows,
-        previous: &f.previous,
-        daily: &f.daily,
-        at_risk: &f.at_risk,
-        slowest: &f.slowest,
+        figures: &f,
     })?;
     std::fs::write(out, html).with_context(|| format!("Writing {}", out.display()))?;
     println!("wrote {}", out.display());

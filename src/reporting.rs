@@ -162,7 +162,9 @@ fn write_table(out: &mut dyn Write, rows: &[StatsRow], periods: bool) -> Result<
 /// A report's figures, computed from the store's facts.
 pub struct Figures {
     pub rows: Vec<StatsRow>,
+    /// The same figures for the period just before.
     pub previous: Vec<StatsRow>,
+    /// Every day of the period with its first responses met and breached.
     pub daily: Vec<(NaiveDate, u64, u64)>,
     pub at_risk: Vec<AtRisk>,
     pub slowest: Vec<Slow>,
@@ -222,13 +224,7 @@ pub struct Report<'a> {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub now: DateTime<Utc>,
-    pub rows: &'a [StatsRow],
-    /// The same figures for the period of the same length before.
-    pub previous: &'a [StatsRow],
-    /// Every day of the period with its first responses met and breached.
-    pub daily: &'a [(NaiveDate, u64, u64)],
-    pub at_risk: &'a [AtRisk],
-    pub slowest: &'a [Slow],
+    pub figures: &'a Figures,
 }
 
 const REPORT: &str = include_str!("report.html");
@@ -242,6 +238,7 @@ const REPORT: &str = include_str!("report.html");
 pub fn context(r: &Report) -> minijinja::Value {
     use minijinja::context;
     let w = Words::of(r.language);
+    let f = r.figures;
     let local = |t: DateTime<Utc>| {
         t.with_timezone(&r.zone)
             .format("%Y-%m-%d %H:%M")
@@ -259,11 +256,11 @@ pub fn context(r: &Report) -> minijinja::Value {
             median => short_minutes(c.business_median_minutes.or(c.median_minutes)),
         }
     };
-    let rows: Vec<_> = r
+    let rows: Vec<_> = f
         .rows
         .iter()
         .map(|row| {
-            let before = r
+            let before = f
                 .previous
                 .iter()
                 .find(|p| p.plan == row.plan && p.priority == row.priority)
@@ -283,7 +280,7 @@ pub fn context(r: &Report) -> minijinja::Value {
             }
         })
         .collect();
-    let at_risk: Vec<_> = r
+    let at_risk: Vec<_> = f
         .at_risk
         .iter()
         .map(|t| {
@@ -297,7 +294,7 @@ pub fn context(r: &Report) -> minijinja::Value {
             }
         })
         .collect();
-    let slowest: Vec<_> = r
+    let slowest: Vec<_> = f
         .slowest
         .iter()
         .map(|t| {
@@ -310,14 +307,14 @@ pub fn context(r: &Report) -> minijinja::Value {
             }
         })
         .collect();
-    let decided: Vec<_> = r.daily.iter().filter(|(_, m, b)| m + b > 0).collect();
+    let decided: Vec<_> = f.daily.iter().filter(|(_, m, b)| m + b > 0).collect();
     let chart_text = if decided.is_empty() {
         w.nothing_due.to_string()
     } else {
         let (m, b) = decided
             .iter()
             .fold((0, 0), |(m, b), (_, dm, db)| (m + dm, b + db));
-        (w.over_the_period)(m, b, decided.len(), r.daily.len())
+        (w.over_the_period)(m, b, decided.len(), f.daily.len())
     };
     // Local days, not 24-hour spans: a week across a DST change is 7.
     let days = (r.until.with_timezone(&r.zone).date_naive()
@@ -325,21 +322,11 @@ pub fn context(r: &Report) -> minijinja::Value {
     .num_days()
     .max(1);
     // A period of whole days reads as its first and last day.
-    let midnight = |t: DateTime<Utc>| t.with_timezone(&r.zone).time() == chrono::NaiveTime::MIN;
-    let (since, until) = if midnight(r.since) && midnight(r.until) {
-        let day = |t: DateTime<Utc>| t.with_timezone(&r.zone).date_naive();
-        (
-            day(r.since).to_string(),
-            format!(
-                "{} {}",
-                day(r.until).pred_opt().unwrap_or(day(r.until)),
-                w.included
-            ),
-        )
-    } else {
-        (local(r.since), local(r.until))
+    let (since, until) = match crate::core::stats::whole_days(r.zone, r.since, r.until) {
+        Some((first, last)) => (first.to_string(), format!("{last} {}", w.included)),
+        None => (local(r.since), local(r.until)),
     };
-    let daily: Vec<_> = r
+    let daily: Vec<_> = f
         .daily
         .iter()
         .map(|(day, m, b)| {
@@ -371,7 +358,7 @@ pub fn context(r: &Report) -> minijinja::Value {
 pub fn html_report(r: &Report) -> Result<String> {
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", REPORT)?;
-    let ctx = minijinja::context! { chart => daily_chart(r.daily)?, ..context(r) };
+    let ctx = minijinja::context! { chart => daily_chart(&r.figures.daily)?, ..context(r) };
     Ok(env.get_template("report.html")?.render(ctx)?)
 }
 

@@ -63,19 +63,6 @@ impl Schedule {
             .find(|due| due.at > now)
     }
 
-    /// The period of as many days just before `due`'s, for the trend.
-    pub fn previous(&self, due: &Due) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let days = match self.every {
-            Every::Day => 1,
-            Every::Week(_) => 7,
-        };
-        let first = due.first_day.checked_sub_days(Days::new(days))?;
-        Some((
-            local_to_utc(self.zone, first.and_time(NaiveTime::MIN))?,
-            due.since,
-        ))
-    }
-
     /// The sending on local date `day`.
     fn due_on(&self, day: NaiveDate) -> Option<Due> {
         let midnight = |d: NaiveDate| local_to_utc(self.zone, d.and_time(NaiveTime::MIN));
@@ -127,8 +114,8 @@ mod tests {
         let n = s.next_due(utc("2026-11-02T08:00:00+01:00")).unwrap();
         assert_eq!(n.at, utc("2026-11-09T08:00:00+01:00"));
         // The week before, from midnight on 19 October (summer time).
-        let (a, b) = s.previous(&d).unwrap();
-        assert_eq!((a, b), (utc("2026-10-19T00:00:00+02:00"), d.since));
+        let before = crate::core::stats::previous_start(PARIS, d.since, d.until);
+        assert_eq!(before, utc("2026-10-19T00:00:00+02:00"));
     }
 
     #[test]

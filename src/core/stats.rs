@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::core::calendar::Calendar;
+use crate::core::calendar::{Calendar, local_to_utc};
 use crate::core::escalation::Clock;
 use crate::core::sla::SlaModel;
 
@@ -185,17 +185,20 @@ pub fn compute(
             .entry((period, t.plan.clone(), t.priority.clone()))
             .or_default();
         a.tickets += 1;
-        let calendar = model.plan_calendar(&t.plan);
-        let fr = t.first_responded.map(|done| {
-            let pauses = pauses_of(Clock::FirstResponse, t.start, &t.events);
-            taken(calendar, t.timezone, t.start, done, &pauses)
-        });
-        a.clocks[0].count(t.first_response_due, t.first_responded, fr, now);
-        let res = t.resolved.map(|done| {
-            let pauses = pauses_of(Clock::Resolution, t.start, &t.events);
-            taken(calendar, t.timezone, t.start, done, &pauses)
-        });
-        a.clocks[1].count(t.resolution_due, t.resolved, res, now);
+        for (i, clock, due, done) in [
+            (
+                0,
+                Clock::FirstResponse,
+                t.first_response_due,
+                t.first_responded,
+            ),
+            (1, Clock::Resolution, t.resolution_due, t.resolved),
+        ] {
+            let took = done
+                .and_then(|at| stopped(model, t, clock, at))
+                .map(|s| (s.wall, s.business));
+            a.clocks[i].count(due, done, took, now);
+        }
     }
     acc.into_iter()
         .map(|((period, plan, priority), a)| {
@@ -215,6 +218,8 @@ pub fn compute(
 /// What one clock's stop at `at` counts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped {
+    /// The wall-clock time it took, its pauses left out.
+    pub wall: TimeDelta,
     /// The business time it took; None when the config no longer has the plan.
     pub business: Option<TimeDelta>,
     /// Whether it stopped by its due instant; None for a best-effort clock.
@@ -239,7 +244,7 @@ pub fn stopped(
         Clock::FirstResponse => t.first_response_due,
         Clock::Resolution => t.resolution_due,
     };
-    let (_, business) = taken(
+    let (wall, business) = taken(
         model.plan_calendar(&t.plan),
         t.timezone,
         t.start,
@@ -247,9 +252,43 @@ pub fn stopped(
         &pauses,
     );
     Some(Stopped {
+        wall,
         business,
         met: due.map(|d| at <= d),
     })
+}
+
+/// The first and last local day of [since, until) when both ends are
+/// midnights in `zone` (a period of whole days), else None.
+pub fn whole_days(
+    zone: Tz,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Option<(NaiveDate, NaiveDate)> {
+    let local = |t: DateTime<Utc>| t.with_timezone(&zone);
+    let midnight = |t: DateTime<Utc>| local(t).time() == NaiveTime::MIN;
+    if !(midnight(since) && midnight(until) && since < until) {
+        return None;
+    }
+    Some((
+        local(since).date_naive(),
+        local(until).date_naive().pred_opt()?,
+    ))
+}
+
+/// Where the period just before [since, until) starts: as many local days
+/// back for a period of whole days (a DST change makes them an hour longer
+/// or shorter), else as long back.
+pub fn previous_start(zone: Tz, since: DateTime<Utc>, until: DateTime<Utc>) -> DateTime<Utc> {
+    let same_length = since - (until - since);
+    let Some((first, last)) = whole_days(zone, since, until) else {
+        return same_length;
+    };
+    let days = (last - first).num_days() + 1;
+    first
+        .checked_sub_days(Days::new(days as u64))
+        .and_then(|d| local_to_utc(zone, d.and_time(NaiveTime::MIN)))
+        .unwrap_or(same_length)
 }
 
 /// First-response compliance per period over every plan and priority of
@@ -293,7 +332,7 @@ pub fn slowest(model: &SlaModel, tickets: &[TicketFacts], n: usize) -> Vec<Slow>
                 plan: t.plan.clone(),
                 priority: t.priority.clone(),
                 business_minutes: done.business.map(|b| b.num_minutes()),
-                wall_minutes: (at - t.start).num_minutes().max(0),
+                wall_minutes: done.wall.num_minutes(),
                 met: done.met,
             })
         })

@@ -380,3 +380,24 @@ fn a_first_response_after_a_resumed_reopen_leaves_out_the_time_resolved() {
     let c = &compute(&model(), &[t], None, PARIS, now)[0].first_response;
     assert_eq!(c.median_minutes, Some(2 * 24 * 60 + 10));
 }
+
+#[test]
+fn the_period_before_is_as_many_local_days_or_as_long() {
+    // 26 October - 1 November in Paris (168 h): the week before starts at
+    // midnight on the 19th, in summer time, 169 h earlier.
+    let (since, until) = (
+        utc("2026-10-26T00:00:00+01:00"),
+        utc("2026-11-02T00:00:00+01:00"),
+    );
+    let first = NaiveDate::from_ymd_opt(2026, 10, 26).unwrap();
+    let last = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    assert_eq!(whole_days(PARIS, since, until), Some((first, last)));
+    assert_eq!(
+        previous_start(PARIS, since, until),
+        utc("2026-10-19T00:00:00+02:00")
+    );
+    // Instants: the same length back.
+    let (a, b) = (utc("2026-10-26T10:00:00Z"), utc("2026-10-27T16:00:00Z"));
+    assert_eq!(whole_days(PARIS, a, b), None);
+    assert_eq!(previous_start(PARIS, a, b), utc("2026-10-25T04:00:00Z"));
+}
