@@ -171,6 +171,15 @@ pub async fn sink_messages_within(stack: &Stack, n: usize, wait: Duration) -> Ve
     }
 }
 
+/// A loopback port free a moment ago (for a listener the daemon binds).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The Message-IDs at the sink once there are at least `n` distinct ones
 /// (or after `wait`). At least once means a resend may arrive beside its
 /// original: counting mails would call four mails with a duplicate four

@@ -420,11 +420,7 @@ fn metrics_endpoint_caps_connections_and_still_answers_a_scrape() {
     let dir = tempfile::tempdir().unwrap();
     let a = maildir(dir.path(), "a");
     deliver(&a, 1, "Ann <ann@example.com>");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(
         &cfg,

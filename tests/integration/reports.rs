@@ -357,11 +357,7 @@ fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
 fn metrics_export_the_stopped_clocks_per_plan_and_priority_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let a = maildir(dir.path(), "a");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = dir.path().join("supportdesk.toml");
     // Premium (wall clock, a first response due within minutes) for every
     // sender, so the response made at once is met.

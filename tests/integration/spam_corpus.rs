@@ -245,11 +245,7 @@ fn metrics_endpoint_serves_the_status_figures_in_prometheus_text() {
     let dir = tempfile::tempdir().unwrap();
     let a = maildir(dir.path(), "a");
     deliver(&a, 1, "Ann <ann@example.com>");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(
         &cfg,
