@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
+pub mod oauth;
 pub mod pending;
 pub mod render;
 pub mod reporting;

@@ -41,9 +41,10 @@ use tokio::sync::Semaphore;
 use tokio_rustls::client::TlsStream;
 
 use super::Source;
-use crate::config::{ImapSettings, Tls};
+use crate::config::{ImapSettings, Login, OAuthAccount, Tls};
 use crate::ingest::{Incoming, Outcome, Raw};
 use crate::mail::tls;
+use crate::oauth;
 use crate::store::spool::{Spool, Spooling};
 
 type ImapSession = Session<TlsStream<TcpStream>>;
@@ -111,10 +112,92 @@ async fn connect_inner(s: &ImapSettings) -> Result<ImapSession> {
             async_imap::Client::new(stream)
         }
     };
-    stream
-        .login(&s.username, s.password.expose())
+    match &s.login {
+        Login::Password(p) => stream
+            .login(&s.username, p.expose())
+            .await
+            .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username)),
+        Login::OAuth2(account) => oauth_login(s, account, stream).await,
+    }
+}
+
+/// AUTHENTICATE with the account's bearer token, and once more with one
+/// fresh from the provider when the server refuses it (revoked before its
+/// expiry, say).
+async fn oauth_login(
+    s: &ImapSettings,
+    account: &OAuthAccount,
+    client: async_imap::Client<TlsStream<TcpStream>>,
+) -> Result<ImapSession> {
+    let token = oauth::bearer(account, false).await?;
+    let (first, client) = match authenticate(s, account, client, &token.token).await {
+        Ok(session) => return Ok(session),
+        Err(e) => e,
+    };
+    tracing::info!(mailbox_user = %s.username, account = %account.name, "IMAP refused the access token ({first}); refreshing it once");
+    let token = oauth::bearer(account, true).await?;
+    authenticate(s, account, client, &token.token)
         .await
-        .map_err(|(e, _)| anyhow!("IMAP login as {} failed: {e}", s.username))
+        .map_err(|(e, _)| e)
+}
+
+async fn authenticate(
+    s: &ImapSettings,
+    account: &OAuthAccount,
+    client: async_imap::Client<TlsStream<TcpStream>>,
+    token: &str,
+) -> std::result::Result<ImapSession, (anyhow::Error, async_imap::Client<TlsStream<TcpStream>>)> {
+    let said = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let auth = SaslBearer {
+        first: Some(oauth::sasl_response(
+            account.mechanism,
+            &s.username,
+            &s.host,
+            s.port,
+            token,
+        )),
+        abort: oauth::sasl_abort(account.mechanism),
+        said: said.clone(),
+    };
+    let name = oauth::sasl_name(account.mechanism);
+    client.authenticate(name, auth).await.map_err(|(e, c)| {
+        let detail = said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|d| format!(" (server said {d})"))
+            .unwrap_or_default();
+        (
+            anyhow!(
+                "IMAP {name} login as {} with OAuth account {} failed: {e}{detail}",
+                s.username,
+                account.name
+            ),
+            c,
+        )
+    })
+}
+
+/// The client side of XOAUTH2 / OAUTHBEARER: the initial response, then
+/// the abort answer to the server's error challenge (kept for the error).
+struct SaslBearer {
+    first: Option<String>,
+    abort: &'static [u8],
+    said: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl async_imap::Authenticator for SaslBearer {
+    type Response = Vec<u8>;
+    fn process(&mut self, challenge: &[u8]) -> Vec<u8> {
+        match self.first.take() {
+            Some(r) => r.into_bytes(),
+            None => {
+                *self.said.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(String::from_utf8_lossy(challenge).into_owned());
+                self.abort.to_vec()
+            }
+        }
+    }
 }
 
 async fn read_greeting<T>(client: &mut async_imap::Client<T>) -> Result<()>

@@ -639,7 +639,10 @@ pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, Conne
     };
     let login = async {
         let mut conn = session.await.map_err(ConnectError::Unreachable)?;
-        if let (Some(user), Some(pass)) = (&s.username, &s.password) {
+        if let (Some(user), Some(config::Login::OAuth2(account))) = (&s.username, &s.login) {
+            oauth_login(&mut conn, s, user, account).await?;
+        }
+        if let (Some(user), Some(config::Login::Password(pass))) = (&s.username, &s.login) {
             conn.auth(
                 &[Mechanism::Plain, Mechanism::Login],
                 &Credentials::new(user.clone(), pass.expose().to_string()),
@@ -665,6 +668,94 @@ pub async fn smtp_connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, Conne
             s.port
         ))
     })?
+}
+
+/// AUTH with the account's bearer token, and once more with one fresh
+/// from the provider when the server refuses it. A token the provider
+/// refuses is a login failure (the admin signs in again), as a refused one.
+async fn oauth_login(
+    conn: &mut AsyncSmtpConnection,
+    s: &SmtpSettings,
+    user: &str,
+    account: &config::OAuthAccount,
+) -> Result<(), ConnectError> {
+    let token_error = |e: crate::oauth::TokenError| {
+        if e.is_login() {
+            ConnectError::Login(e.into())
+        } else {
+            ConnectError::Unreachable(e.into())
+        }
+    };
+    let token = crate::oauth::bearer(account, false)
+        .await
+        .map_err(token_error)?;
+    let first = match smtp_bearer(conn, s, user, account, &token.token).await {
+        Err(ConnectError::Login(e)) => e,
+        other => return other,
+    };
+    tracing::info!(account = %account.name, "SMTP refused the access token ({first:#}); refreshing it once");
+    let token = crate::oauth::bearer(account, true)
+        .await
+        .map_err(token_error)?;
+    smtp_bearer(conn, s, user, account, &token.token).await
+}
+
+/// One AUTH XOAUTH2 / OAUTHBEARER exchange (RFC 7628 over RFC 4954): the
+/// initial response, and on the server's error challenge (334) the abort
+/// answer, after which the server gives its 535. lettre has no
+/// OAUTHBEARER and no answer to XOAUTH2's challenge, so the two lines
+/// are sent through its connection as commands.
+async fn smtp_bearer(
+    conn: &mut AsyncSmtpConnection,
+    s: &SmtpSettings,
+    user: &str,
+    account: &config::OAuthAccount,
+    token: &str,
+) -> Result<(), ConnectError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let name = crate::oauth::sasl_name(account.mechanism);
+    let initial = crate::oauth::sasl_response(account.mechanism, user, &s.host, s.port, token);
+    let failed = |detail: String| {
+        ConnectError::Login(anyhow!(
+            "SMTP AUTH {name} as {user} with OAuth account {} failed: {detail}",
+            account.name
+        ))
+    };
+    let lost = |e: lettre::transport::smtp::Error| {
+        if e.status().is_some() {
+            failed(e.to_string())
+        } else {
+            ConnectError::Unreachable(anyhow!("SMTP AUTH {name}: {e}"))
+        }
+    };
+    let r = conn
+        .command(Line(format!("AUTH {name} {}", b64.encode(initial))))
+        .await
+        .map_err(lost)?;
+    if !r.has_code(334) {
+        return Ok(());
+    }
+    let said = r
+        .first_word()
+        .and_then(|w| b64.decode(w).ok())
+        .map(|d| String::from_utf8_lossy(&d).into_owned())
+        .unwrap_or_default();
+    let abort = b64.encode(crate::oauth::sasl_abort(account.mechanism));
+    match conn.command(Line(abort)).await {
+        Ok(r) => Err(failed(format!("unexpected answer {:?} (server said {said})", r.code()))),
+        Err(e) if e.status().is_some() => Err(failed(format!("{e} (server said {said})"))),
+        Err(e) => Err(lost(e)),
+    }
+}
+
+/// A command line of our own, CRLF-terminated.
+struct Line(String);
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0)
+    }
 }
 
 /// Implicit TLS done by our rustls, wrapped for lettre's stream trait.

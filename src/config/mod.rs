@@ -20,6 +20,9 @@ use crate::core::problem::{Problem, Problems};
 use crate::core::sla::{RawSla, SlaModel};
 use crate::core::triage::{RawTriage, TriageModel};
 
+pub mod oauth;
+pub use oauth::{Login, OAuthAccount, Sasl};
+
 pub const DEFAULT_PATH: &str = "/etc/supportdesk/supportdesk.toml";
 
 // ---------------------------------------------------------------- raw shape
@@ -47,6 +50,9 @@ pub struct RawConfig {
     pub trust: RawTrust,
     #[serde(default)]
     pub digest: Vec<RawDigest>,
+    /// `[oauth.NAME]`: OAuth 2.0 accounts mailboxes and the outbox log in with.
+    #[serde(default)]
+    pub oauth: std::collections::BTreeMap<String, oauth::RawOAuth>,
 }
 
 /// `[[digest]]`: an SLA digest mailed to managers (README "Reports").
@@ -221,6 +227,10 @@ pub struct RawMailbox {
     pub port: Option<u16>,
     pub tls: Option<String>,
     pub username: Option<String>,
+    /// "password" (default) or "oauth2".
+    pub auth: Option<String>,
+    /// With auth = "oauth2": the `[oauth.NAME]` account.
+    pub oauth: Option<String>,
     #[serde(flatten)]
     pub secret: RawSecret,
     pub ca_file: Option<String>,
@@ -272,6 +282,10 @@ pub struct RawOutbox {
     pub port: Option<u16>,
     pub tls: Option<String>,
     pub username: Option<String>,
+    /// "password" (default) or "oauth2".
+    pub auth: Option<String>,
+    /// With auth = "oauth2": the `[oauth.NAME]` account.
+    pub oauth: Option<String>,
     #[serde(flatten)]
     pub secret: RawSecret,
     pub ca_file: Option<String>,
@@ -300,6 +314,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub trust: Trust,
     pub digests: Vec<Digest>,
+    /// `[oauth.NAME]`, by name.
+    pub oauth: Accounts,
 }
 
 /// One `[[digest]]`, checked.
@@ -550,7 +566,7 @@ pub struct ImapSettings {
     pub port: u16,
     pub tls: Tls,
     pub username: String,
-    pub password: Secret,
+    pub login: Login,
     pub ca_file: Option<PathBuf>,
     pub folder: String,
     pub poll_interval: Duration,
@@ -579,7 +595,8 @@ pub struct SmtpSettings {
     pub port: u16,
     pub tls: Tls,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    /// With `username`: how it logs in. None: no AUTH.
+    pub login: Option<Login>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
@@ -727,11 +744,15 @@ fn check(
     let desk = pr.within(&["desk"], |pr| {
         check_desk(&raw.desk, base, &templates_dir, pr)
     });
+    let state_dir = base.join(&raw.desk.state_dir);
+    let accounts = pr.within(&["oauth"], |pr| {
+        oauth::check_accounts(&raw.oauth, base, &state_dir, secrets, pr)
+    });
     let mailboxes = pr.within(&["mailboxes"], |pr| {
-        check_mailboxes(&raw.mailboxes, base, secrets, pr)
+        check_mailboxes(&raw.mailboxes, base, secrets, &accounts, pr)
     });
     let outbox = pr.within(&["outbox"], |pr| {
-        check_outbox(&raw.outbox, base, secrets, pr)
+        check_outbox(&raw.outbox, base, secrets, &accounts, pr)
     });
     // The core reads no files: the calendars' .ics files are read here.
     let mut raw_sla = raw.sla.clone();
@@ -783,6 +804,7 @@ fn check(
             metrics_listen,
             trust,
             digests,
+            oauth: accounts,
         }),
         _ => Err(pr.into_vec()),
     }
@@ -934,6 +956,7 @@ fn check_mailboxes(
     raw: &[RawMailbox],
     base: &Path,
     secrets: Secrets,
+    accounts: &Accounts,
     pr: &mut Problems,
 ) -> Vec<Mailbox> {
     let mut mailboxes = Vec::new();
@@ -950,7 +973,7 @@ fn check_mailboxes(
                 );
             }
             let kind = match m.kind.as_str() {
-                "imap" => Some(MailboxKind::Imap(check_imap(m, base, secrets, pr))),
+                "imap" => check_imap(m, base, secrets, accounts, pr).map(MailboxKind::Imap),
                 "maildir" => check_maildir(m, base, secrets, pr),
                 other => {
                     pr.push(
@@ -970,8 +993,14 @@ fn check_mailboxes(
     mailboxes
 }
 
-/// One `kind = "imap"` mailbox.
-fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> ImapSettings {
+/// One `kind = "imap"` mailbox; None when it has no way to log in.
+fn check_imap(
+    m: &RawMailbox,
+    base: &Path,
+    secrets: Secrets,
+    accounts: &Accounts,
+    pr: &mut Problems,
+) -> Option<ImapSettings> {
     let host = m.host.clone().unwrap_or_default();
     if host.is_empty() {
         pr.push(&["host"], "an imap mailbox needs a host");
@@ -995,19 +1024,27 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         pr.push(&["username"], "an imap mailbox needs a username");
     }
     let password = match read_secret(base, &m.secret, secrets) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            pr.push(
-                &["password_file"],
-                "an imap mailbox needs password_file, password_credential or password",
-            );
-            Secret(String::new())
-        }
+        Ok(s) => s,
         Err((key, msg)) => {
             pr.push(&[key], msg);
-            Secret(String::new())
+            Some(Secret(String::new()))
         }
     };
+    let oauth2 = m.auth.as_deref() == Some("oauth2");
+    if !oauth2 && password.is_none() {
+        pr.push(
+            &["password_file"],
+            "an imap mailbox needs password_file, password_credential or password (or auth = \"oauth2\")",
+        );
+    }
+    let login = oauth::check_login(
+        m.auth.as_deref(),
+        m.oauth.as_deref(),
+        password,
+        m.secret.is_declared(),
+        accounts,
+        pr,
+    );
     let ca_file = m.ca_file.as_ref().map(|f| base.join(f));
     if let Some(ca) = &ca_file
         && !ca.is_file()
@@ -1056,12 +1093,12 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
     if m.path.is_some() {
         pr.push(&["path"], "`path` is for maildir mailboxes");
     }
-    ImapSettings {
+    Some(ImapSettings {
         host,
         port,
         tls,
         username,
-        password,
+        login: login?,
         ca_file,
         folder: m.folder.clone().unwrap_or_else(|| "INBOX".into()),
         poll_interval,
@@ -1070,7 +1107,7 @@ fn check_imap(m: &RawMailbox, base: &Path, secrets: Secrets, pr: &mut Problems) 
         idle_timeout,
         move_to: m.move_to.clone(),
         max_fetch_bytes,
-    }
+    })
 }
 
 /// `mailboxes[].max_fetch_bytes` by default. A message above the desk's
@@ -1102,6 +1139,8 @@ fn check_maildir(
     for (key, set) in [
         ("host", m.host.is_some()),
         ("username", m.username.is_some()),
+        ("auth", m.auth.is_some()),
+        ("oauth", m.oauth.is_some()),
         ("move_to", m.move_to.is_some()),
         ("timeout", m.timeout.is_some()),
         ("idle_timeout", m.idle_timeout.is_some()),
@@ -1118,7 +1157,13 @@ fn check_maildir(
 }
 
 /// `[outbox]`; None when its kind cannot be built.
-fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> Option<Outbox> {
+fn check_outbox(
+    o: &RawOutbox,
+    base: &Path,
+    secrets: Secrets,
+    accounts: &Accounts,
+    pr: &mut Problems,
+) -> Option<Outbox> {
     let max_attempts = o.max_attempts.unwrap_or(10);
     if max_attempts == 0 {
         pr.push(&["max_attempts"], "expected at least 1");
@@ -1137,7 +1182,7 @@ fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems)
         d
     });
     let kind = match o.kind.as_str() {
-        "smtp" => Some(OutboxKind::Smtp(check_smtp(o, base, secrets, pr))),
+        "smtp" => Some(OutboxKind::Smtp(check_smtp(o, base, secrets, accounts, pr))),
         "directory" => match &o.path {
             Some(p) => Some(OutboxKind::Directory(base.join(p))),
             None => {
@@ -1161,7 +1206,13 @@ fn check_outbox(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems)
 }
 
 /// A `kind = "smtp"` outbox.
-fn check_smtp(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -> SmtpSettings {
+fn check_smtp(
+    o: &RawOutbox,
+    base: &Path,
+    secrets: Secrets,
+    accounts: &Accounts,
+    pr: &mut Problems,
+) -> SmtpSettings {
     let host = o.host.clone().unwrap_or_default();
     if host.is_empty() {
         pr.push(&["host"], "an smtp outbox needs a host");
@@ -1201,9 +1252,24 @@ fn check_smtp(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -
             None
         }
     };
-    if o.username.is_some() != declared {
+    let oauth2 = o.auth.as_deref() == Some("oauth2");
+    if !oauth2 && o.username.is_some() != declared {
         pr.push(&["username"], "username and a password go together");
     }
+    if oauth2 && o.username.is_none() {
+        pr.push(
+            &["username"],
+            "auth = \"oauth2\" needs the username (the mailbox the desk sends as)",
+        );
+    }
+    let login = oauth::check_login(
+        o.auth.as_deref(),
+        o.oauth.as_deref(),
+        password,
+        declared,
+        accounts,
+        pr,
+    );
     let ca_file = o.ca_file.as_ref().map(|f| base.join(f));
     if let Some(ca) = &ca_file
         && !ca.is_file()
@@ -1223,7 +1289,7 @@ fn check_smtp(o: &RawOutbox, base: &Path, secrets: Secrets, pr: &mut Problems) -
         port,
         tls,
         username: o.username.clone(),
-        password,
+        login,
         ca_file,
         timeout,
     }
@@ -1697,6 +1763,8 @@ fn is_loopback(host: &str) -> bool {
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
 }
+
+type Accounts = std::collections::BTreeMap<String, std::sync::Arc<OAuthAccount>>;
 
 /// Reads a secret from, in order: a systemd credential, a file, the inline value.
 fn read_secret(
