@@ -219,7 +219,7 @@ fn check_smtp_login(
                 return Ok(0);
             }
             let body = format!(
-                "SMTP login failing since {}.\n\nLast error: {}\n\nNo mail leaves the desk until it is fixed (acknowledgements,\nescalation notices, alerts); nothing is lost or failed for it: the mail\nwaits in the outbox and goes out once the login works. Fix the outbox's\nusername or password, then reload (systemctl reload supportdesk).\n\n-- \n{}\n",
+                "SMTP login failing since {}.\n\nLast error: {}\n\nNo mail leaves the desk until it is fixed (acknowledgements,\nescalation notices, alerts); nothing is lost or failed for it: the mail\nwaits in the outbox and goes out once the login works. Fix the outbox's\nusername or password, then reload (systemctl reload supportdesk);\nwith auth = \"oauth2\", sign in again with `supportdesk auth login NAME`\n(no reload needed).\n\n-- \n{}\n",
                 ts(f.since),
                 f.last_error,
                 cfg.desk.name

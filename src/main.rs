@@ -111,6 +111,26 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// OAuth 2.0 sign-in of the [oauth.NAME] accounts (Microsoft 365,
+    /// Google, any provider with the device grant).
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Sign in with the device authorization grant (RFC 8628): prints a
+    /// URL and a code to enter in any browser, on any machine, waits for
+    /// the sign-in, stores the tokens. Run it as the service's user (or
+    /// root: the file is given to the state directory's owner).
+    Login { name: String },
+    /// Each account's owner, scopes, token expiry and last refresh.
+    Status,
+    /// Forget an account's tokens (sign out on this machine; the
+    /// provider's consent stays until it is revoked there).
+    Logout { name: String },
 }
 
 #[derive(Subcommand)]
@@ -320,7 +340,114 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             &out,
         ),
         Command::Outbox { command } => outbox_command(&cli.config, command),
+        Command::Auth { command } => auth_command(&cli.config, command),
     }
+}
+
+/// `auth login | status | logout`.
+fn auth_command(path: &std::path::Path, command: AuthCommand) -> Result<ExitCode> {
+    // Signing in needs the client secret; the others read no secret.
+    let secrets = match command {
+        AuthCommand::Login { .. } => config::Secrets::Read,
+        _ => config::Secrets::Skip,
+    };
+    let cfg = match load_config_with(path, secrets) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let account = |name: &str| {
+        let found = cfg.oauth.get(name).cloned();
+        if found.is_none() {
+            let known: Vec<&str> = cfg.oauth.keys().map(String::as_str).collect();
+            eprintln!(
+                "supportdesk: no [oauth.{name}] in {} (accounts: {})",
+                path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        found
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Starting the tokio runtime")?;
+    match command {
+        AuthCommand::Login { name } => {
+            let Some(a) = account(&name) else {
+                return Ok(ExitCode::from(2));
+            };
+            let t = rt.block_on(supportdesk::oauth::login(&a, &mut std::io::stdout()))?;
+            println!(
+                "signed in: account {name}{}; the daemon uses the new tokens at its next login (no restart needed)",
+                t.owner
+                    .map(|o| format!(", token owner {o}"))
+                    .unwrap_or_default()
+            );
+        }
+        AuthCommand::Status => {
+            if cfg.oauth.is_empty() {
+                println!("no [oauth.NAME] accounts in {}", path.display());
+            }
+            let now = chrono::Utc::now();
+            let mut bad = false;
+            for a in cfg.oauth.values() {
+                let (line, ok) = supportdesk::oauth::describe(a, now);
+                bad |= !ok;
+                println!("{line}");
+                let users = oauth_users(&cfg, &a.name);
+                println!(
+                    "  used by: {}",
+                    if users.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        users.join(", ")
+                    }
+                );
+            }
+            if bad {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        AuthCommand::Logout { name } => {
+            let Some(a) = account(&name) else {
+                return Ok(ExitCode::from(2));
+            };
+            if rt.block_on(supportdesk::oauth::logout(&a))? {
+                println!("account {name}: tokens forgotten");
+            } else {
+                println!("account {name}: was not signed in");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The mailboxes (and the outbox) that log in with an OAuth account.
+fn oauth_users(cfg: &Config, account: &str) -> Vec<String> {
+    let uses = |l: &config::Login| matches!(l, config::Login::OAuth2(a) if a.name == account);
+    let mut users: Vec<String> = cfg
+        .mailboxes
+        .iter()
+        .filter_map(|mb| match &mb.kind {
+            config::MailboxKind::Imap(s) if uses(&s.login) => {
+                Some(format!("mailbox {} (IMAP as {})", mb.name, s.username))
+            }
+            _ => None,
+        })
+        .collect();
+    if let config::OutboxKind::Smtp(s) = &cfg.outbox.kind
+        && s.login.as_ref().is_some_and(uses)
+    {
+        users.push(format!(
+            "outbox (SMTP as {})",
+            s.username.as_deref().unwrap_or("-")
+        ));
+    }
+    users
 }
 
 /// `check-config [--connect]`: the validation start-up and reload run,
@@ -358,6 +485,25 @@ fn check_config(path: &std::path::Path, connect: bool) -> Result<ExitCode> {
     );
     for line in cfg.trust.describe() {
         println!("trust: {line}");
+    }
+    for a in cfg.oauth.values() {
+        let users = oauth_users(cfg, &a.name);
+        println!(
+            "oauth {} ({}): {} via {}; {}",
+            a.name,
+            a.provider,
+            if users.is_empty() {
+                "unused".to_string()
+            } else {
+                users.join(", ")
+            },
+            supportdesk::oauth::sasl_name(a.mechanism),
+            if a.token_file.exists() {
+                "signed in (auth status tells more)".to_string()
+            } else {
+                format!("not signed in yet: run `supportdesk auth login {}`", a.name)
+            }
+        );
     }
     let now = supportdesk::clock::now();
     for d in &cfg.digests {
@@ -878,6 +1024,10 @@ fn status(path: &std::path::Path, json: bool) -> Result<ExitCode> {
                 },
                 st.smtp_last_error.as_deref().unwrap_or("-")
             );
+        }
+        let now_utc = chrono::Utc::now();
+        for a in cfg.oauth.values() {
+            println!("oauth {}", supportdesk::oauth::describe(a, now_utc).0);
         }
         println!(
             "tickets: {} open, {} breaching; {} messages without a ticket",

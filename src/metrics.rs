@@ -3,8 +3,9 @@
 //! store, and the SLA clocks that stopped (histograms of first-response
 //! and resolution times in business seconds, met and breached counters,
 //! per plan and priority), read from the ticket events recorded since the
-//! last scrape; encoded by prometheus-client in the OpenMetrics text
-//! format. Off by default.
+//! last scrape, and each OAuth account's token (expiry, refused, failed
+//! refreshes) from its file; encoded by prometheus-client in the
+//! OpenMetrics text format. Off by default.
 //!
 //! Served by hyper (HTTP/1.1, one request per connection) on the daemon's
 //! tokio runtime, answering `GET /metrics` only, and bounded in what a
@@ -235,6 +236,7 @@ async fn scrape(sources: &Arc<Sources>) -> Result<String> {
         clocks.breached.clone(),
     );
     drop(clocks);
+    oauth_metrics(&mut reg, &sources.sla.get());
     let mut out = String::new();
     encode(&mut out, &reg)?;
     Ok(out)
@@ -282,6 +284,44 @@ fn observe_stops(s: &Sources) -> Result<()> {
         }
         clocks.after = last;
     }
+}
+
+/// Each OAuth account's token, from its file (so `auth login` and the
+/// failures of any process count): when the access token expires, whether
+/// the provider refused the last refresh, and the failed refreshes.
+fn oauth_metrics(reg: &mut Registry, config: &Config) {
+    let expiry = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let valid = Family::<Labels, Gauge>::default();
+    let failures = Family::<Labels, Counter>::default();
+    for a in config.oauth.values() {
+        let labels = vec![("account".to_string(), a.name.clone())];
+        let t = crate::oauth::read(a).ok().flatten();
+        let usable = t
+            .as_ref()
+            .is_some_and(|t| !t.last_error.as_ref().is_some_and(|e| e.refused));
+        valid.get_or_create(&labels).set(i64::from(usable));
+        if let Some(t) = &t {
+            if let Some(at) = t.access_expires_at {
+                expiry.get_or_create(&labels).set(at.timestamp() as f64);
+            }
+            failures.get_or_create(&labels).inc_by(t.refresh_failures);
+        }
+    }
+    reg.register(
+        "oauth_access_token_expiry_timestamp_seconds",
+        "When the account's current access token expires (it is refreshed before)",
+        expiry,
+    );
+    reg.register(
+        "oauth_token_valid",
+        "1 when the account is signed in and the provider did not refuse its last refresh",
+        valid,
+    );
+    reg.register(
+        "oauth_refresh_failures",
+        "Refreshes of the account's token that failed, since its sign-in",
+        failures,
+    );
 }
 
 /// The status figures of a scrape.

@@ -150,6 +150,7 @@ fn write(account: &OAuthAccount, t: &TokenFile) -> Result<()> {
     f.write_all(&body)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("Writing {}", tmp.display()))?;
+    give_to_state_owner(&tmp)?;
     std::fs::rename(&tmp, path).with_context(|| format!("Renaming to {}", path.display()))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -157,6 +158,7 @@ fn write(account: &OAuthAccount, t: &TokenFile) -> Result<()> {
     Ok(())
 }
 
+/// The oauth/ directory, 0700, the state directory's owner's.
 fn create_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.is_dir() {
@@ -165,6 +167,29 @@ fn create_dir(dir: &Path) -> Result<()> {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("Creating {}", dir.display()))?;
+        give_to_state_owner(dir)?;
+    }
+    Ok(())
+}
+
+/// An `auth login` run as root must not leave a file the service's user
+/// cannot read: what it creates under `<state_dir>/oauth/` goes to the
+/// state directory's owner. (Another user cannot chown; nothing to do.)
+fn give_to_state_owner(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(state_dir) = path
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "oauth"))
+        .and_then(Path::parent)
+    else {
+        return Ok(());
+    };
+    let (Ok(meta), Ok(own)) = (std::fs::metadata(state_dir), std::fs::metadata(path)) else {
+        return Ok(());
+    };
+    if own.uid() != meta.uid() && std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))
+            .with_context(|| format!("Giving {} to the state directory's owner", path.display()))?;
     }
     Ok(())
 }
@@ -188,6 +213,7 @@ async fn lock(account: &OAuthAccount) -> Result<File> {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("Opening {}", path.display()))?;
+        give_to_state_owner(&path)?;
         f.lock()
             .with_context(|| format!("Locking {}", path.display()))?;
         Ok(f)
@@ -239,7 +265,7 @@ fn oauth_client(account: &OAuthAccount) -> Result<Client> {
 }
 
 /// The provider's words for a refused request, else what went wrong.
-fn describe<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
+fn refusal<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
     e: &RequestTokenError<RE, T>,
 ) -> (String, bool) {
     match e {
@@ -348,7 +374,7 @@ pub async fn bearer(account: &OAuthAccount, force: bool) -> Result<Bearer, Token
             })
         }
         Err(e) => {
-            let (error, refused) = describe(&e);
+            let (error, refused) = refusal(&e);
             t.refresh_failures += 1;
             t.last_error = Some(TokenFailure {
                 at: Utc::now(),
@@ -377,7 +403,7 @@ pub async fn login(account: &OAuthAccount, out: &mut dyn Write) -> Result<TokenF
         .add_scopes(account.scopes.iter().map(|s| Scope::new(s.clone())))
         .request_async(&http)
         .await
-        .map_err(|e| anyhow!("the device authorization request failed: {}", describe(&e).0))?;
+        .map_err(|e| anyhow!("the device authorization request failed: {}", refusal(&e).0))?;
     let lifetime = details.expires_in();
     writeln!(
         out,
@@ -399,7 +425,7 @@ pub async fn login(account: &OAuthAccount, out: &mut dyn Write) -> Result<TokenF
         .exchange_device_access_token(&details)
         .request_async(&http, tokio::time::sleep, Some(lifetime))
         .await
-        .map_err(|e| anyhow!("sign-in did not complete: {}", describe(&e).0))?;
+        .map_err(|e| anyhow!("sign-in did not complete: {}", refusal(&e).0))?;
     let now = Utc::now();
     let access_token = r.access_token().secret().clone();
     let t = TokenFile {
@@ -422,6 +448,81 @@ pub async fn login(account: &OAuthAccount, out: &mut dyn Write) -> Result<TokenF
     let _lock = lock(account).await?;
     write(account, &t)?;
     Ok(t)
+}
+
+/// One account's line for `auth status` and `status`, and whether it is
+/// usable (signed in, no refused refresh). Shows no token.
+pub fn describe(account: &OAuthAccount, now: DateTime<Utc>) -> (String, bool) {
+    let head = format!("{} ({})", account.name, account.provider);
+    let t = match read(account) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return (
+                format!(
+                    "{head}: not signed in; run `supportdesk auth login {}`",
+                    account.name
+                ),
+                false,
+            );
+        }
+        Err(e) => return (format!("{head}: {e:#}"), false),
+    };
+    let when = |at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let mut parts = vec![format!(
+        "signed in {} as {}",
+        when(t.obtained_at),
+        t.owner.as_deref().unwrap_or("(owner not in the token)")
+    )];
+    parts.push(format!("scopes {}", t.scopes.join(" ")));
+    parts.push(match t.access_expires_at {
+        Some(at) if at > now => format!(
+            "access token valid until {} ({} min)",
+            when(at),
+            (at - now).num_minutes()
+        ),
+        Some(at) => format!("access token expired {} (renewed at next use)", when(at)),
+        None => "access token without an expiry".into(),
+    });
+    parts.push(
+        if t.refresh_token.is_some() {
+            "refresh token held"
+        } else {
+            "no refresh token"
+        }
+        .into(),
+    );
+    if let Some(at) = t.refreshed_at {
+        parts.push(format!("last refreshed {}", when(at)));
+    }
+    if t.refresh_failures > 0 {
+        parts.push(format!("{} failed refreshes", t.refresh_failures));
+    }
+    let mut ok = true;
+    if let Some(f) = &t.last_error {
+        if f.refused {
+            ok = false;
+            parts.push(format!(
+                "REFUSED by the provider {}: {}; run `supportdesk auth login {}`",
+                when(f.at),
+                f.error,
+                account.name
+            ));
+        } else {
+            parts.push(format!(
+                "last refresh failed {} (endpoint unavailable): {}",
+                when(f.at),
+                f.error
+            ));
+        }
+    }
+    if t.client_id != account.client_id || t.token_url != account.token_url {
+        ok = false;
+        parts.push(format!(
+            "issued to another client or provider than the config names; run `supportdesk auth login {}`",
+            account.name
+        ));
+    }
+    (format!("{head}: {}", parts.join("; ")), ok)
 }
 
 /// The SASL initial response presenting `token` for `user` (RFC 7628
@@ -466,7 +567,13 @@ mod tests {
         );
         // RFC 7628 section 4.1's example, with an authzid to escape.
         assert_eq!(
-            sasl_response(Sasl::OAuthBearer, "a=b,c@x.test", "server.example.com", 143, "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="),
+            sasl_response(
+                Sasl::OAuthBearer,
+                "a=b,c@x.test",
+                "server.example.com",
+                143,
+                "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="
+            ),
             "n,a=a=3Db=2Cc@x.test,\x01host=server.example.com\x01port=143\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"
         );
         assert_eq!(sasl_abort(Sasl::OAuthBearer), b"\x01");

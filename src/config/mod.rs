@@ -1986,7 +1986,7 @@ mod tests {
     /// The SLA and triage sections of an example, which check cleanly.
     fn policy_parts() -> String {
         let mut t: toml::Table =
-            toml::from_str(include_str!("../config/examples/zmanda.toml")).unwrap();
+            toml::from_str(include_str!("../../config/examples/zmanda.toml")).unwrap();
         t.retain(|k, _| matches!(k, "priorities" | "categories" | "sla" | "triage"));
         toml::to_string(&t).unwrap()
     }

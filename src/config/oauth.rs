@@ -122,39 +122,44 @@ fn check_account(
         );
         return None;
     }
-    let (token, device, scopes): (Option<String>, Option<String>, &[&str]) =
-        match a.provider.as_str() {
-            "microsoft" => {
-                let Some(tenant) = a.tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
-                    pr.push(
+    let (token, device, scopes): (Option<String>, Option<String>, &[&str]) = match a
+        .provider
+        .as_str()
+    {
+        "microsoft" => {
+            let Some(tenant) = a.tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
+                pr.push(
                         &["tenant"],
                         "the microsoft provider needs the tenant (directory id or domain, or \"organizations\")",
                     );
-                    return None;
-                };
-                let root = format!("https://login.microsoftonline.com/{}/oauth2/v2.0", tenant.trim());
-                (
-                    Some(format!("{root}/token")),
-                    Some(format!("{root}/devicecode")),
-                    MICROSOFT_SCOPES,
-                )
-            }
-            "google" => (
-                Some("https://oauth2.googleapis.com/token".into()),
-                Some("https://oauth2.googleapis.com/device/code".into()),
-                GOOGLE_SCOPES,
-            ),
-            "generic" => (None, None, &[]),
-            other => {
-                pr.push(
-                    &["provider"],
-                    format!(
-                        "unknown provider {other:?}; expected \"microsoft\", \"google\" or \"generic\""
-                    ),
-                );
                 return None;
-            }
-        };
+            };
+            let root = format!(
+                "https://login.microsoftonline.com/{}/oauth2/v2.0",
+                tenant.trim()
+            );
+            (
+                Some(format!("{root}/token")),
+                Some(format!("{root}/devicecode")),
+                MICROSOFT_SCOPES,
+            )
+        }
+        "google" => (
+            Some("https://oauth2.googleapis.com/token".into()),
+            Some("https://oauth2.googleapis.com/device/code".into()),
+            GOOGLE_SCOPES,
+        ),
+        "generic" => (None, None, &[]),
+        other => {
+            pr.push(
+                &["provider"],
+                format!(
+                    "unknown provider {other:?}; expected \"microsoft\", \"google\" or \"generic\""
+                ),
+            );
+            return None;
+        }
+    };
     if a.provider != "microsoft" && a.tenant.is_some() {
         pr.push(&["tenant"], "`tenant` is for the microsoft provider");
     }
@@ -175,8 +180,11 @@ fn check_account(
         }
     };
     let token_url = url("token_url", &a.token_url, token);
-    let device_authorization_url =
-        url("device_authorization_url", &a.device_authorization_url, device);
+    let device_authorization_url = url(
+        "device_authorization_url",
+        &a.device_authorization_url,
+        device,
+    );
     if a.client_id.trim().is_empty() {
         pr.push(&["client_id"], "expected the application (client) id");
     }

@@ -743,7 +743,10 @@ async fn smtp_bearer(
         .unwrap_or_default();
     let abort = b64.encode(crate::oauth::sasl_abort(account.mechanism));
     match conn.command(Line(abort)).await {
-        Ok(r) => Err(failed(format!("unexpected answer {:?} (server said {said})", r.code()))),
+        Ok(r) => Err(failed(format!(
+            "unexpected answer {:?} (server said {said})",
+            r.code()
+        ))),
         Err(e) if e.status().is_some() => Err(failed(format!("{e} (server said {said})"))),
         Err(e) => Err(lost(e)),
     }

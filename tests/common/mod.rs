@@ -105,7 +105,7 @@ pub async fn imap_login(stack: &Stack, user: &str, pass: &str) -> Session {
         port: stack.imaps,
         tls: supportdesk::config::Tls::Implicit,
         username: user.into(),
-        password: secret(pass),
+        login: supportdesk::config::Login::Password(secret(pass)),
         ca_file: Some(stack.ca.clone()),
         folder: "INBOX".into(),
         poll_interval: Duration::from_secs(1),

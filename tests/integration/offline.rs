@@ -116,6 +116,57 @@ fn check_config_accepts_the_demo_and_every_example() {
 }
 
 #[test]
+fn the_oauth_examples_pass_check_config_and_name_what_is_missing() {
+    // Microsoft's public client needs no secret; Google's reads one.
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(
+        creds.path().join("google-client-secret"),
+        "not-a-real-secret",
+    )
+    .unwrap();
+    let creds_dir = creds.path().to_str().unwrap();
+    for (name, account) in [("microsoft365", "m365"), ("google", "google")] {
+        let path = PathBuf::from(format!("{ROOT}/config/examples/{name}.toml"));
+        let out = run(
+            &path,
+            &["check-config"],
+            &[("CREDENTIALS_DIRECTORY", creds_dir)],
+        );
+        let printed = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {printed}");
+        assert!(
+            !printed.contains("not-a-real-secret"),
+            "{name} shows a secret: {printed}"
+        );
+        assert!(
+            printed.contains(&format!("oauth {account} ("))
+                && printed.contains(&format!("auth login {account}")),
+            "{name}: {printed}"
+        );
+        let out = run(&path, &["auth", "status"], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: not signed in is not ok"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("not signed in"));
+    }
+    let path = PathBuf::from(format!("{ROOT}/config/examples/google.toml"));
+    let out = run(
+        &path,
+        &["check-config"],
+        &[("CREDENTIALS_DIRECTORY", "/nonexistent")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key `oauth.google.client_secret_credential`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_config_names_file_line_column_and_key() {
     let (_dir, cfg) = demo_copy();
     let good = std::fs::read_to_string(&cfg).unwrap();
