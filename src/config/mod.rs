@@ -2279,6 +2279,105 @@ path = "out"
     }
 
     #[test]
+    fn oauth_logins_are_checked_where_they_are_written() {
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let src = format!(
+            r#"{parts}
+[desk]
+name = "Desk"
+address = "support@desk.example"
+state_dir = "state"
+templates_dir = "{templates}"
+
+[[mailboxes]]
+name = "a"
+kind = "imap"
+host = "imap.example"
+username = "u"
+auth = "oauth2"
+oauth = "nope"
+
+[[mailboxes]]
+name = "b"
+kind = "imap"
+host = "imap.example"
+username = "u"
+auth = "oauth2"
+password = "p"
+oauth = "m365"
+
+[outbox]
+kind = "smtp"
+host = "smtp.example"
+auth = "oauth2"
+oauth = "m365"
+
+[oauth.m365]
+provider = "microsoft"
+client_id = "c"
+
+[oauth.idp]
+provider = "generic"
+client_id = "c"
+token_url = "http://idp.example/token"
+mechanism = "plain"
+"#,
+            parts = policy_parts(),
+        );
+        let want = [
+            r#"+12:1: mailboxes.0.oauth: no [oauth.nope] account (defined: idp, m365)"#,
+            r#"+19:1: mailboxes.1.auth: auth = "oauth2" takes no password (the token comes from `supportdesk auth login`)"#,
+            r#"+23:2: outbox.username: auth = "oauth2" needs the username (the mailbox the desk sends as)"#,
+            r#"+29:8: oauth.m365.tenant: the microsoft provider needs the tenant (directory id or domain, or "organizations")"#,
+            r#"+33:8: oauth.idp.device_authorization_url: the generic provider needs device_authorization_url"#,
+            r#"+33:8: oauth.idp.scopes: the generic provider needs scopes"#,
+            r#"+36:1: oauth.idp.token_url: "http://idp.example/token" is not an https:// URL (tokens never travel in clear)"#,
+            r#"+37:1: oauth.idp.mechanism: unknown mechanism "plain"; expected "xoauth2" or "oauthbearer""#,
+        ];
+        assert_eq!(located(&src), want);
+        let fine = src
+            .replace(r#"oauth = "nope""#, r#"oauth = "m365""#)
+            .replace(
+                "auth = \"oauth2\"\npassword = \"p\"\noauth = \"m365\"",
+                "password = \"p\"",
+            )
+            .replace(
+                "host = \"smtp.example\"\n",
+                "host = \"smtp.example\"\nusername = \"support@desk.example\"\n",
+            )
+            .replace(
+                "provider = \"microsoft\"\n",
+                "provider = \"microsoft\"\ntenant = \"desk.example\"\n",
+            );
+        let fine = &fine[..fine.find("[oauth.idp]").unwrap()];
+        let cfg = parse_with(Path::new("/nonexistent/desk.toml"), fine, Secrets::Read).unwrap();
+        let MailboxKind::Imap(a) = &cfg.mailboxes[0].kind else {
+            panic!("imap expected")
+        };
+        let Login::OAuth2(account) = &a.login else {
+            panic!("oauth2 expected")
+        };
+        assert_eq!(
+            account.token_url,
+            "https://login.microsoftonline.com/desk.example/oauth2/v2.0/token"
+        );
+        assert!(account.scopes.iter().any(|s| s == "offline_access"));
+        assert_eq!(
+            account.token_file,
+            Path::new("/nonexistent/state/oauth/m365.json")
+        );
+        let MailboxKind::Imap(b) = &cfg.mailboxes[1].kind else {
+            panic!("imap expected")
+        };
+        assert!(matches!(b.login, Login::Password(_)));
+        let OutboxKind::Smtp(o) = &cfg.outbox.kind else {
+            panic!("smtp expected")
+        };
+        // One account, one token file, shared by the mailbox and the outbox.
+        assert!(matches!(&o.login, Some(Login::OAuth2(x)) if std::sync::Arc::ptr_eq(x, account)));
+    }
+
+    #[test]
     fn templates_are_checked_where_they_are_used() {
         let empty = tempfile::tempdir().unwrap();
         let config = |templates: &str| {

@@ -127,12 +127,16 @@ fn check_account(
         .as_str()
     {
         "microsoft" => {
-            let Some(tenant) = a.tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
-                pr.push(
+            // A problem, not a missing account: what uses it is checked on.
+            let tenant = match a.tenant.as_deref().filter(|t| !t.trim().is_empty()) {
+                Some(t) => t,
+                None => {
+                    pr.push(
                         &["tenant"],
                         "the microsoft provider needs the tenant (directory id or domain, or \"organizations\")",
                     );
-                return None;
+                    "-"
+                }
             };
             let root = format!(
                 "https://login.microsoftonline.com/{}/oauth2/v2.0",
@@ -157,7 +161,7 @@ fn check_account(
                     "unknown provider {other:?}; expected \"microsoft\", \"google\" or \"generic\""
                 ),
             );
-            return None;
+            (Some("https://-".into()), Some("https://-".into()), &["-"])
         }
     };
     if a.provider != "microsoft" && a.tenant.is_some() {
