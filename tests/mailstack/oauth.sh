@@ -21,6 +21,8 @@
 # OAUTH_VALIDATION (local: Dovecot checks the JWT's signature and exp
 # itself, so a revoked access token still works until it expires;
 # introspect: Dovecot asks the server's RFC 7662 endpoint on every login),
+# OAUTH_DOVECOT_SCOPE ("imap smtp": scopes every token must carry to log in;
+# empty: no scope check),
 # OAUTH_KEEP_AUTH_PENALTY (empty: Dovecot's auth penalty is turned off, so a
 # failed login does not delay the next ones from 127.0.0.1 by 2-15 s).
 set -euo pipefail
@@ -127,8 +129,10 @@ client_secret = $client_secret
 tls_ca_cert_file = $tls/ca.crt" ;;
     *) stop_server "$dir"; die "OAUTH_VALIDATION must be local or introspect" ;;
     esac
-    common="$common
-scope = imap smtp"
+    # Debian's 2.3.19.1+deb12u7 requires ALL of these scopes in the token
+    # (upstream 2.3.19 wanted any one of them).
+    [ -n "${OAUTH_DOVECOT_SCOPE-imap smtp}" ] && common="$common
+scope = ${OAUTH_DOVECOT_SCOPE-imap smtp}"
     cat >"$dv/oauth2-owner.conf.ext" <<EOF
 $common
 # The login name (local part, lower case) must equal the token's email's.
