@@ -35,8 +35,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{OAuthAccount, Sasl};
 
-/// An access token is refreshed when it has less than this left, so it
-/// never expires between the check and the server's reading of it.
+/// An access token is refreshed when it has less than this left (or a
+/// quarter of its lifetime, when that is shorter), so it never expires
+/// between the check and the server's reading of it.
 const REFRESH_MARGIN: i64 = 120;
 /// Longest wait for the token endpoint.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -222,6 +223,13 @@ async fn lock(account: &OAuthAccount) -> Result<File> {
     .context("The lock task panicked")?
 }
 
+/// When the account was last signed in (None: it is not): a source
+/// waiting after a refused token retries as soon as this changes. A
+/// refresh, failed or not, leaves it alone.
+pub fn signed_in_at(account: &OAuthAccount) -> Option<DateTime<Utc>> {
+    read(account).ok().flatten().map(|t| t.obtained_at)
+}
+
 /// Signs out: forgets the account's tokens. Returns whether there were any.
 pub async fn logout(account: &OAuthAccount) -> Result<bool> {
     let _lock = lock(account).await?;
@@ -327,9 +335,11 @@ pub async fn bearer(account: &OAuthAccount, force: bool) -> Result<Bearer, Token
         });
     }
     let now = Utc::now();
-    let fresh = t
-        .access_expires_at
-        .is_none_or(|at| at - chrono::TimeDelta::seconds(REFRESH_MARGIN) > now);
+    let fresh = t.access_expires_at.is_none_or(|at| {
+        let issued = t.refreshed_at.unwrap_or(t.obtained_at);
+        let margin = chrono::TimeDelta::seconds(REFRESH_MARGIN).min((at - issued) / 4);
+        at - margin > now
+    });
     if fresh && !force && !t.access_token.is_empty() {
         return Ok(Bearer {
             token: t.access_token,
