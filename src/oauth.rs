@@ -230,6 +230,22 @@ pub fn signed_in_at(account: &OAuthAccount) -> Option<DateTime<Utc>> {
     read(account).ok().flatten().map(|t| t.obtained_at)
 }
 
+/// Never for None; for an account, when it is signed in again (`auth
+/// login`), polled each second: a mailbox or the outbox waiting after a
+/// refused token resumes at once instead of after its backoff.
+pub async fn signed_in_again(account: Option<&OAuthAccount>) {
+    let Some(account) = account else {
+        return std::future::pending().await;
+    };
+    let before = signed_in_at(account);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if signed_in_at(account) != before {
+            return;
+        }
+    }
+}
+
 /// Signs out: forgets the account's tokens. Returns whether there were any.
 pub async fn logout(account: &OAuthAccount) -> Result<bool> {
     let _lock = lock(account).await?;

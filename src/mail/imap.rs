@@ -241,27 +241,14 @@ pub async fn run(src: &Source, s: &ImapSettings) -> Result<()> {
         let delay = backoff(failures);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = signed_in_again(s) => {}
+            _ = oauth::signed_in_again(match &s.login {
+                Login::OAuth2(account) => Some(&**account),
+                Login::Password(_) => None,
+            }) => {}
             _ = src.shutdown.cancelled() => {}
         }
     }
     Ok(())
-}
-
-/// Never, unless the mailbox logs in with OAuth: then when the account's
-/// account is signed in again (`auth login`), so mail resumes at once
-/// instead of after the backoff.
-async fn signed_in_again(s: &ImapSettings) {
-    let Login::OAuth2(account) = &s.login else {
-        return std::future::pending().await;
-    };
-    let before = oauth::signed_in_at(account);
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if oauth::signed_in_at(account) != before {
-            return;
-        }
-    }
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -304,9 +304,20 @@ pub async fn run(ob: &Outbox) -> Result<()> {
             .await
             .unwrap_or(Duration::from_secs(60))
             .max(ob.session_wait());
+        let account = match &ob.settings.kind {
+            OutboxKind::Smtp(s) => match &s.login {
+                Some(config::Login::OAuth2(a)) => Some(&**a),
+                _ => None,
+            },
+            OutboxKind::Directory(_) => None,
+        };
         tokio::select! {
             _ = ob.wake.notified() => {}
             _ = tokio::time::sleep(next) => {}
+            _ = crate::oauth::signed_in_again(account) => {
+                // A new sign-in ends the backoff of a refused login.
+                ob.session.lock().unwrap_or_else(|e| e.into_inner()).retry_at = None;
+            }
             _ = ob.shutdown.cancelled() => {}
         }
     }

@@ -683,3 +683,170 @@ pub fn count_at(config: &Path, sql: &str) -> i64 {
         .and_then(|c| c.query_row(sql, [], |r| r.get(0)).ok())
         .unwrap_or(0)
 }
+
+// ------------------------------------------------------------ OAuth 2.0
+
+/// A real OAuth 2.0 server (authlib, tests/mailstack/oauth.sh) on the
+/// stack's sixth port, and the stack's Dovecot (so Postfix's submission
+/// too) taking its tokens by XOAUTH2 and OAUTHBEARER. Stopped on drop.
+pub struct OAuth {
+    dir: PathBuf,
+    pub token_url: String,
+    pub device_url: String,
+    pub verification_url: String,
+    pub admin_revoke_user_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub ca: PathBuf,
+}
+
+impl Drop for OAuth {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(format!("{ROOT}/tests/mailstack/oauth.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// Starts it; `args` go to the server (e.g. "--access-lifetime", "6").
+pub fn start_oauth(stack: &Stack, args: &[&str]) -> OAuth {
+    let dir = stack.dir.path().join("stack");
+    let out = Command::new("bash")
+        .arg(format!("{ROOT}/tests/mailstack/oauth.sh"))
+        .arg("start")
+        .arg(&dir)
+        .arg(stack.imap.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oauth.sh start failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars = String::from_utf8_lossy(&out.stdout).to_string();
+    let get = |k: &str| -> String {
+        vars.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("oauth.sh did not print {k}: {vars}"))
+            .trim()
+            .to_string()
+    };
+    OAuth {
+        token_url: get("TOKEN_URL"),
+        device_url: get("DEVICE_AUTHORIZATION_URL"),
+        verification_url: get("VERIFICATION_URL"),
+        admin_revoke_user_url: get("ADMIN_REVOKE_USER_URL"),
+        client_id: get("CLIENT_ID"),
+        client_secret: get("CLIENT_SECRET"),
+        ca: PathBuf::from(get("OAUTH_CA_FILE")),
+        dir,
+    }
+}
+
+impl OAuth {
+    /// An `[oauth.NAME]` section for this server.
+    pub fn account(&self, name: &str, mechanism: &str) -> String {
+        format!(
+            r#"
+[oauth.{name}]
+provider = "generic"
+client_id = "{id}"
+client_secret = "{secret}"
+token_url = "{token}"
+device_authorization_url = "{device}"
+scopes = ["imap", "smtp", "offline_access"]
+mechanism = "{mechanism}"
+ca_file = "{ca}"
+"#,
+            id = self.client_id,
+            secret = self.client_secret,
+            token = self.token_url,
+            device = self.device_url,
+            ca = self.ca.display(),
+        )
+    }
+
+    /// A form POST to the server, as the user's browser would send it.
+    pub fn post(&self, url: &str, form: &[(&str, &str)]) -> String {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail-with-body", "--cacert"])
+            .arg(&self.ca);
+        for (k, v) in form {
+            cmd.arg("--data-urlencode").arg(format!("{k}={v}"));
+        }
+        let out = cmd.arg(url).output().unwrap();
+        assert!(
+            out.status.success(),
+            "POST {url}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `supportdesk auth login ACCOUNT`, the user approving its code in
+    /// the verification page as `user`. Returns what the command printed.
+    pub fn device_login(&self, config: &Path, account: &str, user: &str) -> String {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(["auth", "login", account])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = String::new();
+        let code = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+                panic!("auth login printed no code:\n{printed}{err}");
+            };
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(rest) = line.split("enter the code ").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        assert!(printed.contains(&self.verification_url), "{printed}");
+        self.post(
+            &self.verification_url,
+            &[("user_code", &code), ("username", user)],
+        );
+        for line in lines.map_while(Result::ok) {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        assert!(status.success(), "auth login: {printed}{err}");
+        printed
+    }
+}
+
+/// One scrape of the metrics endpoint at `port`, its body.
+pub fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of the sample `name{labels}` in a scrape.
+pub fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+}

@@ -15,6 +15,7 @@ mod daemon;
 mod frozen_server;
 mod hostile_input;
 mod imap_faults;
+mod oauth;
 mod offline;
 mod outbox;
 mod pipeline;

@@ -333,26 +333,6 @@ fn stats_names_a_bad_argument() {
     }
 }
 
-/// One scrape of the metrics endpoint at `port`, its body.
-fn scrape(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-/// The value of the sample `name{labels}` in a scrape.
-fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .and_then(|v| v.split(' ').next()?.parse().ok())
-}
-
 #[test]
 fn metrics_export_the_stopped_clocks_per_plan_and_priority_once_each() {
     let dir = tempfile::tempdir().unwrap();
