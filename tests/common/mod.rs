@@ -695,6 +695,7 @@ pub struct OAuth {
     pub device_url: String,
     pub verification_url: String,
     pub admin_revoke_user_url: String,
+    pub revoke_url: String,
     pub client_id: String,
     pub client_secret: String,
     pub ca: PathBuf,
@@ -712,6 +713,11 @@ impl Drop for OAuth {
 
 /// Starts it; `args` go to the server (e.g. "--access-lifetime", "6").
 pub fn start_oauth(stack: &Stack, args: &[&str]) -> OAuth {
+    start_oauth_with(stack, args, &[])
+}
+
+/// The same with oauth.sh's environment (e.g. OAUTH_VALIDATION=introspect).
+pub fn start_oauth_with(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> OAuth {
     let dir = stack.dir.path().join("stack");
     let out = Command::new("bash")
         .arg(format!("{ROOT}/tests/mailstack/oauth.sh"))
@@ -719,6 +725,7 @@ pub fn start_oauth(stack: &Stack, args: &[&str]) -> OAuth {
         .arg(&dir)
         .arg(stack.imap.to_string())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -739,6 +746,7 @@ pub fn start_oauth(stack: &Stack, args: &[&str]) -> OAuth {
         device_url: get("DEVICE_AUTHORIZATION_URL"),
         verification_url: get("VERIFICATION_URL"),
         admin_revoke_user_url: get("ADMIN_REVOKE_USER_URL"),
+        revoke_url: get("REVOKE_URL"),
         client_id: get("CLIENT_ID"),
         client_secret: get("CLIENT_SECRET"),
         ca: PathBuf::from(get("OAUTH_CA_FILE")),

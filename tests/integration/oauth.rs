@@ -455,3 +455,54 @@ async fn a_revoked_token_alerts_once_and_mail_resumes_after_a_new_sign_in() {
     let out = run(&cfg, &["auth", "status"], &[]);
     assert!(out.status.success(), "{}", out_text(&out));
 }
+
+/// An access token the provider revoked before its expiry (Dovecot asks
+/// the server on every login here, RFC 7662): IMAP refuses it, the desk
+/// refreshes once and logs in with the new one; SMTP then uses that one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_refused_before_its_expiry_is_replaced_once() {
+    let stack = start_stack();
+    let oauth = start_oauth_with(&stack, &[], &[("OAUTH_VALIDATION", "introspect")]);
+    let cfg = desk(
+        &stack,
+        &imap_mailbox(
+            &stack,
+            "support",
+            "support",
+            "auth = \"oauth2\"\noauth = \"desk\"",
+        ),
+        &smtp_outbox(&stack, "auth = \"oauth2\"\noauth = \"desk\""),
+        &oauth.account("desk", "oauthbearer"),
+    );
+    oauth.device_login(&cfg, "desk", "support");
+    let out = run(&cfg, &["check-config", "--connect"], &[]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    let before = token_file(&cfg, "desk");
+    let revoked = before["access_token"].as_str().unwrap().to_string();
+    oauth.post(
+        &oauth.revoke_url,
+        &[
+            ("token", &revoked),
+            ("token_type_hint", "access_token"),
+            ("client_id", &oauth.client_id),
+            ("client_secret", &oauth.client_secret),
+        ],
+    );
+    let out = run(
+        &cfg,
+        &["check-config", "--connect"],
+        &[("RUST_LOG", "info")],
+    );
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    let after = token_file(&cfg, "desk");
+    assert_ne!(
+        after["access_token"], before["access_token"],
+        "a new access token"
+    );
+    assert!(
+        after["refreshed_at"].is_string() && after["last_error"].is_null(),
+        "{after}"
+    );
+    assert!(!text.contains(&revoked), "a token in the output: {text}");
+}
