@@ -31,6 +31,8 @@ install_packages() {
     command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)   # the trust tests' DNS (DKIM keys)
     command -v dkimsign >/dev/null || missing+=(python3-dkim)  # the trust tests' DKIM signer (dkimpy)
     command -v chromium >/dev/null || missing+=(chromium)      # the report test renders the HTML report
+    command -v curl >/dev/null || missing+=(curl)              # the OAuth tests post to the authorization server
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)  # its venv (oauth.sh)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
