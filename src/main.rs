@@ -125,7 +125,14 @@ enum AuthCommand {
     /// URL and a code to enter in any browser, on any machine, waits for
     /// the sign-in, stores the tokens. Run it as the service's user (or
     /// root: the file is given to the state directory's owner).
-    Login { name: String },
+    Login {
+        name: String,
+        /// Sign in with the authorization code grant and PKCE instead: a
+        /// URL to open in a browser, whose final address is pasted back
+        /// (for Google, whose device grant offers no mail scope).
+        #[arg(long)]
+        browser: bool,
+    },
     /// Each account's owner, scopes, token expiry and last refresh.
     Status,
     /// Forget an account's tokens (sign out on this machine; the
@@ -376,11 +383,20 @@ fn auth_command(path: &std::path::Path, command: AuthCommand) -> Result<ExitCode
         .build()
         .context("Starting the tokio runtime")?;
     match command {
-        AuthCommand::Login { name } => {
+        AuthCommand::Login { name, browser } => {
             let Some(a) = account(&name) else {
                 return Ok(ExitCode::from(2));
             };
-            let t = rt.block_on(supportdesk::oauth::login(&a, &mut std::io::stdout()))?;
+            let mut out = std::io::stdout();
+            let t = if browser {
+                rt.block_on(supportdesk::oauth::login_browser(
+                    &a,
+                    &mut out,
+                    &mut std::io::stdin().lock(),
+                ))?
+            } else {
+                rt.block_on(supportdesk::oauth::login(&a, &mut out))?
+            };
             println!(
                 "signed in: account {name}{}; the daemon uses the new tokens at its next login (no restart needed)",
                 t.owner

@@ -452,6 +452,105 @@ pub async fn login(account: &OAuthAccount, out: &mut dyn Write) -> Result<TokenF
         .request_async(&http, tokio::time::sleep, Some(lifetime))
         .await
         .map_err(|e| anyhow!("sign-in did not complete: {}", refusal(&e).0))?;
+    store_new(account, &r).await
+}
+
+/// `auth login --browser`: the authorization code grant with PKCE (RFC
+/// 7636) and a loopback redirect URI, for providers whose device grant
+/// does not offer the mail scopes (Google). No server listens there: the
+/// browser's failed visit to the redirect URI shows it in the address
+/// bar, and the user pastes that URL here (works over SSH, from any
+/// machine's browser). The `state` in it must be the one sent.
+pub async fn login_browser(
+    account: &OAuthAccount,
+    out: &mut dyn Write,
+    input: &mut dyn std::io::BufRead,
+) -> Result<TokenFile> {
+    use oauth2::{AuthUrl, AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl};
+    let Some(auth_url) = &account.authorization_url else {
+        anyhow::bail!(
+            "account {} has no authorization_url: the browser sign-in needs one",
+            account.name
+        );
+    };
+    let http = http_client(account)?;
+    let client = oauth_client(account)?
+        .set_auth_uri(AuthUrl::new(auth_url.clone()).context("authorization_url")?)
+        .set_redirect_uri(RedirectUrl::new(account.redirect_uri.clone()).context("redirect_uri")?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(account.scopes.iter().map(|s| Scope::new(s.clone())))
+        .set_pkce_challenge(challenge);
+    if account.provider == "google" {
+        // Google gives a refresh token only for offline access, and again
+        // on a second sign-in only with a new consent.
+        request = request
+            .add_extra_param("access_type", "offline")
+            .add_extra_param("prompt", "consent");
+    }
+    let (url, state) = request.url();
+    writeln!(
+        out,
+        "To sign in account {}, open this URL in any browser and sign in as the mailbox's owner or delegate:\n\n{url}\n",
+        account.name
+    )?;
+    writeln!(
+        out,
+        "The browser then fails to open {} (nothing listens there): copy the whole address from its address bar and paste it here:",
+        account.redirect_uri
+    )?;
+    out.flush()?;
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("Reading the pasted address")?;
+    let code = code_from_redirect(line.trim(), state.secret())?;
+    let r = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .map_err(|e| anyhow!("the code exchange failed: {}", refusal(&e).0))?;
+    store_new(account, &r).await
+}
+
+/// The code in the address the provider redirected the browser to, after
+/// checking its `state` (a pasted address of another sign-in is refused).
+fn code_from_redirect(pasted: &str, state: &str) -> Result<String> {
+    let query = pasted
+        .split_once('?')
+        .map_or(pasted, |(_, q)| q)
+        .split('#')
+        .next()
+        .unwrap_or_default();
+    let pairs: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x/?{query}"))
+        .context("Not an address")?
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Some(e) = get("error") {
+        anyhow::bail!(
+            "the provider refused the sign-in: {e}{}",
+            get("error_description")
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+    }
+    if get("state").as_deref() != Some(state) {
+        anyhow::bail!(
+            "the pasted address is not of this sign-in (its state differs); run auth login again"
+        );
+    }
+    get("code").context("the pasted address carries no code")
+}
+
+/// Stores the tokens of a new sign-in, replacing any before.
+async fn store_new(
+    account: &OAuthAccount,
+    r: &oauth2::basic::BasicTokenResponse,
+) -> Result<TokenFile> {
     let now = Utc::now();
     let access_token = r.access_token().secret().clone();
     let t = TokenFile {
@@ -620,6 +719,28 @@ mod tests {
         assert_eq!(owner_of("ya29.a0AfB_byC-opaque"), None);
         assert_eq!(owner_of("a.!!!.c"), None);
         assert_eq!(owner_of(""), None);
+    }
+
+    #[test]
+    fn the_pasted_redirect_gives_its_code_only_for_this_sign_in() {
+        let ok = "http://localhost:8400/?code=C0de%2Fx&state=S1&session_state=z";
+        assert_eq!(code_from_redirect(ok, "S1").unwrap(), "C0de/x");
+        // The query alone, as some users copy it.
+        assert_eq!(
+            code_from_redirect("code=abc&state=S1", "S1").unwrap(),
+            "abc"
+        );
+        let e = code_from_redirect(ok, "S2").unwrap_err().to_string();
+        assert!(e.contains("state differs"), "{e}");
+        let e = code_from_redirect(
+            "http://localhost:8400/?error=access_denied&error_description=User+said+no&state=S1",
+            "S1",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("access_denied: User said no"), "{e}");
+        assert!(code_from_redirect("http://localhost:8400/?state=S1", "S1").is_err());
+        assert!(code_from_redirect("", "S1").is_err());
     }
 
     #[test]

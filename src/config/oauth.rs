@@ -31,6 +31,11 @@ pub struct RawOAuth {
     /// Required for `generic`; a preset's endpoints may be overridden.
     pub token_url: Option<String>,
     pub device_authorization_url: Option<String>,
+    /// The browser sign-in's (`auth login --browser`) authorization endpoint.
+    pub authorization_url: Option<String>,
+    /// Where the browser sign-in sends the browser back (default
+    /// "http://localhost:8400/"; nothing needs to listen there).
+    pub redirect_uri: Option<String>,
     /// "xoauth2" (default; what Microsoft and Google document) or
     /// "oauthbearer" (RFC 7628).
     pub mechanism: Option<String>,
@@ -56,6 +61,9 @@ pub struct OAuthAccount {
     pub scopes: Vec<String>,
     pub token_url: String,
     pub device_authorization_url: String,
+    /// None: no browser sign-in (a generic provider without one).
+    pub authorization_url: Option<String>,
+    pub redirect_uri: String,
     pub mechanism: Sasl,
     pub ca_file: Option<PathBuf>,
     /// `<state_dir>/oauth/NAME.json`.
@@ -122,48 +130,53 @@ fn check_account(
         );
         return None;
     }
-    let (token, device, scopes): (Option<String>, Option<String>, &[&str]) = match a
-        .provider
-        .as_str()
-    {
-        "microsoft" => {
-            // A problem, not a missing account: what uses it is checked on.
-            let tenant = match a.tenant.as_deref().filter(|t| !t.trim().is_empty()) {
-                Some(t) => t,
-                None => {
-                    pr.push(
+    let (token, device, auth, scopes): (Option<String>, Option<String>, Option<String>, &[&str]) =
+        match a.provider.as_str() {
+            "microsoft" => {
+                // A problem, not a missing account: what uses it is checked on.
+                let tenant = match a.tenant.as_deref().filter(|t| !t.trim().is_empty()) {
+                    Some(t) => t,
+                    None => {
+                        pr.push(
                         &["tenant"],
                         "the microsoft provider needs the tenant (directory id or domain, or \"organizations\")",
                     );
-                    "-"
-                }
-            };
-            let root = format!(
-                "https://login.microsoftonline.com/{}/oauth2/v2.0",
-                tenant.trim()
-            );
-            (
-                Some(format!("{root}/token")),
-                Some(format!("{root}/devicecode")),
-                MICROSOFT_SCOPES,
-            )
-        }
-        "google" => (
-            Some("https://oauth2.googleapis.com/token".into()),
-            Some("https://oauth2.googleapis.com/device/code".into()),
-            GOOGLE_SCOPES,
-        ),
-        "generic" => (None, None, &[]),
-        other => {
-            pr.push(
+                        "-"
+                    }
+                };
+                let root = format!(
+                    "https://login.microsoftonline.com/{}/oauth2/v2.0",
+                    tenant.trim()
+                );
+                (
+                    Some(format!("{root}/token")),
+                    Some(format!("{root}/devicecode")),
+                    Some(format!("{root}/authorize")),
+                    MICROSOFT_SCOPES,
+                )
+            }
+            "google" => (
+                Some("https://oauth2.googleapis.com/token".into()),
+                Some("https://oauth2.googleapis.com/device/code".into()),
+                Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+                GOOGLE_SCOPES,
+            ),
+            "generic" => (None, None, None, &[]),
+            other => {
+                pr.push(
                 &["provider"],
                 format!(
                     "unknown provider {other:?}; expected \"microsoft\", \"google\" or \"generic\""
                 ),
             );
-            (Some("https://-".into()), Some("https://-".into()), &["-"])
-        }
-    };
+                (
+                    Some("https://-".into()),
+                    Some("https://-".into()),
+                    None,
+                    &["-"],
+                )
+            }
+        };
     if a.provider != "microsoft" && a.tenant.is_some() {
         pr.push(&["tenant"], "`tenant` is for the microsoft provider");
     }
@@ -189,6 +202,34 @@ fn check_account(
         &a.device_authorization_url,
         device,
     );
+    let authorization_url = match a.authorization_url.clone().or(auth) {
+        None => None,
+        Some(u) if u.starts_with("https://") => Some(u),
+        Some(u) => {
+            pr.push(
+                &["authorization_url"],
+                format!("{u:?} is not an https:// URL"),
+            );
+            None
+        }
+    };
+    let redirect_uri = a
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| "http://localhost:8400/".into());
+    let loopback = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
+    if !loopback.iter().any(|l| {
+        redirect_uri
+            .strip_prefix(l)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+    }) {
+        pr.push(
+            &["redirect_uri"],
+            format!(
+                "{redirect_uri:?}: expected a loopback address such as \"http://localhost:8400/\" (the browser must not carry the code to any server)"
+            ),
+        );
+    }
     if a.client_id.trim().is_empty() {
         pr.push(&["client_id"], "expected the application (client) id");
     }
@@ -244,6 +285,8 @@ fn check_account(
         scopes,
         token_url,
         device_authorization_url,
+        authorization_url,
+        redirect_uri,
         mechanism,
         ca_file,
         token_file: token_dir(state_dir).join(format!("{name}.json")),

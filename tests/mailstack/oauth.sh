@@ -238,6 +238,7 @@ EOF
     echo "DEVICE_AUTHORIZATION_URL=$issuer/device_authorization"
     echo "DEVICE_URL=$issuer/device_authorization"
     echo "VERIFICATION_URL=$issuer/device"
+    echo "AUTHORIZATION_URL=$issuer/authorize"
     echo "TOKEN_URL=$issuer/token"
     echo "REVOKE_URL=$issuer/revoke"
     echo "INTROSPECT_URL=$issuer/introspect"

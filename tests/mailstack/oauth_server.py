@@ -2,7 +2,8 @@
 """A real OAuth 2.0 authorization server for the integration tests.
 
 Built on authlib's Flask integration: device authorization grant (RFC 8628),
-refresh token grant (RFC 6749 section 6) with optional rotation, token
+authorization code grant (RFC 6749 section 4.1) with PKCE (RFC 7636, S256
+required) for loopback redirect URIs (RFC 8252 section 7.3), refresh token grant (RFC 6749 section 6) with optional rotation, token
 revocation (RFC 7009) and token introspection (RFC 7662). Access tokens are
 JWTs (typ JWT, HS256 or RS256) that Dovecot's oauth2 passdb validates locally
 from the key files this server writes (--dovecot-key-dir).
@@ -10,6 +11,23 @@ from the key files this server writes (--dovecot-key-dir).
 In place of a human at the verification page, a test POSTs the form:
 
     POST /device   user_code=BCDF-GHJK&username=agent[&action=deny]
+
+In place of a human at the browser sign-in page (GET /authorize?... shows it),
+a test POSTs to the same URL, query string included, and reads the Location
+header of the 302 without following it:
+
+    POST /authorize?response_type=code&client_id=..&redirect_uri=..&scope=..
+         &state=..&code_challenge=..&code_challenge_method=S256
+         username=agent[&action=deny]
+    -> 302 Location: <redirect_uri>?code=...&state=...
+       (deny: <redirect_uri>?error=access_denied&state=...)
+
+Any redirect_uri on http://127.0.0.1, http://[::1] or http://localhost with
+any port and path is accepted (no fragment, no userinfo); others get an HTML
+error page with status 400 and no redirect. A code is single-use: the first
+token request that presents it consumes it, even a failed one (wrong
+code_verifier or redirect_uri); presenting it again gets invalid_grant and
+revokes every token issued from it (RFC 6749 4.1.2).
 
 Test control (not OAuth): POST /admin/revoke_user  username=agent
 revokes every token of that user (consent withdrawn).
@@ -28,6 +46,7 @@ import ssl
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 
 from flask import Flask, request, Response
 from werkzeug.serving import make_server
@@ -36,10 +55,16 @@ from joserfc.jwk import OctKey, RSAKey
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
-from authlib.oauth2.rfc6749.grants import RefreshTokenGrant
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.util import scope_to_list, list_to_scope
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc8628 import (
     DeviceAuthorizationEndpoint,
@@ -55,6 +80,27 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 def dovecot_escape(identifier):
     """The escaping Dovecot 2.3 applies to azp and kid in the key path."""
     return identifier.replace("%", "%25").replace("/", "%2f")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+URI_UNSAFE = set('"<>\\^`{|}')
+
+
+def is_loopback_redirect_uri(uri):
+    """http on a loopback host, any port and path, as Google and Microsoft
+    allow for desktop clients (RFC 8252 7.3); no fragment (RFC 6749 3.1.2),
+    no userinfo, printable ASCII only."""
+    if not uri or any(not ("\x21" <= c <= "\x7e") or c in URI_UNSAFE for c in uri):
+        return False
+    if "#" in uri:
+        return False
+    try:
+        u = urlsplit(uri)
+        u.port                      # raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (u.scheme == "http" and u.hostname in LOOPBACK_HOSTS
+            and "@" not in u.netloc)
 
 
 # --------------------------------------------------------------------------
@@ -80,7 +126,7 @@ class Client(ClientMixin):
         return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
 
     def check_redirect_uri(self, redirect_uri):
-        return False
+        return is_loopback_redirect_uri(redirect_uri)
 
     def check_client_secret(self, client_secret):
         return secrets.compare_digest(client_secret, self.client_secret)
@@ -89,10 +135,11 @@ class Client(ClientMixin):
         return method in AUTH_METHODS
 
     def check_response_type(self, response_type):
-        return False
+        return response_type == "code"
 
     def check_grant_type(self, grant_type):
-        return grant_type in (DeviceCodeGrant.GRANT_TYPE, "refresh_token")
+        return grant_type in (DeviceCodeGrant.GRANT_TYPE, "authorization_code",
+                              "refresh_token")
 
 
 class Token(TokenMixin):
@@ -109,6 +156,7 @@ class Token(TokenMixin):
         self.access_revoked = False
         self.refresh_revoked = False
         self.revoke_reason = None
+        self.family = None       # the authorization code it descends from
 
     def check_client(self, client):
         return client.get_client_id() == self.client_id
@@ -132,6 +180,26 @@ class Token(TokenMixin):
         return STATE.client
 
 
+class AuthorizationCode(AuthorizationCodeMixin):
+    def __init__(self, code, client_id, redirect_uri, scope, user,
+                 code_challenge, code_challenge_method, lifetime):
+        self.code = code
+        self.client_id = client_id
+        self.redirect_uri = redirect_uri
+        self.scope = scope
+        self.user = user
+        self.code_challenge = code_challenge
+        self.code_challenge_method = code_challenge_method
+        self.expires_at = time.time() + lifetime
+        self.used = False
+
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+
 class State:
     def __init__(self):
         self.client = None
@@ -141,6 +209,7 @@ class State:
         self.devices = {}        # device_code -> DeviceCredentialDict
         self.used_devices = set()
         self.grants = {}         # user_code -> (user, approved)
+        self.codes = {}          # authorization code -> AuthorizationCode (kept once used)
 
 
 STATE = State()
@@ -235,6 +304,11 @@ def save_token(token, request):
         rec = Token(request.client.get_client_id(), user, token.get("scope", ""),
                     token["access_token"], token["expires_in"], refresh,
                     refresh_expires_at)
+        code = getattr(request, "authorization_code", None)
+        if isinstance(code, AuthorizationCode):
+            rec.family = code.code
+        elif isinstance(old, Token):
+            rec.family = old.family
         STATE.tokens_by_access[rec.access_token] = rec
         if refresh:
             STATE.tokens_by_refresh[refresh] = rec
@@ -296,6 +370,70 @@ class MyDeviceCodeGrant(DeviceCodeGrant):
             STATE.devices.pop(code, None)
             STATE.used_devices.add(code)
         return result
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE for every client, public or confidential: authlib's
+    CodeChallenge(required=True) only insists on a code_verifier from public
+    (auth method "none") clients and accepts an authorization request
+    without code_challenge; here a code_challenge with method S256 is
+    mandatory, so every code carries one and the token request must
+    present the matching code_verifier."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge' (PKCE is required)")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class MyAuthorizationCodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    CODE_LIFETIME = 600
+
+    def save_authorization_code(self, code, request):
+        data = request.payload.data
+        rec = AuthorizationCode(
+            code, request.client.get_client_id(), request.payload.redirect_uri,
+            request.scope, request.user, data.get("code_challenge"),
+            data.get("code_challenge_method"), self.CODE_LIFETIME)
+        with LOCK:
+            STATE.codes[code] = rec
+        log.info("authorization code for user=%s scope=%r redirect_uri=%s",
+                 rec.user, rec.scope, rec.redirect_uri)
+
+    def query_authorization_code(self, code, client):
+        # Single use: the first token request that gets here consumes the
+        # code, whether or not it then passes the PKCE and redirect_uri checks.
+        with LOCK:
+            rec = STATE.codes.get(code)
+            if rec is None or rec.client_id != client.get_client_id():
+                return None
+            if rec.used:
+                n = 0
+                for tok in set(STATE.tokens_by_access.values()) | set(STATE.tokens_by_refresh.values()):
+                    if tok.family == code and not (tok.access_revoked and tok.refresh_revoked):
+                        tok.access_revoked = tok.refresh_revoked = True
+                        tok.revoke_reason = "authorization code reused"
+                        n += 1
+                log.info("authorization code reused: revoked %d token(s) of user=%s",
+                         n, rec.user)
+                raise InvalidGrantError("authorization code was already used")
+            rec.used = True
+        if rec.expires_at < time.time():
+            raise InvalidGrantError("authorization code has expired")
+        return rec
+
+    def delete_authorization_code(self, authorization_code):
+        pass    # kept, marked used, to recognise a replay
+
+    def authenticate_user(self, authorization_code):
+        return authorization_code.user
 
 
 class MyRefreshTokenGrant(RefreshTokenGrant):
@@ -391,6 +529,32 @@ DEVICE_FORM = """<!doctype html>
 """
 
 
+AUTHORIZE_FORM = """<!doctype html>
+<html><head><title>Sign in</title></head><body>
+<h1>Sign in</h1>
+<p>{message}</p>
+<p>Client <b>{client_id}</b> asks for: <b>{scope}</b></p>
+<form method="post" action="/authorize?{query}">
+<label>User <input name="username" autofocus></label><br>
+<button name="action" value="approve">Approve</button>
+<button name="action" value="deny">Deny</button>
+</form></body></html>
+"""
+
+ERROR_PAGE = """<!doctype html>
+<html><head><title>Sign-in error</title></head><body>
+<h1>Sign-in error</h1>
+<p>{error}: {description}</p>
+</body></html>
+"""
+
+
+def error_page(error, description, status=400):
+    return Response(ERROR_PAGE.format(error=html.escape(error),
+                                      description=html.escape(description or "")),
+                    status=status, mimetype="text/html")
+
+
 def create_app(args):
     app = Flask(__name__)
     server = AuthorizationServer(
@@ -406,11 +570,13 @@ def create_app(args):
     MyDeviceAuthorizationEndpoint.EXPIRES_IN = args.device_code_lifetime
     MyDeviceAuthorizationEndpoint.INTERVAL = args.interval
     MyRefreshTokenGrant.INCLUDE_NEW_REFRESH_TOKEN = args.rotate_refresh
+    MyAuthorizationCodeGrant.CODE_LIFETIME = args.code_lifetime
     server.register_endpoint(MyDeviceAuthorizationEndpoint)
     server.register_endpoint(MyRevocationEndpoint)
     server.register_endpoint(MyIntrospectionEndpoint)
     server.register_grant(MyDeviceCodeGrant)
     server.register_grant(MyRefreshTokenGrant)
+    server.register_grant(MyAuthorizationCodeGrant, [S256CodeChallenge(required=True)])
 
     @app.post("/device_authorization")
     def device_authorization():
@@ -454,6 +620,58 @@ def create_app(args):
         return Response(DEVICE_FORM.format(message=html.escape(msg), user_code=""),
                         status=status, mimetype="text/html")
 
+    def consent_grant():
+        """Validate the authorization request: (grant, None) or
+        (None, response). A bad client or redirect_uri gets an error page,
+        never a redirect; other errors go back to the redirect_uri."""
+        client_id = request.values.get("client_id", "")
+        redirect_uri = request.values.get("redirect_uri", "")
+        if not (STATE.client and client_id == STATE.client.client_id):
+            return None, error_page("invalid_client", "Unknown client_id.")
+        if not is_loopback_redirect_uri(redirect_uri):
+            return None, error_page(
+                "invalid_request",
+                "redirect_uri must be http://127.0.0.1, http://[::1] or "
+                "http://localhost (any port and path): " + redirect_uri)
+        try:
+            return server.get_consent_grant(), None
+        except OAuth2Error as error:
+            log.info("authorize: %s %s", error.error, error.description)
+            if error.redirect_uri:
+                return None, server.handle_error_response(None, error)
+            return None, error_page(error.error, error.description)
+
+    def authorize_form(grant, message, status=200):
+        return Response(AUTHORIZE_FORM.format(
+            message=html.escape(message),
+            client_id=html.escape(grant.request.client.get_client_id()),
+            scope=html.escape(grant.request.scope or "(none)"),
+            query=html.escape(request.query_string.decode("latin-1"))),
+            status=status, mimetype="text/html")
+
+    @app.get("/authorize")
+    def authorize_page():
+        grant, response = consent_grant()
+        if response is not None:
+            return response
+        return authorize_form(grant, "Sign in to approve this application.")
+
+    @app.post("/authorize")
+    def authorize_approve():
+        grant, response = consent_grant()
+        if response is not None:
+            return response
+        username = request.form.get("username", "").strip()
+        approve = request.form.get("action", "approve") != "deny"
+        if approve and username not in STATE.users:
+            log.info("authorize page: unknown user=%r", username)
+            return authorize_form(grant, "Unknown user.", 400)
+        response = server.create_authorization_response(
+            grant_user=username if approve else None, grant=grant)
+        log.info("authorize page: user=%s approve=%s -> %d",
+                 username, approve, response.status_code)
+        return response
+
     @app.post("/admin/revoke_user")
     def revoke_user():
         username = request.form.get("username", "")
@@ -488,7 +706,7 @@ def main():
     p.add_argument("--scopes", default="imap smtp offline_access",
                    help="scopes the client may request")
     p.add_argument("--users", default="support,helpdesk,agent,sink",
-                   help="comma-separated users who may approve a device")
+                   help="comma-separated users who may approve a device or sign in")
     p.add_argument("--email-domain", default="local.test")
     p.add_argument("--issuer", help="iss claim; default https://127.0.0.1:PORT")
     p.add_argument("--alg", choices=["HS256", "RS256"], default="HS256")
@@ -501,6 +719,8 @@ def main():
     p.add_argument("--rotate-refresh", dest="rotate_refresh", action="store_true", default=True)
     p.add_argument("--no-rotate-refresh", dest="rotate_refresh", action="store_false")
     p.add_argument("--device-code-lifetime", type=int, default=600, metavar="SECS")
+    p.add_argument("--code-lifetime", type=int, default=600, metavar="SECS",
+                   help="authorization code lifetime")
     p.add_argument("--interval", type=int, default=1, metavar="SECS",
                    help="device polling interval (slow_down below it)")
     p.add_argument("--dovecot-key-dir", help="write the validation key in the layout of "
