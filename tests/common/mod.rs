@@ -696,6 +696,7 @@ pub struct OAuth {
     pub verification_url: String,
     pub admin_revoke_user_url: String,
     pub revoke_url: String,
+    pub authorization_url: String,
     pub client_id: String,
     pub client_secret: String,
     pub ca: PathBuf,
@@ -747,6 +748,7 @@ pub fn start_oauth_with(stack: &Stack, args: &[&str], env: &[(&str, &str)]) -> O
         verification_url: get("VERIFICATION_URL"),
         admin_revoke_user_url: get("ADMIN_REVOKE_USER_URL"),
         revoke_url: get("REVOKE_URL"),
+        authorization_url: get("AUTHORIZATION_URL"),
         client_id: get("CLIENT_ID"),
         client_secret: get("CLIENT_SECRET"),
         ca: PathBuf::from(get("OAUTH_CA_FILE")),
@@ -765,6 +767,7 @@ client_id = "{id}"
 client_secret = "{secret}"
 token_url = "{token}"
 device_authorization_url = "{device}"
+authorization_url = "{authorize}"
 scopes = ["imap", "smtp", "offline_access"]
 mechanism = "{mechanism}"
 ca_file = "{ca}"
@@ -773,6 +776,7 @@ ca_file = "{ca}"
             secret = self.client_secret,
             token = self.token_url,
             device = self.device_url,
+            authorize = self.authorization_url,
             ca = self.ca.display(),
         )
     }
@@ -793,6 +797,69 @@ ca_file = "{ca}"
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `supportdesk auth login ACCOUNT --browser`: the user opens the URL
+    /// it prints, signs in as `user` (the form's POST, as a browser sends
+    /// it), and pastes the address the server redirects to, passed through
+    /// `edit` first (to paste a wrong one). Returns the command's output.
+    pub fn browser_login(
+        &self,
+        config: &Path,
+        account: &str,
+        user: &str,
+        edit: impl Fn(&str) -> String,
+    ) -> Output {
+        use std::io::{BufRead, Write};
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(["auth", "login", account, "--browser"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        let url = loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("auth login --browser printed no URL:\n{printed}");
+            }
+            printed.push_str(&line);
+            if line.starts_with(&self.authorization_url) {
+                break line.trim().to_string();
+            }
+        };
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{redirect_url}",
+                "--cacert",
+            ])
+            .arg(&self.ca)
+            .args(["-d", &format!("username={user}")])
+            .arg(&url)
+            .output()
+            .unwrap();
+        let location = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            location.contains("code="),
+            "no redirect with a code: {location:?}"
+        );
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", edit(&location)).unwrap();
+        drop(stdin);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let mut out = child.wait_with_output().unwrap();
+        out.stdout = (printed + &rest).into_bytes();
+        out
     }
 
     /// `supportdesk auth login ACCOUNT`, the user approving its code in

@@ -506,3 +506,36 @@ async fn an_access_token_refused_before_its_expiry_is_replaced_once() {
     );
     assert!(!text.contains(&revoked), "a token in the output: {text}");
 }
+
+/// The browser sign-in (authorization code with PKCE, for Google): the
+/// printed URL, the sign-in page's POST, the redirected address pasted
+/// back; the token then logs in to IMAP and SMTP. A pasted address of
+/// another sign-in (its state changed) is refused and stores nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_sign_in_with_pkce_and_a_pasted_address() {
+    let stack = start_stack();
+    let oauth = start_oauth(&stack, &[]);
+    let cfg = desk(
+        &stack,
+        &imap_mailbox(
+            &stack,
+            "support",
+            "support",
+            "auth = \"oauth2\"\noauth = \"desk\"",
+        ),
+        &smtp_outbox(&stack, "auth = \"oauth2\"\noauth = \"desk\""),
+        &oauth.account("desk", "xoauth2"),
+    );
+    let out = oauth.browser_login(&cfg, "desk", "support", |l| l.replace("state=", "state=x"));
+    let text = out_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("state differs"), "{text}");
+    assert!(!cfg.parent().unwrap().join("state/oauth/desk.json").exists());
+
+    let out = oauth.browser_login(&cfg, "desk", "support", |l| l.to_string());
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("token owner support"), "{text}");
+    let out = run(&cfg, &["check-config", "--connect"], &[]);
+    assert!(out.status.success(), "{}", out_text(&out));
+}
