@@ -4,10 +4,18 @@
 //!
 //! Order matters only for the kind reported: a bounce is a bounce even
 //! when it also carries Auto-Submitted.
+//!
+//! Headers first; then, for the out-of-office replies that carry none
+//! (many clients, and every "rule" a user sets up by hand), the text: a
+//! short own text whose opening sentences say, in the first person, that
+//! the writer is away, with a return date or a contact for urgent
+//! matters. A request that merely mentions someone's absence ("my
+//! colleague is on holiday, the backup failed") is not one: the absence
+//! is not the writer's, or the text goes on to describe a problem.
 
 use serde::Serialize;
 
-use super::normalize::fold;
+use super::normalize::{fold, words};
 use crate::core::inbound::ParsedMail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,5 +133,218 @@ pub fn detect_automated(mail: &ParsedMail) -> Option<Automated> {
         // RFC 3834 asks auto-responders to use it.
         return found(AutomatedKind::AutoReply, "Return-Path: <>".into());
     }
+    let own = super::own_text::own_text(&mail.subject, &mail.text);
+    out_of_office(&own).and_then(|why| found(AutomatedKind::AutoReply, why))
+}
+
+/// The writer saying they are away, in the first person, folded: "I am"
+/// (and its forms in the seven languages) and an absence in one sentence.
+const FIRST_PERSON: &[&str] = &[
+    "i am",
+    "i m",
+    "i will be",
+    "i ll be",
+    "i shall be",
+    "je suis",
+    "je serai",
+    "ich bin",
+    "ich werde",
+    "estoy",
+    "estare",
+    "me encuentro",
+    "sono",
+    "saro",
+    "ik ben",
+    "estou",
+    "estarei",
+    "i am currently",
+    "je suis actuellement",
+];
+const AWAY: &[&str] = &[
+    "out of the office",
+    "out of office",
+    "away from the office",
+    "away from my desk",
+    "on leave",
+    "annual leave",
+    "parental leave",
+    "maternity leave",
+    "sick leave",
+    "on holiday",
+    "on vacation",
+    "away until",
+    "absent",
+    "absente",
+    "en conge",
+    "en conges",
+    "en vacances",
+    "hors du bureau",
+    "en deplacement",
+    "nicht im buro",
+    "nicht im buero",
+    "abwesend",
+    "im urlaub",
+    "ausser haus",
+    "fuera de la oficina",
+    "de vacaciones",
+    "ausente",
+    "fuori ufficio",
+    "fuori sede",
+    "in ferie",
+    "assente",
+    "afwezig",
+    "niet op kantoor",
+    "met vakantie",
+    "op vakantie",
+    "fora do escritorio",
+    "de ferias",
+    "em ferias",
+];
+/// The second sign: a return, or whom to ask meanwhile.
+const UNTIL_OR_INSTEAD: &[&str] = &[
+    "until",
+    "back on",
+    "will be back",
+    "when i return",
+    "upon my return",
+    "on my return",
+    "not be forwarded",
+    "limited access",
+    "no access",
+    "urgent",
+    "jusqu",
+    "a mon retour",
+    "de retour",
+    "retour le",
+    "urgence",
+    "urgent",
+    "bis zum",
+    "bis einschliesslich",
+    "bis",
+    "zuruck",
+    "dringend",
+    "hasta",
+    "a mi regreso",
+    "urgente",
+    "fino al",
+    "fino a",
+    "rientro",
+    "urgenz",
+    "tot en met",
+    "tot",
+    "terug",
+    "dringende",
+    "ate",
+    "regresso",
+    "urgentes",
+];
+/// Words of a problem report: a text with one is a request, whatever
+/// absence it mentions.
+const PROBLEM: &[&str] = &[
+    "error",
+    "errors",
+    "fails",
+    "failed",
+    "failing",
+    "failure",
+    "broken",
+    "crash",
+    "erreur",
+    "erreurs",
+    "echec",
+    "echoue",
+    "panne",
+    "plante",
+    "fehler",
+    "fehlgeschlagen",
+    "ausgefallen",
+    "falla",
+    "fallo",
+    "fallado",
+    "errore",
+    "guasto",
+    "fout",
+    "storing",
+    "erro",
+    "falha",
+];
+/// Longer than this, the text says more than an absence.
+const OUT_OF_OFFICE_MAX_WORDS: usize = 80;
+
+/// Why this own text is an out-of-office reply, if it is one.
+fn out_of_office(own: &str) -> Option<String> {
+    let all = words(own);
+    if all.split(' ').count() > OUT_OF_OFFICE_MAX_WORDS {
+        return None;
+    }
+    let has = |hay: &str, list: &[&'static str]| -> Option<&'static str> {
+        let hay = format!(" {hay} ");
+        list.iter()
+            .copied()
+            .find(|p| hay.contains(&format!(" {p} ")))
+    };
+    // "I am" and an absence close after it ("ich bin bis zum 12.01. nicht
+    // im Buro"), among the opening words (a greeting and a thank you may
+    // come first).
+    let w: Vec<&str> = all.split(' ').collect();
+    let at = |i: usize, p: &str| {
+        let p: Vec<&str> = p.split(' ').collect();
+        w.get(i..i + p.len()) == Some(&p[..])
+    };
+    let sign = has(&all, UNTIL_OR_INSTEAD)?;
+    if has(&all, PROBLEM).is_some() {
+        return None;
+    }
+    for i in 0..w.len().min(40) {
+        let Some(me) = FIRST_PERSON.iter().find(|p| at(i, p)) else {
+            continue;
+        };
+        let after = i + me.split(' ').count();
+        for j in after..(after + 7).min(w.len()) {
+            if let Some(away) = AWAY.iter().find(|p| at(j, p)) {
+                return Some(format!(
+                    "out-of-office text: {me:?} .. {away:?}, and {sign:?}"
+                ));
+            }
+        }
+    }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_office;
+
+    #[test]
+    fn out_of_office_text_without_headers() {
+        for t in [
+            "Je suis absent du bureau jusqu'au 12/01, pour toute urgence contactez Mme Sabatier au 04 91 22 33 44.",
+            "Bonjour,\nJe suis en congés jusqu'au 2 septembre.\nEn cas d'urgence, joindre la permanence.",
+            "Guten Tag,\nich bin bis zum 12.01. nicht im Büro. In dringenden Fällen wenden Sie sich an Frau Koch.",
+            "Hi,\nThanks for your email. I'm currently on parental leave and will be back on 3 March.",
+            "Buongiorno, sono fuori ufficio fino al 7 gennaio. Per urgenze contattare l'ufficio tecnico.",
+            "Estoy fuera de la oficina hasta el 7 de enero.",
+            "Ik ben afwezig tot en met 3 maart. Voor dringende zaken: helpdesk@example.nl.",
+            "Estou de férias até dia 10. Para assuntos urgentes contacte a Ana.",
+        ] {
+            assert!(out_of_office(t).is_some(), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_request_that_mentions_an_absence_is_not_one() {
+        for t in [
+            // Someone else's absence.
+            "Mon collègue est en congés jusqu'au 12/01, je reprends le dossier : la sauvegarde de cette nuit a échoué.",
+            // An absence with neither a return nor a contact.
+            "I am out of the office.",
+            // The writer away, then a real problem at length.
+            "I am out of the office from Friday until Monday, so please answer before: since this morning every backup \
+             of our file server fails with error 13, the job log shows a permission problem on /srv/data and the \
+             tape library reports a drive fault. We restarted the service twice and checked the credentials. \
+             Nothing changed and we have no copy of yesterday's data; please call me.",
+        ] {
+            assert!(out_of_office(t).is_none(), "{t}");
+        }
+    }
 }

@@ -266,7 +266,7 @@ const FLOOR: [(&str, f64); 4] = [
     ("language", 100.0),
     ("category", 91.0),
     ("priority", 64.0),
-    ("auto_reply", 94.0),
+    ("auto_reply", 100.0),
 ];
 
 /// Every example config is valid and recognises the seven languages.
