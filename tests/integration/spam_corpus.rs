@@ -103,16 +103,19 @@ async fn spamassassin_corpus_through_the_whole_pipeline() {
     // The figures it prints, pinned (the corpus is pinned too, see
     // scripts/corpus.sh): a change to triage, the automated-mail checks or
     // the acknowledgement guards shows here and is updated on purpose.
+    // (3482 -> 3483 automated: easy-ham-1/00033.2ceb52..., an out-of-office
+    // reply with no header, "I will be out of the office until Monday",
+    // known by its text since the independent triage corpus.)
     assert_eq!(n, 6046);
     assert_eq!(
         kinds,
         [
-            ("automated".to_string(), 3482),
-            ("customer".to_string(), 2453),
+            ("automated".to_string(), 3483),
+            ("customer".to_string(), 2452),
             ("followup".to_string(), 111)
         ]
     );
-    assert_eq!((tickets, acks, held), (2453, 1795, 658));
+    assert_eq!((tickets, acks, held), (2452, 1794, 658));
     let poison: Vec<String> = conn
         .prepare("SELECT error FROM messages WHERE kind = 'poison'")
         .unwrap()
