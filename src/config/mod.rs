@@ -2179,7 +2179,7 @@ listen = "localhost"
             r#"+10:1: desk.reopen_window: expected a duration such as "7d" or "48h""#,
             r#"+12:1: mailboxes.0.host: an imap mailbox needs a host"#,
             r#"+12:1: mailboxes.0.username: an imap mailbox needs a username"#,
-            r#"+12:1: mailboxes.0.password_file: an imap mailbox needs password_file, password_credential or password"#,
+            r#"+12:1: mailboxes.0.password_file: an imap mailbox needs password_file, password_credential or password (or auth = "oauth2")"#,
             r#"+15:1: mailboxes.0.tls: unknown tls mode "ssl"; expected "implicit" or "starttls""#,
             r#"+16:1: mailboxes.0.ca_file: /nonexistent/ca.pem is not a readable file"#,
             r#"+17:1: mailboxes.0.poll_interval: expected a duration of at least 1s, e.g. "30s", "5m""#,
