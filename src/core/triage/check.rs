@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use super::language::{self, LanguageDetector};
 use super::normalize;
 use super::phrases::{self, Entry, Matcher, Phrase};
-use super::{DEFAULT_MIN_WORDS, Field, RawRule, RawTriage, Rule, TriageModel};
+use super::reading::{Reader, Severity};
+use super::{
+    DEFAULT_MIN_WORDS, Field, RawReading, RawRule, RawTriage, ReadingMap, Rule, TriageModel,
+};
 use crate::core::problem::{Problem, Problems};
 
 impl TriageModel {
@@ -29,6 +32,11 @@ impl TriageModel {
         let negations = pr.within(&["negations"], |pr| check_negations(raw, pr));
         let (rules, entries) = pr.within(&["rules"], |pr| {
             check_rules(raw, priorities, categories, pr)
+        });
+        let reading = raw.reading.as_ref().map(|r| {
+            pr.within(&["reading"], |pr| {
+                check_reading(raw, r, priorities, categories, pr)
+            })
         });
 
         if !pr.is_empty() {
@@ -56,6 +64,7 @@ impl TriageModel {
             matrix: raw.matrix.clone(),
             rules,
             matcher: Matcher::new(entries, negations),
+            reading: reading.map(|m| (m, Reader::new())),
         })
     }
 }
@@ -191,6 +200,84 @@ fn check_levels(raw: &RawTriage, pr: &mut Problems) {
             );
         }
     }
+}
+
+/// `[triage.reading]`: known fields, severities and levels.
+fn check_reading(
+    raw: &RawTriage,
+    r: &RawReading,
+    priorities: &[String],
+    categories: &[String],
+    pr: &mut Problems,
+) -> ReadingMap {
+    let mut map = ReadingMap::default();
+    for (i, f) in r.before_rules.iter().enumerate() {
+        let field = match f.as_str() {
+            "category" => Field::Category,
+            "impact" => Field::Impact,
+            "urgency" => Field::Urgency,
+            "priority" => Field::Priority,
+            other => {
+                pr.push(
+                    &["before_rules", &i.to_string()],
+                    format!("{other:?} is not a field (category, impact, urgency, priority)"),
+                );
+                continue;
+            }
+        };
+        map.before_rules.push(field);
+    }
+    for (key, value) in [("broken", &r.broken), ("question", &r.question)] {
+        if let Some(c) = value
+            && !known(categories, c)
+        {
+            pr.push(
+                &[key],
+                format!("{c:?} is not a category ({})", describe(categories)),
+            );
+        }
+    }
+    map.broken = r.broken.clone();
+    map.question = r.question.clone();
+    for (field, given, levels, levels_key) in [
+        (
+            Field::Impact,
+            &r.impact,
+            raw.impact_levels.as_slice(),
+            "impact_levels",
+        ),
+        (
+            Field::Urgency,
+            &r.urgency,
+            raw.urgency_levels.as_slice(),
+            "urgency_levels",
+        ),
+        (Field::Priority, &r.priority, priorities, "priorities"),
+    ] {
+        for (sev_name, level) in given {
+            let Some(sev) = Severity::ALL.iter().find(|s| s.name() == sev_name) else {
+                pr.push(
+                    &[field.name(), sev_name],
+                    "not a severity (outage, major, minor, cosmetic)",
+                );
+                continue;
+            };
+            if !known(levels, level) {
+                pr.push(
+                    &[field.name(), sev_name],
+                    format!(
+                        "{level:?} is not one of `{levels_key}` ({})",
+                        describe(levels)
+                    ),
+                );
+                continue;
+            }
+            if let Some(m) = map.levels.get_mut(field.index()) {
+                m.insert(*sev, level.clone());
+            }
+        }
+    }
+    map
 }
 
 /// `[triage.matrix]`: urgency -> impact -> priority, every cell filled.

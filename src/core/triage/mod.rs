@@ -25,6 +25,7 @@ mod language;
 mod normalize;
 mod own_text;
 mod phrases;
+mod reading;
 
 #[cfg(test)]
 mod corpus_tests;
@@ -43,6 +44,7 @@ pub use normalize::fold;
 
 use language::LanguageDetector;
 use phrases::Matcher;
+use reading::{Reader, Reading, Severity};
 
 /// `[triage]` as written. See `config/examples/*.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +88,45 @@ pub struct RawTriage {
     pub negations: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// How the built-in reading of the customer's sentences maps to this
+    /// policy's levels. Absent: the phrase rules and defaults alone.
+    #[serde(default)]
+    pub reading: Option<RawReading>,
+}
+
+/// `[triage.reading]`: the built-in reading (`reading.rs`) of what the
+/// customer's sentences state, mapped to the policy's own levels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReading {
+    /// Fields the reading decides before the phrase rules. The others it
+    /// fills only where no rule decided, before the defaults.
+    #[serde(default)]
+    pub before_rules: Vec<String>,
+    /// Category when no category rule decided and a sentence reports
+    /// something not working.
+    #[serde(default)]
+    pub broken: Option<String>,
+    /// Category when a sentence asks a question and none reports a fault.
+    #[serde(default)]
+    pub question: Option<String>,
+    /// Severity (outage, major, minor, cosmetic) -> impact level.
+    #[serde(default)]
+    pub impact: BTreeMap<String, String>,
+    #[serde(default)]
+    pub urgency: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority: BTreeMap<String, String>,
+}
+
+/// `[triage.reading]` checked.
+#[derive(Debug, Clone, Default)]
+struct ReadingMap {
+    before_rules: Vec<Field>,
+    broken: Option<String>,
+    question: Option<String>,
+    /// Per field (by `Field::index`), severity -> level.
+    levels: [BTreeMap<Severity, String>; 4],
 }
 
 /// One `[[triage.rules]]`: exactly one of category / impact / urgency /
@@ -160,6 +201,7 @@ pub struct TriageModel {
     matrix: Option<BTreeMap<String, BTreeMap<String, String>>>,
     rules: Vec<Rule>,
     matcher: Matcher,
+    reading: Option<(ReadingMap, Reader)>,
 }
 
 /// Below four words ("facture incorrecte", "licence question facture")
@@ -355,6 +397,42 @@ pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Ve
             reasons.extend(ignored);
         }
         None
+    };
+
+    // The reading of the sentences, where the config maps it.
+    let read: Option<Reading> = match (&model.reading, &automated) {
+        (Some((_, reader)), None) => Some(reader.read(&tokens, &lang)),
+        _ => None,
+    };
+    let from_reading = |field: Field| -> Decision {
+        let (map, _) = model.reading.as_ref()?;
+        let r = read.as_ref()?;
+        let value = match field {
+            Field::Category if r.broken => map.broken.clone()?,
+            Field::Category if r.question => map.question.clone()?,
+            Field::Category => return None,
+            f => map.levels.get(f.index())?.get(&r.severity?)?.clone(),
+        };
+        let what = match (field, r.severity) {
+            (Field::Category, _) if r.broken => "a fault reported".to_string(),
+            (Field::Category, _) => "a question asked".to_string(),
+            (_, Some(sev)) => sev.name().to_string(),
+            (_, None) => String::new(),
+        };
+        Some((
+            value.clone(),
+            format!("{} {value}: reading, {what}; {}", field.name(), r.reason),
+        ))
+    };
+    let decide = |field: Field, category: Option<&str>, reasons: &mut Vec<String>| -> Decision {
+        let before = model
+            .reading
+            .as_ref()
+            .is_some_and(|(m, _)| m.before_rules.contains(&field));
+        if before && let Some(d) = from_reading(field) {
+            return Some(d);
+        }
+        decide(field, category, reasons).or_else(|| if before { None } else { from_reading(field) })
     };
 
     // Category.

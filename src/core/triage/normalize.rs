@@ -33,6 +33,8 @@ pub struct Token {
     /// Tokens of one clause share this number; punctuation that ends a
     /// clause (. , ; : ! ? newline) and contrastive conjunctions start a new one.
     pub clause: u32,
+    /// Tokens of one sentence share this number: . ! ? and newlines end one.
+    pub sentence: u32,
 }
 
 /// Words that open a new clause: a negation before "but" does not reach
@@ -59,8 +61,9 @@ pub fn tokenize(text: &str) -> Vec<Token> {
     let folded = fold(text);
     let mut tokens = Vec::new();
     let mut clause = 0u32;
+    let mut sentence = 0u32;
     let mut word = String::new();
-    let flush = |word: &mut String, clause: &mut u32, tokens: &mut Vec<Token>| {
+    let flush = |word: &mut String, clause: &mut u32, sentence: u32, tokens: &mut Vec<Token>| {
         if word.is_empty() {
             return;
         }
@@ -70,19 +73,32 @@ pub fn tokenize(text: &str) -> Vec<Token> {
         tokens.push(Token {
             word: std::mem::take(word),
             clause: *clause,
+            sentence,
         });
     };
+    // Newlines since the last word: two end a sentence (a paragraph), one
+    // does not (plain text is wrapped at 72 columns).
+    let mut newlines = 0u32;
     for c in folded.chars() {
         if c.is_alphanumeric() {
             word.push(c);
+            newlines = 0;
             continue;
         }
-        flush(&mut word, &mut clause, &mut tokens);
+        flush(&mut word, &mut clause, sentence, &mut tokens);
         if matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | '\n' | '(' | ')') {
             clause += 1;
         }
+        // A dot in "1.5" or "example.com" splits a sentence too: it only
+        // narrows what counts as one sentence's scope.
+        if c == '\n' {
+            newlines += 1;
+        }
+        if matches!(c, '.' | '!' | '?') || (c == '\n' && newlines == 2) {
+            sentence += 1;
+        }
     }
-    flush(&mut word, &mut clause, &mut tokens);
+    flush(&mut word, &mut clause, sentence, &mut tokens);
     tokens
 }
 
