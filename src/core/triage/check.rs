@@ -227,7 +227,11 @@ fn check_reading(
         };
         map.before_rules.push(field);
     }
-    for (key, value) in [("broken", &r.broken), ("question", &r.question)] {
+    for (key, value) in [
+        ("broken", &r.broken),
+        ("question", &r.question),
+        ("wish", &r.wish),
+    ] {
         if let Some(c) = value
             && !known(categories, c)
         {
@@ -239,6 +243,7 @@ fn check_reading(
     }
     map.broken = r.broken.clone();
     map.question = r.question.clone();
+    map.wish = r.wish.clone();
     for (field, given, levels, levels_key) in [
         (
             Field::Impact,
@@ -465,5 +470,6 @@ fn check_rule(
         value: value.clone(),
         if_negated: r.if_negated.clone(),
         when_category: r.when_category.clone(),
+        weak: r.weak,
     })
 }

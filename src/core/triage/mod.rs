@@ -110,6 +110,10 @@ pub struct RawReading {
     /// Category when a sentence asks a question and none reports a fault.
     #[serde(default)]
     pub question: Option<String>,
+    /// Category when a sentence suggests an improvement and none reports
+    /// a fault (before `question`).
+    #[serde(default)]
+    pub wish: Option<String>,
     /// Severity (outage, major, minor, cosmetic) -> impact level.
     #[serde(default)]
     pub impact: BTreeMap<String, String>,
@@ -125,6 +129,7 @@ struct ReadingMap {
     before_rules: Vec<Field>,
     broken: Option<String>,
     question: Option<String>,
+    wish: Option<String>,
     /// Per field (by `Field::index`), severity -> level.
     levels: [BTreeMap<Severity, String>; 4],
 }
@@ -149,6 +154,10 @@ pub struct RawRule {
     /// The rule applies only to tickets of these categories.
     #[serde(default)]
     pub when_category: Option<Vec<String>>,
+    /// The phrases name a topic, not a state ("console", "report"): the
+    /// reading (`[triage.reading]`) decides first when it states anything.
+    #[serde(default)]
+    pub weak: bool,
     /// Language code (or "any") -> phrases.
     pub phrases: BTreeMap<String, Vec<String>>,
 }
@@ -181,6 +190,7 @@ struct Rule {
     value: String,
     if_negated: Option<String>,
     when_category: Option<Vec<String>>,
+    weak: bool,
 }
 
 /// `[triage]` checked: every id known, every phrase compiled.
@@ -324,6 +334,33 @@ pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Ve
         )
     });
 
+    // The reading of the sentences, where the config maps it.
+    let read: Option<Reading> = match (&model.reading, &automated) {
+        (Some((_, reader)), None) => Some(reader.read(&tokens, &lang)),
+        _ => None,
+    };
+    let from_reading = |field: Field| -> Decision {
+        let (map, _) = model.reading.as_ref()?;
+        let r = read.as_ref()?;
+        let value = match field {
+            Field::Category if r.broken => map.broken.clone()?,
+            Field::Category if r.wish && map.wish.is_some() => map.wish.clone()?,
+            Field::Category if r.question => map.question.clone()?,
+            Field::Category => return None,
+            f => map.levels.get(f.index())?.get(&r.severity?)?.clone(),
+        };
+        let what = match (field, r.severity) {
+            (Field::Category, _) if r.broken => "a fault reported".to_string(),
+            (Field::Category, _) if r.wish && map.wish.is_some() => "a suggestion made".to_string(),
+            (Field::Category, _) => "a question asked".to_string(),
+            (_, Some(sev)) => sev.name().to_string(),
+            (_, None) => String::new(),
+        };
+        Some((
+            value.clone(),
+            format!("{} {value}: reading, {what}; {}", field.name(), r.reason),
+        ))
+    };
     let decide = |field: Field, category: Option<&str>, reasons: &mut Vec<String>| -> Decision {
         // Pass 1: the text's language (and "any"); pass 2: other languages.
         for pass in 0..2 {
@@ -336,6 +373,11 @@ pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Ve
                     continue;
                 };
                 if rule.field != field {
+                    continue;
+                }
+                // A topic word ("console", "report") yields to what the
+                // sentences state about it.
+                if rule.weak && from_reading(field).is_some() {
                     continue;
                 }
                 let own_lang = e.lang == lang || e.lang == "any";
@@ -399,31 +441,6 @@ pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Ve
         None
     };
 
-    // The reading of the sentences, where the config maps it.
-    let read: Option<Reading> = match (&model.reading, &automated) {
-        (Some((_, reader)), None) => Some(reader.read(&tokens, &lang)),
-        _ => None,
-    };
-    let from_reading = |field: Field| -> Decision {
-        let (map, _) = model.reading.as_ref()?;
-        let r = read.as_ref()?;
-        let value = match field {
-            Field::Category if r.broken => map.broken.clone()?,
-            Field::Category if r.question => map.question.clone()?,
-            Field::Category => return None,
-            f => map.levels.get(f.index())?.get(&r.severity?)?.clone(),
-        };
-        let what = match (field, r.severity) {
-            (Field::Category, _) if r.broken => "a fault reported".to_string(),
-            (Field::Category, _) => "a question asked".to_string(),
-            (_, Some(sev)) => sev.name().to_string(),
-            (_, None) => String::new(),
-        };
-        Some((
-            value.clone(),
-            format!("{} {value}: reading, {what}; {}", field.name(), r.reason),
-        ))
-    };
     let decide = |field: Field, category: Option<&str>, reasons: &mut Vec<String>| -> Decision {
         let before = model
             .reading

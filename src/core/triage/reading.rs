@@ -69,10 +69,11 @@ enum Kind {
     NoImpact,
     Data,
     Intense,
+    Wish,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Down,
         Kind::Degraded,
         Kind::Wrong,
@@ -83,7 +84,23 @@ impl Kind {
         Kind::NoImpact,
         Kind::Data,
         Kind::Intense,
+        Kind::Wish,
     ];
+
+    /// Effects compete for their words: the longest phrase is read
+    /// ("couldn't find" is a question, not the stop of "couldn't").
+    fn is_effect(self) -> bool {
+        matches!(
+            self,
+            Kind::Down
+                | Kind::Degraded
+                | Kind::Wrong
+                | Kind::Cosmetic
+                | Kind::Question
+                | Kind::Wish
+                | Kind::Data
+        )
+    }
 
     fn describe(self) -> &'static str {
         match self {
@@ -97,6 +114,7 @@ impl Kind {
             Kind::NoImpact => "no impact",
             Kind::Data => "data lost or exposed",
             Kind::Intense => "an intensifier",
+            Kind::Wish => "a suggestion",
         }
     }
 }
@@ -526,8 +544,6 @@ const COSMETIC: Lexicon = &[
             "coquille",
             "cosmetique*",
             "affichage",
-            "affiche",
-            "apparait",
             "libelle*",
             "couleur*",
             "alignement",
@@ -601,6 +617,12 @@ const QUESTION: Lexicon = &[
         &[
             "how do",
             "how can",
+            "can t find",
+            "couldn t find",
+            "cannot find",
+            "can t see how",
+            "where is",
+            "where can",
             "how to",
             "how should",
             "is it possible",
@@ -620,6 +642,10 @@ const QUESTION: Lexicon = &[
         "fr",
         &[
             "comment faire",
+            "ne trouve pas",
+            "ne trouvons pas",
+            "trouve pas",
+            "ou se trouve",
             "comment peut on",
             "comment pouvons nous",
             "est il possible",
@@ -1020,6 +1046,91 @@ const DATA: Lexicon = &[
     ("pt", &["perda de dados", "dados perdidos", "corromp*"]),
 ];
 
+/// An idea or a wish for the product.
+const WISH: Lexicon = &[
+    (
+        "en",
+        &[
+            "idea",
+            "suggestion*",
+            "would be nice",
+            "would be great",
+            "would be helpful",
+            "would be useful",
+            "feature request",
+            "it would help",
+            "could you add",
+            "improvement",
+            "enhancement",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "idee",
+            "suggestion*",
+            "serait bien",
+            "serait pratique",
+            "serait utile",
+            "serait appreciable",
+            "amelioration*",
+            "evolution*",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "idee",
+            "vorschlag",
+            "anregung",
+            "ware schon",
+            "ware hilfreich",
+            "verbesserung*",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "idea",
+            "sugerencia*",
+            "seria util",
+            "estaria bien",
+            "mejora*",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "idea",
+            "suggeriment*",
+            "sarebbe utile",
+            "sarebbe bello",
+            "miglioramento",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "idee",
+            "suggestie*",
+            "zou handig",
+            "zou fijn",
+            "verbetering*",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "ideia",
+            "sugestao",
+            "sugestoes",
+            "seria util",
+            "seria bom",
+            "melhoria*",
+        ],
+    ),
+];
+
 /// Words that make a slowdown severe ("extremely slow", "très ralenti").
 const INTENSE: Lexicon = &[
     (
@@ -1072,6 +1183,7 @@ fn lexicon(kind: Kind) -> Lexicon {
         Kind::NoImpact => NO_IMPACT,
         Kind::Data => DATA,
         Kind::Intense => INTENSE,
+        Kind::Wish => WISH,
     }
 }
 
@@ -1102,7 +1214,7 @@ impl Reader {
                     };
                     entries.push(Entry {
                         rule: kinds.len(),
-                        field: k,
+                        field: if kind.is_effect() { 0 } else { k + 1 },
                         lang: (*lang).to_string(),
                         phrase,
                     });
@@ -1195,6 +1307,7 @@ impl Reader {
                     consider(Severity::Cosmetic, "a cosmetic problem", m);
                 }
                 Kind::Question => consider(Severity::Cosmetic, "a question", m),
+                Kind::Wish => consider(Severity::Cosmetic, "a suggestion", m),
                 Kind::Mitigated => {
                     mitigated.get_or_insert(m);
                 }
@@ -1207,6 +1320,7 @@ impl Reader {
         let quote = |m: &Match| sentence_text(tokens, sentence_of(m));
         let found = |k: Kind| matches.iter().any(|(x, m)| *x == k && said(m));
         let question = found(Kind::Question);
+        let wish = found(Kind::Wish);
         let broken = found(Kind::Down)
             || found(Kind::Degraded)
             || found(Kind::Wrong)
@@ -1217,6 +1331,7 @@ impl Reader {
                 severity: no_impact.map(|_| Severity::Cosmetic),
                 broken,
                 question,
+                wish,
                 reason: no_impact.map_or_else(String::new, |m| {
                     format!("{}: {:?}", Kind::NoImpact.describe(), quote(m))
                 }),
@@ -1245,6 +1360,7 @@ impl Reader {
             severity: Some(severity),
             broken,
             question,
+            wish,
             reason,
         }
     }
@@ -1259,6 +1375,8 @@ pub struct Reading {
     pub broken: bool,
     /// Some sentence asks a question.
     pub question: bool,
+    /// Some sentence suggests an improvement.
+    pub wish: bool,
     /// The sentence(s) that decided, for the verdict's reasons.
     pub reason: String,
 }
