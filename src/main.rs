@@ -968,7 +968,16 @@ fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
                                 )
                             });
                     let claims = cfg.trust.claims.met(&verdict);
-                    let v = triage::classify_with(&mail, &cfg.triage, claims);
+                    let sender = mail.from.as_ref().map_or("", |a| a.email.as_str());
+                    let customer = cfg.sla.customer_for(sender, supportdesk::clock::now());
+                    let v = triage::classify_hinted(
+                        &mail,
+                        &cfg.triage,
+                        claims,
+                        triage::Hints {
+                            customer_language: customer.language.as_deref(),
+                        },
+                    );
                     serde_json::json!({
                         "file": f,
                         "message_id": mail.message_id,

@@ -769,6 +769,19 @@ fn check(
     let triage = TriageModel::from_raw(&raw.triage, &raw.priorities, &raw.categories)
         .map_err(|ps| pr.extend(ps))
         .ok();
+    for (name, c) in &raw.sla.customers {
+        if let Some(l) = &c.language
+            && !raw.triage.languages.contains(l)
+        {
+            pr.push(
+                &["sla", "customers", name.as_str(), "language"],
+                format!(
+                    "{l:?} is not one of `triage.languages` ({})",
+                    raw.triage.languages.join(", ")
+                ),
+            );
+        }
+    }
     let agents = pr.within(&["agents"], |pr| check_agents(&raw.agents, pr));
     let known = Known {
         priorities: &raw.priorities,
@@ -2214,6 +2227,42 @@ listen = "localhost"
             r#"+68:1: metrics.listen: "localhost" is not an address:port such as "127.0.0.1:9187""#,
         ];
         assert_eq!(located(&src), want);
+    }
+
+    #[test]
+    fn a_customer_language_must_be_a_triage_language() {
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let src = format!(
+            r#"{parts}
+[desk]
+name = "Desk"
+address = "support@desk.example"
+state_dir = "state"
+templates_dir = "{templates}"
+
+[outbox]
+kind = "directory"
+path = "out"
+
+[sla.customers.newco]
+domains = ["newco.example"]
+plan = "{plan}"
+language = "sv"
+
+[sla.customers.oldco]
+domains = ["oldco.example"]
+plan = "{plan}"
+language = "de"
+"#,
+            parts = policy_parts(),
+            plan = "standard",
+        );
+        assert_eq!(
+            located(&src),
+            [
+                r#"+13:1: sla.customers.newco.language: "sv" is not one of `triage.languages` (fr, en, de, es, it, nl, pt)"#
+            ]
+        );
     }
 
     #[test]

@@ -445,8 +445,17 @@ fn new_ticket(
     // A plan (by the sender's domain) and a priority asked for in the
     // subject are claims: they count only for a sender the policy trusts.
     let claims_ok = cfg.trust.claims.met(&p.auth);
-    let mut verdict = triage::classify_with(mail, &cfg.triage, claims_ok);
     let mut customer = cfg.sla.customer_for(&p.sender, inc.received_at);
+    // The customer's language only picks the language of a mail too short
+    // to tell its own: a forger gains nothing by it, so it needs no claim.
+    let mut verdict = triage::classify_hinted(
+        mail,
+        &cfg.triage,
+        claims_ok,
+        triage::Hints {
+            customer_language: customer.language.as_deref(),
+        },
+    );
     if !claims_ok && customer.customer.is_some() {
         let claimed = std::mem::replace(&mut customer, cfg.sla.customer_for("", inc.received_at));
         verdict.reasons.push(format!(

@@ -214,6 +214,7 @@ impl SlaModel {
                 until,
                 after: rc.after.clone().unwrap_or_else(|| raw.default_plan.clone()),
                 timezone,
+                language: rc.language.clone(),
             });
         }
 

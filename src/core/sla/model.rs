@@ -91,6 +91,7 @@ pub(super) struct Customer {
     pub(super) until: Option<DateTime<Utc>>,
     pub(super) after: String,
     pub(super) timezone: Option<Tz>,
+    pub(super) language: Option<String>,
 }
 
 /// The checked `[sla]` table.
@@ -113,6 +114,8 @@ pub struct CustomerMatch {
     pub customer: Option<String>,
     pub plan: String,
     pub timezone: Option<Tz>,
+    /// The customer's configured language, if any.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

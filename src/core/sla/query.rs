@@ -78,11 +78,13 @@ impl SlaModel {
                     _ => c.plan.clone(),
                 },
                 timezone: c.timezone,
+                language: c.language.clone(),
             },
             None => CustomerMatch {
                 customer: None,
                 plan: self.default_plan.clone(),
                 timezone: None,
+                language: None,
             },
         }
     }

@@ -146,4 +146,7 @@ pub struct RawCustomer {
     pub until: Option<toml::value::Datetime>,
     /// Plan once `until` has passed; the default plan when omitted.
     pub after: Option<String>,
+    /// The customer's language (one of `[triage] languages`): the
+    /// acknowledgement's language when a mail is too short to tell.
+    pub language: Option<String>,
 }

@@ -225,7 +225,8 @@ fn zmanda_customers() {
             CustomerMatch {
                 customer: None,
                 plan: "community".into(),
-                timezone: None
+                timezone: None,
+                language: None,
             },
             "{s:?}"
         );

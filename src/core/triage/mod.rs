@@ -300,6 +300,24 @@ pub fn classify(mail: &ParsedMail, model: &TriageModel) -> Verdict {
 /// priority (a `[P1]` in the subject): false for a sender the trust
 /// policy does not authenticate.
 pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Verdict {
+    classify_hinted(mail, model, claims, Hints::default())
+}
+
+/// What the shell knows of the sender beyond the mail itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'a> {
+    /// The customer's configured language (`[sla.customers.NAME] language`),
+    /// for a mail too short to tell its own.
+    pub customer_language: Option<&'a str>,
+}
+
+/// `classify_with`, with what the shell knows of the sender.
+pub fn classify_hinted(
+    mail: &ParsedMail,
+    model: &TriageModel,
+    claims: bool,
+    hints: Hints,
+) -> Verdict {
     let mut reasons = Vec::new();
     let automated = detect_automated(mail);
     if let Some(a) = &automated {
@@ -310,7 +328,14 @@ pub fn classify_with(mail: &ParsedMail, model: &TriageModel, claims: bool) -> Ve
         &subject_without_priority_tags(&mail.subject, model),
         &mail.text,
     );
-    let detected = model.detector.detect(&own);
+    let detected = model.detector.detect_with(
+        &own,
+        &language::Signals {
+            content_language: mail.header("Content-Language"),
+            body: &mail.text,
+            customer: hints.customer_language,
+        },
+    );
     reasons.push(detected.reason.clone());
     let lang = detected.code;
 

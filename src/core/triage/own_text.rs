@@ -297,6 +297,42 @@ pub fn own_body(body: &str, forward: bool) -> String {
     out
 }
 
+/// What the message quotes of earlier mails: its `>` lines, else what
+/// follows a reply attribution or an original-message rule. The desk's
+/// earlier replies are usually in the customer's language, so it tells
+/// the language of a reply too short to tell by itself. At most 4 KB.
+pub fn quoted_text(body: &str) -> String {
+    const MAX: usize = 4_000;
+    let mut out = String::new();
+    for line in body.lines() {
+        if let Some(q) = line.trim_start().strip_prefix('>') {
+            out.push_str(q.trim_start_matches(['>', ' ']));
+            out.push('\n');
+            if out.len() > MAX {
+                break;
+            }
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    let mut after = false;
+    for line in body.lines() {
+        if after {
+            out.push_str(line);
+            out.push('\n');
+            if out.len() > MAX {
+                break;
+            }
+            continue;
+        }
+        let f = folded_line(line.trim());
+        let marker = f.trim_end_matches(':');
+        after = (line.len() < 300 && is_attribution(&f)) || ORIGINAL_MESSAGE.contains(&marker);
+    }
+    out
+}
+
 /// The customer's own words: cleaned subject, a blank line, own body.
 pub fn own_text(subject: &str, body: &str) -> String {
     let (subject, forward) = clean_subject(subject);

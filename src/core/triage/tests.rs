@@ -404,3 +404,100 @@ fn hostile_input_never_panics() {
         assert!(!v.language.is_empty());
     }
 }
+
+#[test]
+fn the_reading_section_is_checked_where_it_is_written() {
+    let bad = format!(
+        "{ZM}\n[triage.reading]\nbefore_rules = [\"impact\", \"colour\"]\nbroken = \"ghost\"\nimpact = {{ outage = \"huge\", dreadful = \"high\" }}\npriority = {{ minor = \"P9\" }}\n"
+    );
+    let problems = TriageModel::from_raw(
+        &raw(&bad),
+        &ids(&["P1", "P2", "P3", "P4"]),
+        &ids(&["incident"]),
+    )
+    .unwrap_err();
+    let paths: Vec<String> = problems.iter().map(|p| p.path.join(".")).collect();
+    for expected in [
+        "triage.reading.before_rules.1",
+        "triage.reading.broken",
+        "triage.reading.impact.outage",
+        "triage.reading.impact.dreadful",
+        "triage.reading.priority.minor",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "missing {expected} in {paths:#?}"
+        );
+    }
+    assert_eq!(paths.len(), 5, "{paths:#?}");
+}
+
+/// A config with a reading and one weak (topic) rule.
+const READ: &str = r#"
+[triage]
+languages = ["fr", "en"]
+default_language = "en"
+impact_levels = ["high", "medium", "low"]
+urgency_levels = ["high", "medium", "low"]
+default_impact = "medium"
+default_urgency = "medium"
+[triage.matrix]
+high   = { high = "P1", medium = "P2", low = "P3" }
+medium = { high = "P2", medium = "P3", low = "P4" }
+low    = { high = "P3", medium = "P4", low = "P4" }
+[[triage.rules]]
+impact = "high"
+[triage.rules.phrases]
+en = ["all backups .. fail*"]
+[[triage.rules]]
+impact = "medium"
+weak = true
+[triage.rules.phrases]
+en = ["console"]
+[triage.reading]
+impact = { outage = "high", major = "high", minor = "medium", cosmetic = "low" }
+"#;
+
+#[test]
+fn the_reading_fills_what_no_rule_decided_and_a_weak_rule_yields_to_it() {
+    let r = raw(READ);
+    assert!(r.reading.is_some() && r.rules.len() == 2, "{r:#?}");
+    let m = TriageModel::from_raw(&r, &ids(&["P1", "P2", "P3", "P4"]), &[]).unwrap();
+    let v = |s: &str, t: &str| classify(&mail(s, t), &m);
+    // A rule still decides first.
+    let got = v(
+        "Backups",
+        "All backups fail since Monday. Just a typo otherwise.",
+    );
+    assert_eq!(got.impact.as_deref(), Some("high"), "{:?}", got.reasons);
+    // No rule: the reading, with the sentence as its reason.
+    let got = v(
+        "Portal",
+        "Since this morning nobody can log in to the portal.",
+    );
+    assert_eq!(got.impact.as_deref(), Some("high"), "{:?}", got.reasons);
+    assert!(
+        got.reasons
+            .iter()
+            .any(|r| r.contains("reading") && r.contains("nobody can log in")),
+        "{:?}",
+        got.reasons
+    );
+    // The topic word "console" yields to what the sentence says of it.
+    let got = v("Console", "There is a typo in the console's title bar.");
+    assert_eq!(got.impact.as_deref(), Some("low"), "{:?}", got.reasons);
+    // Nothing read: the weak rule decides.
+    let got = v("Console", "About the console.");
+    assert_eq!(got.impact.as_deref(), Some("medium"), "{:?}", got.reasons);
+    // Without a [triage.reading], nothing changes: the default.
+    let plain = READ.split("[triage.reading]").next().unwrap_or_default();
+    let m = TriageModel::from_raw(&raw(plain), &ids(&["P1", "P2", "P3", "P4"]), &[]).unwrap();
+    let got = classify(
+        &mail(
+            "Portal",
+            "Since this morning nobody can log in to the portal.",
+        ),
+        &m,
+    );
+    assert_eq!(got.impact.as_deref(), Some("medium"), "{:?}", got.reasons);
+}
