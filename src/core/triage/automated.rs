@@ -134,7 +134,15 @@ pub fn detect_automated(mail: &ParsedMail) -> Option<Automated> {
         return found(AutomatedKind::AutoReply, "Return-Path: <>".into());
     }
     let own = super::own_text::own_text(&mail.subject, &mail.text);
-    out_of_office(&own).and_then(|why| found(AutomatedKind::AutoReply, why))
+    // A reply's subject echoes the ticket ("Re: [#77120] Backup failed"):
+    // its problem words are ours, not the writer's.
+    let (cleaned, _) = super::own_text::clean_subject(&mail.subject);
+    let problem_scope = if cleaned.len() < mail.subject.trim().len() {
+        own.get(cleaned.len()..).unwrap_or(&own)
+    } else {
+        own.as_str()
+    };
+    out_of_office(&own, problem_scope).and_then(|why| found(AutomatedKind::AutoReply, why))
 }
 
 /// The writer saying they are away, in the first person, folded: "I am"
@@ -272,7 +280,7 @@ const PROBLEM: &[&str] = &[
 const OUT_OF_OFFICE_MAX_WORDS: usize = 80;
 
 /// Why this own text is an out-of-office reply, if it is one.
-fn out_of_office(own: &str) -> Option<String> {
+fn out_of_office(own: &str, problem_scope: &str) -> Option<String> {
     let all = words(own);
     if all.split(' ').count() > OUT_OF_OFFICE_MAX_WORDS {
         return None;
@@ -292,7 +300,7 @@ fn out_of_office(own: &str) -> Option<String> {
         w.get(i..i + p.len()) == Some(&p[..])
     };
     let sign = has(&all, UNTIL_OR_INSTEAD)?;
-    if has(&all, PROBLEM).is_some() {
+    if has(&words(problem_scope), PROBLEM).is_some() {
         return None;
     }
     for i in 0..w.len().min(40) {
@@ -327,7 +335,7 @@ mod tests {
             "Ik ben afwezig tot en met 3 maart. Voor dringende zaken: helpdesk@example.nl.",
             "Estou de férias até dia 10. Para assuntos urgentes contacte a Ana.",
         ] {
-            assert!(out_of_office(t).is_some(), "{t}");
+            assert!(out_of_office(t, t).is_some(), "{t}");
         }
     }
 
@@ -344,7 +352,7 @@ mod tests {
              tape library reports a drive fault. We restarted the service twice and checked the credentials. \
              Nothing changed and we have no copy of yesterday's data; please call me.",
         ] {
-            assert!(out_of_office(t).is_none(), "{t}");
+            assert!(out_of_office(t, t).is_none(), "{t}");
         }
     }
 }

@@ -269,10 +269,35 @@ fn independent_corpus_accuracy() {
 /// figures it gave when it came in.
 #[test]
 fn heldout_corpus_accuracy() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/triage-heldout");
-    let run = run_corpus(dir);
+    held_out("triage-heldout", "held-out triage corpus", &HELDOUT_FLOOR);
+}
+
+/// The second held-out corpus (tests/fixtures/triage-heldout-2): 60 mails
+/// by a fourth writer, added after the reading was built and scored
+/// before anything was changed for it (`cargo test --lib heldout2_corpus
+/// -- --nocapture`). Its one change since: out-of-office replies whose
+/// echoed subject names a problem (LABELLING.md there; BENCHMARKS.md).
+#[test]
+fn heldout2_corpus_accuracy() {
+    held_out(
+        "triage-heldout-2",
+        "held-out-2 triage corpus",
+        &HELDOUT2_FLOOR,
+    );
+}
+
+const HELDOUT2_FLOOR: [(&str, f64); 4] = [
+    ("language", 100.0),
+    ("category", 98.0),
+    ("priority", 76.0),
+    ("auto_reply", 100.0),
+];
+
+fn held_out(dir: &str, title: &str, floors: &[(&str, f64)]) {
+    let dir = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let run = run_corpus(&dir);
     assert_eq!(run.messages, 60, "{} mails", run.messages);
-    run.print("held-out triage corpus");
+    run.print(title);
     for ((c, f), s) in &run.per_config_field {
         println!(
             "  {c:<14} {f:<10} {:>3}/{:<3} {:.1}%",
@@ -282,7 +307,7 @@ fn heldout_corpus_accuracy() {
         );
     }
     println!("misses:\n{}", run.failures.join("\n"));
-    for (f, min) in HELDOUT_FLOOR {
+    for &(f, min) in floors {
         let got = run.per_field[f].pct();
         assert!(got >= min, "{f}: {got:.1}% is below the floor {min}%");
     }

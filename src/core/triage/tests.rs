@@ -501,3 +501,18 @@ fn the_reading_fills_what_no_rule_decided_and_a_weak_rule_yields_to_it() {
     );
     assert_eq!(got.impact.as_deref(), Some("medium"), "{:?}", got.reasons);
 }
+
+#[test]
+fn an_out_of_office_reply_is_not_a_problem_report_because_its_subject_echoes_one() {
+    let m = model();
+    let ooo = "Bonjour,\n\nJe suis absente jusqu'au 5 mai inclus. Je prendrai connaissance de votre message à mon retour.\n\nPour toute demande urgente, merci de contacter le support informatique.\n\nCordialement,\nSandrine";
+    let v = classify(
+        &mail("Re: [Ticket #77120] Echec sauvegarde VM vSphere", ooo),
+        &m,
+    );
+    assert!(v.automated.is_some(), "{:?}", v.reasons);
+    // Without the reply prefix the subject is the writer's own words: a
+    // problem report that mentions an absence stays a request.
+    let v = classify(&mail("Echec sauvegarde VM vSphere", ooo), &m);
+    assert!(v.automated.is_none(), "{:?}", v.reasons);
+}
