@@ -146,7 +146,8 @@ pub struct RawCustomer {
     pub until: Option<toml::value::Datetime>,
     /// Plan once `until` has passed; the default plan when omitted.
     pub after: Option<String>,
-    /// The customer's language (one of `[triage] languages`): the
-    /// acknowledgement's language when a mail is too short to tell.
+    /// The customer's language (one of `[triage] languages`): for a mail
+    /// too short to tell its own, after its Content-Language and the
+    /// thread it quotes (docs/config.md, triage step 1).
     pub language: Option<String>,
 }

@@ -136,8 +136,9 @@ pub fn detect_automated(mail: &ParsedMail) -> Option<Automated> {
     let own = super::own_text::own_text(&mail.subject, &mail.text);
     // A reply's subject echoes the ticket ("Re: [#77120] Backup failed"):
     // its problem words are ours, not the writer's.
-    let (cleaned, _) = super::own_text::clean_subject(&mail.subject);
-    let problem_scope = if cleaned.len() < mail.subject.trim().len() {
+    // A forward's subject is the writer's own words, and stays.
+    let (cleaned, forward) = super::own_text::clean_subject(&mail.subject);
+    let problem_scope = if !forward && cleaned.len() < mail.subject.trim().len() {
         own.get(cleaned.len()..).unwrap_or(&own)
     } else {
         own.as_str()

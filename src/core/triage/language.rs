@@ -81,7 +81,7 @@ const FUNCTION_WORDS: &[(&str, &[&str])] = &[
         &[
             "der", "die", "das", "und", "ist", "sind", "sie", "wir", "unser", "mit", "fur",
             "nicht", "ein", "eine", "ich", "danke", "hallo", "bitte", "auf", "zu", "von", "den",
-            "dem", "es", "auch", "noch",
+            "dem", "auch", "noch",
         ],
     ),
     (
@@ -118,15 +118,15 @@ const FUNCTION_WORDS: &[(&str, &[&str])] = &[
     (
         "nl",
         &[
-            "het", "een", "en", "zijn", "u", "wij", "we", "ons", "met", "voor", "niet", "dank",
+            "het", "een", "zijn", "u", "wij", "we", "ons", "met", "voor", "niet", "dank",
             "bedankt", "hallo", "dat", "van", "ik", "op", "te", "graag",
         ],
     ),
     (
         "pt",
         &[
-            "os", "as", "sao", "voce", "nos", "com", "para", "nao", "um", "uma", "obrigado",
-            "obrigada", "ola", "que", "do", "da", "em", "meu", "muito",
+            "os", "sao", "voce", "nos", "com", "para", "nao", "uma", "obrigado", "obrigada", "ola",
+            "que", "em", "meu", "muito",
         ],
     ),
 ];

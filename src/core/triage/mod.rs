@@ -364,7 +364,7 @@ pub fn classify_hinted(
         (Some((_, reader)), None) => Some(reader.read(&tokens, &lang)),
         _ => None,
     };
-    let from_reading = |field: Field| -> Decision {
+    let reading_of = |field: Field| -> Decision {
         let (map, _) = model.reading.as_ref()?;
         let r = read.as_ref()?;
         let value = match field {
@@ -386,6 +386,16 @@ pub fn classify_hinted(
             format!("{} {value}: reading, {what}; {}", field.name(), r.reason),
         ))
     };
+    // Once per field, not once per weak rule that asks.
+    let read_fields: [Decision; 4] = [
+        Field::Category,
+        Field::Impact,
+        Field::Urgency,
+        Field::Priority,
+    ]
+    .map(reading_of);
+    let from_reading =
+        |field: Field| -> Decision { read_fields.get(field.index()).cloned().flatten() };
     let decide = |field: Field, category: Option<&str>, reasons: &mut Vec<String>| -> Decision {
         // Pass 1: the text's language (and "any"); pass 2: other languages.
         for pass in 0..2 {
@@ -402,7 +412,7 @@ pub fn classify_hinted(
                 }
                 // A topic word ("console", "report") yields to what the
                 // sentences state about it.
-                if rule.weak && from_reading(field).is_some() {
+                if rule.weak && read_fields.get(field.index()).is_some_and(Option::is_some) {
                     continue;
                 }
                 let own_lang = e.lang == lang || e.lang == "any";

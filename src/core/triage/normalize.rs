@@ -33,7 +33,8 @@ pub struct Token {
     /// Tokens of one clause share this number; punctuation that ends a
     /// clause (. , ; : ! ? newline) and contrastive conjunctions start a new one.
     pub clause: u32,
-    /// Tokens of one sentence share this number: . ! ? and newlines end one.
+    /// Tokens of one sentence share this number: . ! ?, a blank line and
+    /// a line ending in a comma end one; a single newline does not.
     pub sentence: u32,
 }
 
@@ -79,10 +80,14 @@ pub fn tokenize(text: &str) -> Vec<Token> {
     // Newlines since the last word: two end a sentence (a paragraph), one
     // does not (plain text is wrapped at 72 columns).
     let mut newlines = 0u32;
+    // The last character that was not a space: a line ending in a comma
+    // is a greeting ("Hi all,") and ends its sentence.
+    let mut last = ' ';
     for c in folded.chars() {
         if c.is_alphanumeric() {
             word.push(c);
             newlines = 0;
+            last = c;
             continue;
         }
         flush(&mut word, &mut clause, sentence, &mut tokens);
@@ -94,8 +99,13 @@ pub fn tokenize(text: &str) -> Vec<Token> {
         if c == '\n' {
             newlines += 1;
         }
-        if matches!(c, '.' | '!' | '?') || (c == '\n' && newlines == 2) {
+        if matches!(c, '.' | '!' | '?')
+            || (c == '\n' && (newlines == 2 || (newlines == 1 && last == ',')))
+        {
             sentence += 1;
+        }
+        if !c.is_whitespace() {
+            last = c;
         }
     }
     flush(&mut word, &mut clause, sentence, &mut tokens);

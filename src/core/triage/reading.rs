@@ -1,13 +1,15 @@
 //! The reading: what the customer's own sentences state about the
 //! problem, in any of the seven shipped languages, before any policy's
 //! words. Each sentence is read for an effect (stopped, degraded, wrong,
-//! cosmetic, a question), its scope (all, one), a mitigation (a
-//! workaround, what still works, not blocking, only a test system) and
-//! an explicit "no impact"; a negated effect ("nothing is failing") is no
-//! effect, a negated mitigation ("no workaround") is none. The sentences
-//! together give one [`Severity`], which the config maps to its own
-//! levels (`[triage.reading]`), with the sentence that decided as the
-//! reason.
+//! cosmetic, a question, a suggestion, data lost) with its scope and
+//! intensity in the same sentence ("all", "extremely"); the mail as a
+//! whole for a mitigation (a workaround, what still works, not blocking,
+//! only a test system) and an explicit "no impact". A negated effect
+//! ("nothing is failing") is no effect, a negated mitigation ("no
+//! workaround") is none. The strongest sentence, lowered by what the
+//! mail says mitigates it, gives one [`Severity`], which the config maps
+//! to its own levels (`[triage.reading]`), with the sentences that
+//! decided as the reason.
 //!
 //! Pure and built in: the lexicon is data of this file, matched with the
 //! same folded-phrase matcher as the config's rules.
@@ -26,7 +28,8 @@ pub enum Severity {
     Minor,
     /// Something stopped, or degraded for everyone.
     Major,
-    /// Stopped for everyone, or data lost.
+    /// Stopped with a wide scope (all, nobody, most, half of), or data
+    /// lost or corrupted.
     Outage,
 }
 
@@ -125,9 +128,7 @@ type Lexicon = &'static [(&'static str, &'static [&'static str])];
 const DOWN: Lexicon = &[
     (
         "any",
-        &[
-            "down", "outage", "crash*", "offline", "ko", "hs", "timeout*",
-        ],
+        &["down", "outage", "crash*", "offline", "ko", "timeout*"],
     ),
     (
         "en",
@@ -141,7 +142,11 @@ const DOWN: Lexicon = &[
             "aren t working",
             "stopped",
             "stop working",
-            "no longer",
+            "no longer work*",
+            "no longer start*",
+            "no longer possible",
+            "no longer receiv*",
+            "no longer respond*",
             "cannot",
             "can t",
             "couldn t",
@@ -234,7 +239,9 @@ const DOWN: Lexicon = &[
             "ausfall*",
             "nicht erreichbar",
             "nicht verfugbar",
-            "nicht mehr",
+            "nicht mehr erreichbar",
+            "nicht mehr moglich",
+            "funktioniert nicht mehr",
             "fehlgeschlagen",
             "schlagt fehl",
             "schlagen fehl",
@@ -247,7 +254,6 @@ const DOWN: Lexicon = &[
             "kein zugriff",
             "blockiert",
             "gestoppt",
-            "steht",
         ],
     ),
     (
@@ -275,7 +281,7 @@ const DOWN: Lexicon = &[
             "fallo",
             "bloquead*",
             "detenid*",
-            "parad*",
+            "parado",
         ],
     ),
     (
@@ -298,7 +304,6 @@ const DOWN: Lexicon = &[
             "fallit*",
             "interrott*",
             "bloccat*",
-            "ferm*",
         ],
     ),
     (
@@ -342,24 +347,25 @@ const DOWN: Lexicon = &[
             "inacessivel",
             "nao responde",
             "bloquead*",
-            "parad*",
+            "parado",
         ],
     ),
 ];
 
 /// Slower, intermittent, late.
 const DEGRADED: Lexicon = &[
-    ("any", &["lag*", "latenc*"]),
+    ("any", &["latenc*"]),
     (
         "en",
         &[
             "slow*",
+            "lag",
+            "lagging",
             "intermittent*",
             "sometimes",
             "from time to time",
             "occasionally",
             "delay*",
-            "late",
             "getting worse",
             "degraded",
             "very long",
@@ -383,7 +389,10 @@ const DEGRADED: Lexicon = &[
             "de temps en temps",
             "par moments",
             "aleatoire*",
-            "retard*",
+            "en retard",
+            "de retard",
+            "retards",
+            "retarde*",
             "degrad*",
             "instable*",
             "tres long*",
@@ -467,8 +476,6 @@ const WRONG: Lexicon = &[
             "inconsistent*",
             "mismatch*",
             "missing",
-            "issue",
-            "problem",
             "warning*",
             "alert*",
         ],
@@ -491,7 +498,14 @@ const WRONG: Lexicon = &[
     ),
     (
         "de",
-        &["fehler*", "falsch*", "fehlerhaft*", "problem*", "warnung*"],
+        &[
+            "fehler*",
+            "falsch*",
+            "fehlerhaft*",
+            "problem*",
+            "warnung*",
+            "alarm*",
+        ],
     ),
     (
         "es",
@@ -506,9 +520,20 @@ const WRONG: Lexicon = &[
             "errat*",
             "problema",
             "anomalia*",
+            "allarm*",
         ],
     ),
-    ("nl", &["fout*", "onjuist*", "probleem", "melding*"]),
+    (
+        "nl",
+        &[
+            "fout",
+            "fouten",
+            "foutmelding*",
+            "onjuist*",
+            "probleem",
+            "alarm*",
+        ],
+    ),
     (
         "pt",
         &[
@@ -530,7 +555,6 @@ const COSMETIC: Lexicon = &[
             "typo*",
             "spelling",
             "cosmetic*",
-            "display*",
             "label*",
             "colour*",
             "color*",
@@ -560,7 +584,6 @@ const COSMETIC: Lexicon = &[
             "icone*",
             "logo",
             "mise en page",
-            "police",
             "traduction",
             "pastille",
         ],
@@ -610,13 +633,7 @@ const COSMETIC: Lexicon = &[
     ),
     (
         "pt",
-        &[
-            "erro de digitacao",
-            "exibicao",
-            "rotulo*",
-            "traducao",
-            "cor",
-        ],
+        &["erro de digitacao", "exibicao", "rotulo*", "traducao"],
     ),
 ];
 
@@ -830,7 +847,6 @@ const MITIGATED: Lexicon = &[
             "work around",
             "worked around",
             "still work*",
-            "still run*",
             "still goes out",
             "still going out",
             "still goes through",
@@ -845,6 +861,7 @@ const MITIGATED: Lexicon = &[
             "are fine",
             "not blocking",
             "not urgent",
+            "not affected",
             "no rush",
             "no hurry",
             "can wait",
@@ -852,7 +869,6 @@ const MITIGATED: Lexicon = &[
             "for your information",
             "fyi",
             "just to let you know",
-            "in the meantime",
             "test environment",
             "test system",
             "staging",
@@ -875,7 +891,8 @@ const MITIGATED: Lexicon = &[
             "fonctionne parfaitement",
             "fonctionne bien",
             "fonctionnent bien",
-            "tourne normalement",
+            "tourn* normalement",
+            "fonctionner normalement",
             "tourne parfaitement",
             "tout fonctionne",
             "tout le reste",
@@ -884,12 +901,12 @@ const MITIGATED: Lexicon = &[
             "non bloquant",
             "n est pas bloquant",
             "pas urgent",
+            "pas concerne*",
             "rien ne presse",
             "peut attendre",
             "quand vous aurez le temps",
             "pour information",
             "pour info",
-            "en attendant",
             "environnement de test*",
             "environnement de dev*",
             "environnement de recette",
@@ -912,7 +929,6 @@ const MITIGATED: Lexicon = &[
             "testumgebung",
             "testsystem",
             "alles andere",
-            "ansonsten",
             "zur info*",
         ],
     ),
@@ -927,7 +943,6 @@ const MITIGATED: Lexicon = &[
             "sin prisa",
             "entorno de pruebas",
             "todo lo demas",
-            "mientras tanto",
         ],
     ),
     (
@@ -937,12 +952,10 @@ const MITIGATED: Lexicon = &[
             "funziona regolarmente",
             "funziona normalmente",
             "funzionano regolarmente",
-            "regolarmente",
             "non e urgente",
             "nessuna fretta",
             "ambiente di test",
             "tutto il resto",
-            "nel frattempo",
         ],
     ),
     (
@@ -956,7 +969,6 @@ const MITIGATED: Lexicon = &[
             "geen haast",
             "testomgeving",
             "de rest werkt",
-            "ondertussen",
         ],
     ),
     (
@@ -969,7 +981,6 @@ const MITIGATED: Lexicon = &[
             "sem pressa",
             "ambiente de teste*",
             "todo o resto",
-            "enquanto isso",
         ],
     ),
 ];
@@ -984,8 +995,6 @@ const NO_IMPACT: Lexicon = &[
             "without impact",
             "zero impact",
             "not impacted",
-            "not affected",
-            "no effect on",
             "purely cosmetic",
             "just cosmetic",
             "only cosmetic",
@@ -1007,14 +1016,11 @@ const NO_IMPACT: Lexicon = &[
             "uniquement l affichage",
         ],
     ),
-    (
-        "de",
-        &["keine auswirkung*", "ohne auswirkung*", "nicht betroffen"],
-    ),
-    ("es", &["sin impacto", "ningun impacto", "no afecta"]),
-    ("it", &["nessun impatto", "senza impatto", "non impatta"]),
-    ("nl", &["geen impact", "geen gevolgen", "niet getroffen"]),
-    ("pt", &["sem impacto", "nenhum impacto", "nao afeta"]),
+    ("de", &["keine auswirkung*", "ohne auswirkung*"]),
+    ("es", &["sin impacto", "ningun impacto"]),
+    ("it", &["nessun impatto", "senza impatto"]),
+    ("nl", &["geen impact", "geen gevolgen"]),
+    ("pt", &["sem impacto", "nenhum impacto"]),
 ];
 
 /// Data lost, corrupted or exposed.
@@ -1146,7 +1152,8 @@ const INTENSE: Lexicon = &[
     (
         "en",
         &[
-            "very",
+            "very slow",
+            "very long",
             "extremely",
             "severely",
             "badly",
@@ -1161,7 +1168,8 @@ const INTENSE: Lexicon = &[
     (
         "fr",
         &[
-            "tres",
+            "tres lent*",
+            "tres long*",
             "extremement",
             "hautement",
             "fortement",
@@ -1173,12 +1181,24 @@ const INTENSE: Lexicon = &[
     ),
     (
         "de",
-        &["sehr", "extrem", "massiv", "unbenutzbar", "stunden"],
+        &["sehr langsam", "extrem", "massiv", "unbenutzbar", "stunden"],
     ),
-    ("es", &["muy", "extremadamente", "inutilizable", "horas"]),
-    ("it", &["molto", "estremamente", "inutilizzabile", "ore"]),
-    ("nl", &["erg", "zeer", "extreem", "onbruikbaar", "uren"]),
-    ("pt", &["muito", "extremamente", "inutilizavel", "horas"]),
+    (
+        "es",
+        &["muy lent*", "extremadamente", "inutilizable", "horas"],
+    ),
+    (
+        "it",
+        &["molto lent*", "estremamente", "inutilizzabile", "ore"],
+    ),
+    (
+        "nl",
+        &["erg traag", "zeer traag", "extreem", "onbruikbaar", "uren"],
+    ),
+    (
+        "pt",
+        &["muito lent*", "extremamente", "inutilizavel", "horas"],
+    ),
 ];
 
 fn lexicon(kind: Kind) -> Lexicon {
@@ -1274,16 +1294,23 @@ impl Reader {
                     .and_then(|i| tokens.get(i))
                     .is_none_or(|t| m.negated_by.as_deref() != Some(t.word.as_str()))
         };
-        let wide_in = |s: u32| {
-            matches
-                .iter()
-                .any(|(k, m)| *k == Kind::Wide && wide_said(m) && sentence_of(m) == s)
-        };
-        let intense_in = |s: u32| {
-            matches
-                .iter()
-                .any(|(k, m)| *k == Kind::Intense && said(m) && sentence_of(m) == s)
-        };
+        // Sentences with a scope or an intensifier, collected once (a
+        // hostile text of 10,000 matches costs one pass, not 10,000).
+        let mut wide_sentences = std::collections::HashSet::new();
+        let mut intense_sentences = std::collections::HashSet::new();
+        for (k, m) in matches {
+            match k {
+                Kind::Wide if wide_said(m) => {
+                    wide_sentences.insert(sentence_of(m));
+                }
+                Kind::Intense if wide_said(m) => {
+                    intense_sentences.insert(sentence_of(m));
+                }
+                _ => {}
+            }
+        }
+        let wide_in = |s: u32| wide_sentences.contains(&s);
+        let intense_in = |s: u32| intense_sentences.contains(&s);
         // The strongest statement of each sentence, with its severity.
         let mut best: Option<(Severity, &Match, &'static str)> = None;
         let mut consider = |sev: Severity, m: &'static str, at: &'a Match| {
@@ -1331,11 +1358,12 @@ impl Reader {
         let found = |k: Kind| matches.iter().any(|(x, m)| *x == k && said(m));
         let question = found(Kind::Question);
         let wish = found(Kind::Wish);
+        // "How do I change the logo?" asks; it reports nothing broken.
         let broken = found(Kind::Down)
             || found(Kind::Degraded)
             || found(Kind::Wrong)
             || found(Kind::Data)
-            || cosmetic;
+            || (cosmetic && !question);
         let Some((sev, at, what)) = best else {
             return Reading {
                 severity: no_impact.map(|_| Severity::Cosmetic),
@@ -1351,10 +1379,18 @@ impl Reader {
         let severity = if sev == Severity::Outage && what.starts_with("data") {
             sev
         } else if let Some(n) = no_impact {
+            // "No impact" said of one part does not undo a stop for all
+            // ("Paris is not impacted, Lyon is completely down"): one step.
             reason.push_str(&format!(", but no impact: {:?}", quote(n)));
-            Severity::Cosmetic
+            if sev == Severity::Outage {
+                Severity::Major
+            } else {
+                Severity::Cosmetic
+            }
         } else if let Some(w) = mitigated {
-            let lower = if cosmetic {
+            // A display problem that is worked around or "just for
+            // information" is cosmetic; a mitigated outage is not.
+            let lower = if cosmetic && sev <= Severity::Major {
                 Severity::Cosmetic
             } else {
                 sev.down()
@@ -1528,6 +1564,46 @@ mod tests {
                 .read(&tokenize("The export button does not work."), "en")
                 .reason
                 .contains("export button")
+        );
+    }
+
+    #[test]
+    fn a_greeting_widens_nothing_and_no_impact_of_a_part_keeps_a_stop_for_all() {
+        // "Hi all," is its own sentence: the stop below it is not for all.
+        assert_eq!(
+            sev("Hi all,\nThe export fails since Monday.", "en"),
+            Some(Severity::Major)
+        );
+        assert_eq!(
+            sev("Bonjour a tous,\nl'export ne fonctionne plus.", "fr"),
+            Some(Severity::Major)
+        );
+        // "No impact" said of one site lowers a stop for all by one step only.
+        assert_eq!(
+            sev(
+                "Paris has no impact. In Lyon nobody can work, the site is completely down.",
+                "en"
+            ),
+            Some(Severity::Major)
+        );
+        // A mitigated outage stays above a cosmetic problem mentioned beside it.
+        assert_eq!(
+            sev(
+                "The portal is down for all users. The logo is also wrong. We have a workaround.",
+                "en"
+            ),
+            Some(Severity::Major)
+        );
+        // A question about a logo asks; it reports nothing broken.
+        let r = Reader::new().read(
+            &tokenize("How do I change the logo on the login page?"),
+            "en",
+        );
+        assert!(r.question && !r.broken, "{r:?}");
+        // A closing "sorry for the late reply" is no slowdown.
+        assert_eq!(
+            sev("Sorry for the late reply, thanks for the update.", "en"),
+            None
         );
     }
 }
