@@ -282,6 +282,17 @@ const OUT_OF_OFFICE_MAX_WORDS: usize = 80;
 
 /// Why this own text is an out-of-office reply, if it is one.
 fn out_of_office(own: &str, problem_scope: &str) -> Option<String> {
+    // Each whitespace-separated piece with a letter or digit gives at
+    // least one word: counting them is a bound that saves folding a
+    // long mail only to find it too long.
+    let pieces = own
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .take(OUT_OF_OFFICE_MAX_WORDS + 1)
+        .count();
+    if pieces > OUT_OF_OFFICE_MAX_WORDS {
+        return None;
+    }
     let all = words(own);
     if all.split(' ').count() > OUT_OF_OFFICE_MAX_WORDS {
         return None;

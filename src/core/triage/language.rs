@@ -185,9 +185,14 @@ impl LanguageDetector {
             let lang = whichlang::detect_language(&text);
             match code_for(lang) {
                 Some(code) if self.listed(code) => {
-                    let fw = self.function_words(&text);
+                    // Counted only where they may overrule: a short text.
+                    let fw = if words < SURE_WORDS {
+                        self.function_words(&text)
+                    } else {
+                        None
+                    };
                     match fw {
-                        Some((other, hits)) if words < SURE_WORDS && other != code && hits >= 2 => {
+                        Some((other, hits)) if other != code && hits >= 2 => {
                             return Detected {
                                 code: other.to_string(),
                                 reason: format!(

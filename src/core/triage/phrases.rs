@@ -176,6 +176,11 @@ fn match_parts(parts: &[Part], tokens: &[Token], at: usize, clause: u32) -> Opti
     }
 }
 
+/// The first three characters of a word (all of a shorter one).
+fn head3(w: &str) -> String {
+    w.chars().take(3).collect()
+}
+
 /// One phrase of one rule, in one language ("any" for every language).
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -192,7 +197,10 @@ pub struct Entry {
 pub struct Matcher {
     entries: Vec<Entry>,
     by_word: HashMap<String, Vec<usize>>,
-    by_prefix: Vec<usize>,
+    /// Phrases opening with a prefix (`word*`, at least three letters),
+    /// by the prefix's first three letters: a token is tried only against
+    /// those sharing its first three.
+    by_prefix: HashMap<String, Vec<usize>>,
     /// Negation words per language; "any" phrases use the union.
     negations: HashMap<String, Vec<String>>,
     all_negations: Vec<String>,
@@ -210,11 +218,13 @@ pub struct Match {
 impl Matcher {
     pub fn new(entries: Vec<Entry>, negations: HashMap<String, Vec<String>>) -> Matcher {
         let mut by_word: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_prefix = Vec::new();
+        let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             match e.phrase.parts.first() {
                 Some(Part::Word(w)) => by_word.entry(w.clone()).or_default().push(i),
-                _ => by_prefix.push(i),
+                Some(Part::Prefix(p)) => by_prefix.entry(head3(p)).or_default().push(i),
+                // Compile refuses a phrase opening with `..`; nothing else opens one.
+                _ => {}
             }
         }
         let mut all_negations: Vec<String> = negations.values().flatten().cloned().collect();
@@ -243,7 +253,7 @@ impl Matcher {
                 .get(&t.word)
                 .into_iter()
                 .flatten()
-                .chain(self.by_prefix.iter());
+                .chain(self.by_prefix.get(&head3(&t.word)).into_iter().flatten());
             for &i in candidates {
                 let Some(e) = self.entries.get(i) else {
                     continue;

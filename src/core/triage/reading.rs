@@ -1220,7 +1220,11 @@ fn lexicon(kind: Kind) -> Lexicon {
 /// The lexicon compiled once per checked config.
 #[derive(Debug, Clone)]
 pub struct Reader {
-    matcher: Matcher,
+    /// One matcher per language, each with the "any" phrases: a mail is
+    /// matched against its own language only.
+    by_lang: HashMap<String, Matcher>,
+    /// Matches of a language the lexicon lacks: the "any" phrases.
+    any: Matcher,
     kinds: Vec<Kind>,
 }
 
@@ -1256,8 +1260,22 @@ impl Reader {
             .iter()
             .map(|(l, ws)| ((*l).to_string(), ws.iter().map(|w| w.to_string()).collect()))
             .collect();
+        let langs: std::collections::BTreeSet<&str> = entries
+            .iter()
+            .map(|e| e.lang.as_str())
+            .filter(|l| *l != "any")
+            .collect();
+        let of = |lang: &str| {
+            let mine = entries
+                .iter()
+                .filter(|e| e.lang == lang || e.lang == "any")
+                .cloned()
+                .collect();
+            Matcher::new(mine, negations.clone())
+        };
         Reader {
-            matcher: Matcher::new(entries, negations),
+            by_lang: langs.iter().map(|l| (l.to_string(), of(l))).collect(),
+            any: of("any"),
             kinds,
         }
     }
@@ -1268,17 +1286,15 @@ impl Reader {
     }
 
     fn matches(&self, tokens: &[Token], lang: &str) -> Vec<(Kind, Match)> {
-        let matches: Vec<(Kind, Match)> = self
-            .matcher
+        let matcher = self.by_lang.get(lang).unwrap_or(&self.any);
+        matcher
             .find(tokens)
             .into_iter()
             .filter_map(|m| {
-                let e = self.matcher.entry(m.entry)?;
-                (e.lang == lang || e.lang == "any").then_some(())?;
+                let e = matcher.entry(m.entry)?;
                 Some((*self.kinds.get(e.rule)?, m))
             })
-            .collect();
-        matches
+            .collect()
     }
 
     fn read_matches<'a>(&self, tokens: &[Token], matches: &'a [(Kind, Match)]) -> Reading {
