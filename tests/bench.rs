@@ -21,9 +21,15 @@ fn proc_kb(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Runs the binary to completion, sampling its peak RSS; returns (secs, peak MB).
+/// The binary under test: this build's, or another one named by
+/// SUPPORTDESK_BENCH_BIN (an A/B of two commits with one bench binary).
+fn bin() -> String {
+    std::env::var("SUPPORTDESK_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 fn timed_run(config: &Path, args: &[&str]) -> (f64, f64) {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("--config")
         .arg(config)
         .args(args)
@@ -198,7 +204,7 @@ async fn bench_4_ack_latency_with_idle() {
         "poll_interval = \"1h\"\nidle = true",
     );
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("--config")
         .arg(&config)
         .arg("run")
@@ -358,7 +364,7 @@ fn bench_7_memory_idle_and_startup_with_10_mailboxes() {
     let config = dir.path().join("supportdesk.toml");
     std::fs::write(&config, maildir_config(dir.path(), &refs)).unwrap();
     let t = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("--config")
         .arg(&config)
         .arg("run")

@@ -321,17 +321,49 @@ impl Intake {
     /// what was not committed is returned as an error and the source
     /// fetches it again later.
     pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
+        let analysed = self.analyse(batch).await?;
+        self.commit(analysed).await
+    }
+
+    /// Stage 1 of a batch, on the blocking pool, split across the cores
+    /// (a source runs it for batch N+1 while batch N commits), then our
+    /// own DKIM checks. Nothing is read from or written to the store.
+    pub async fn analyse(&self, batch: Vec<Incoming>) -> Result<Vec<Analysed>> {
+        let parts = if batch.len() >= 8 { analysers() } else { 1 };
+        let per = batch.len().div_ceil(parts.max(1)).max(1);
+        let mut rest = batch;
+        let mut chunks = Vec::new();
+        while rest.len() > per {
+            let tail = rest.split_off(per);
+            chunks.push(std::mem::replace(&mut rest, tail));
         }
-        let cfg = self.config.clone();
-        let mut analysed: Vec<Analysed> = batch
-            .into_iter()
-            .map(|i| analyse_guarded(&cfg, i))
-            .collect();
+        chunks.push(rest);
+        let jobs = chunks.into_iter().map(|chunk| {
+            let cfg = self.config.clone();
+            tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|i| analyse_guarded(&cfg, i))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let mut analysed = Vec::new();
+        for part in futures::future::join_all(jobs).await {
+            analysed.extend(part.context("Analysing a batch of messages")?);
+        }
         if let Some(v) = &self.verifier {
             verify_batch(v, &mut analysed).await;
         }
+        Ok(analysed)
+    }
+
+    /// Stages 2 to 4 of an analysed batch: one outcome per message, in
+    /// order (see [`Intake::submit`]).
+    pub async fn commit(&self, analysed: Vec<Analysed>) -> Result<Vec<Outcome>> {
+        if analysed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cfg = self.config.clone();
         let analysed = Arc::new(analysed);
         let queries: Arc<Vec<decide::Query>> =
             Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
@@ -395,6 +427,14 @@ impl Intake {
         crate::faults::fault_point("after_commit");
         Ok(outcomes)
     }
+}
+
+/// How many pieces a batch is analysed in: one per core, at most four.
+fn analysers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// Our own DKIM check of every parsed message that no trusted server gave

@@ -26,7 +26,7 @@
 //! asked for; the watermark never passes a UID whose body did not come
 //! (see [`fetch_batch`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -42,7 +42,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::Source;
 use crate::config::{ImapSettings, Login, OAuthAccount, Tls};
-use crate::ingest::{Incoming, Outcome, Raw};
+use crate::ingest::{Analysed, Incoming, Outcome, Raw};
 use crate::mail::tls;
 use crate::oauth;
 use crate::store::spool::{Spool, Spooling};
@@ -359,51 +359,110 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         .collect();
     drain_unsolicited(session);
 
+    // A pipeline of two steps: batch N is committed while batch N+1 is
+    // fetched and analysed; batch N is marked at the server once it is
+    // committed, while batch N+2 is fetched. The watermark is what is
+    // committed, so it never passes a batch that was only fetched.
     let spool = src.spool();
+    let mut feed = Feed {
+        windows: uids.chunks(SIZE_WINDOW),
+        batches: VecDeque::new(),
+        meta: HashMap::new(),
+        too_big: None,
+    };
     let mut outcomes = Vec::with_capacity(uids.len());
-    'windows: for window in uids.chunks(SIZE_WINDOW) {
-        let meta = sizes(s, session, window).await?;
-        let plan = plan(window, &meta, s.max_fetch_bytes);
-        for batch in &plan.batches {
-            // Held until the batch is committed: what this batch keeps in
-            // memory, counted against the budget every IMAP mailbox of the
-            // process shares.
-            let budget = BUDGET
-                .acquire_many(budget_permits(batch, &meta, spool.above))
-                .await
-                .context("The fetch budget is closed")?;
-            let (ready, trouble) = fetch_batch(s, session, batch, &meta, &spool).await;
-            let done: Vec<u32> = ready.iter().map(|(uid, _)| *uid).collect();
-            let incoming = ready
-                .into_iter()
-                .map(|(uid, raw)| Incoming {
-                    mailbox: src.name.clone(),
-                    source_key: format!("{uidvalidity}:{uid}"),
-                    uidvalidity: Some(uidvalidity),
-                    uid: Some(uid),
-                    received_at: meta
-                        .get(&uid)
-                        .and_then(|m| m.date)
-                        .unwrap_or_else(crate::clock::now),
-                    raw,
-                })
-                .collect();
+    let mut committing: Option<Fetched> = None;
+    let mut to_mark: Vec<u32> = Vec::new();
+    let mut finished = false;
+    loop {
+        let prev = committing.take();
+        if prev.is_none() && finished {
+            break;
+        }
+        let marks = std::mem::take(&mut to_mark);
+        let stop = finished || src.shutdown.is_cancelled();
+        let commit = async move {
+            let Some(f) = prev else {
+                return Ok(None);
+            };
             // One transaction per fetched batch; marked only once committed.
-            outcomes.extend(src.submit(incoming).await?);
-            drop(budget);
+            let r = src.commit(f.analysed).await;
+            // Released once committed: the next fetch may need it.
+            drop(f.budget);
+            r.map(|o| Some((o, f.done, f.trouble)))
+        };
+        let fetch = async {
+            if !marks.is_empty() {
+                mark(src, s, session, uidvalidity, &marks).await?;
+            }
+            if stop {
+                return Ok(None);
+            }
+            next_batch(src, s, session, uidvalidity, &mut feed, &spool).await
+        };
+        let (committed, fetched) = tokio::join!(commit, fetch);
+        if let Some((done, marks, trouble)) = committed? {
+            outcomes.extend(done);
             if let Some(e) = trouble {
                 // What was committed is marked at the next pass (the
                 // connection may be gone).
                 return Err(e);
             }
-            if !done.is_empty() {
-                mark(src, s, session, uidvalidity, &done).await?;
-            }
-            if src.shutdown.is_cancelled() {
-                break 'windows;
-            }
+            to_mark = marks;
         }
-        if let Some((uid, size)) = plan.too_big {
+        match fetched? {
+            Some(f) => {
+                // A batch cut short is the last of the pass.
+                finished = f.trouble.is_some();
+                committing = Some(f);
+            }
+            None => finished = true,
+        }
+    }
+    if !to_mark.is_empty() {
+        mark(src, s, session, uidvalidity, &to_mark).await?;
+    }
+
+    // A good pass, for `status`, metrics and the fetch alert (daemon and
+    // `run --once` alike).
+    src.record_health(None).await;
+    Ok(outcomes)
+}
+
+/// The batches of a pass still to fetch: the windows of UIDs whose sizes
+/// are not asked yet, and the planned batches of the current window.
+struct Feed<'a> {
+    windows: std::slice::Chunks<'a, u32>,
+    batches: VecDeque<Vec<u32>>,
+    meta: HashMap<u32, Meta>,
+    /// The current window's message over `max_fetch_bytes`, if any: the
+    /// pass stops there once the batches before it are done.
+    too_big: Option<(u32, u64)>,
+}
+
+/// A batch fetched and analysed, waiting for its commit.
+struct Fetched {
+    analysed: Vec<Analysed>,
+    /// The UIDs it holds, to mark once committed.
+    done: Vec<u32>,
+    /// Why the batch was cut short (its prefix is still good).
+    trouble: Option<anyhow::Error>,
+    /// Its share of [`BUDGET`], held until the commit.
+    budget: tokio::sync::SemaphorePermit<'static>,
+}
+
+/// Fetches and analyses the next batch of the pass; None when there is
+/// none left.
+async fn next_batch(
+    src: &Source,
+    s: &ImapSettings,
+    session: &mut ImapSession,
+    uidvalidity: u32,
+    feed: &mut Feed<'_>,
+    spool: &Spool,
+) -> Result<Option<Fetched>> {
+    while feed.batches.is_empty() {
+        if let Some((uid, size)) = feed.too_big.take() {
             bail!(
                 "UID {uid} of {} is {size} bytes, over this mailbox's max_fetch_bytes ({}): \
                  it is not fetched, and the mailbox waits below it until the limit is raised \
@@ -412,12 +471,47 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
                 s.max_fetch_bytes
             );
         }
+        let Some(window) = feed.windows.next() else {
+            return Ok(None);
+        };
+        feed.meta = sizes(s, session, window).await?;
+        let plan = plan(window, &feed.meta, s.max_fetch_bytes);
+        feed.batches = plan.batches.into();
+        feed.too_big = plan.too_big;
     }
-
-    // A good pass, for `status`, metrics and the fetch alert (daemon and
-    // `run --once` alike).
-    src.record_health(None).await;
-    Ok(outcomes)
+    let Some(batch) = feed.batches.pop_front() else {
+        return Ok(None);
+    };
+    // Held until the batch is committed: what this batch keeps in memory,
+    // counted against the budget every IMAP mailbox of the process shares.
+    let budget = BUDGET
+        .acquire_many(budget_permits(&batch, &feed.meta, spool.above))
+        .await
+        .context("The fetch budget is closed")?;
+    let (ready, trouble) = fetch_batch(s, session, &batch, &feed.meta, spool).await;
+    let done: Vec<u32> = ready.iter().map(|(uid, _)| *uid).collect();
+    let incoming = ready
+        .into_iter()
+        .map(|(uid, raw)| Incoming {
+            mailbox: src.name.clone(),
+            source_key: format!("{uidvalidity}:{uid}"),
+            uidvalidity: Some(uidvalidity),
+            uid: Some(uid),
+            received_at: feed
+                .meta
+                .get(&uid)
+                .and_then(|m| m.date)
+                .unwrap_or_else(crate::clock::now),
+            raw,
+        })
+        .collect();
+    let analysed = src.analyse(incoming).await?;
+    Ok(Some(Fetched {
+        analysed,
+        done,
+        trouble,
+        budget,
+    }))
 }
 
 /// What the server said of a message before its body is fetched.
@@ -1007,7 +1101,7 @@ fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
     use super::{BATCH_BYTES, BUDGET_KIB, CHUNK, FETCH_BATCH, Meta, Plan, Raw};
 

@@ -14,7 +14,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::Source;
-use crate::ingest::{Action, Incoming, Outcome, Raw};
+use crate::ingest::{Action, Analysed, Incoming, Outcome, Raw};
+use crate::store::spool::Spool;
 
 const POLL: Duration = Duration::from_secs(2);
 /// Messages per transaction.
@@ -70,7 +71,6 @@ struct Candidate {
 
 /// One pass over new/ and the unseen part of cur/, oldest delivery first.
 pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>> {
-    let name = src.name.as_str();
     let known: HashSet<String> = src.known_keys().await?;
 
     let dir = path.to_path_buf();
@@ -95,16 +95,66 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
     // Batches of at most BATCH files and BATCH_BYTES bytes held in memory,
     // one transaction each; files are marked only once their batch is
     // committed. A file above the desk's max_message_bytes is copied to
-    // the spool instead of read: it costs disk, not memory.
+    // the spool instead of read: it costs disk, not memory. Batch N+1 is
+    // read and analysed while batch N commits.
     let spool = src.spool();
+    let mut fresh = fresh.into_iter().peekable();
+    let mut committing: Option<(Vec<Analysed>, Vec<PathBuf>)> = None;
+    loop {
+        let prev = committing.take();
+        let out = &mut outcomes;
+        let commit = async move {
+            let Some((batch, paths)) = prev else {
+                return Ok(());
+            };
+            out.extend(src.commit(batch).await?);
+            if mark {
+                for p in &paths {
+                    mark_seen(p)?;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        let read = async {
+            let (batch, paths) = read_batch(src, &mut fresh, &spool).await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            Ok::<_, anyhow::Error>(Some((src.analyse(batch).await?, paths)))
+        };
+        let (committed, next) = tokio::join!(commit, read);
+        committed?;
+        match next? {
+            Some(n) => committing = Some(n),
+            None => break,
+        }
+    }
+    outcomes.extend((0..skipped).map(|_| Outcome {
+        action: Action::AlreadyDone,
+        ticket: None,
+        queued_ack: false,
+    }));
+    Ok(outcomes)
+}
+
+/// Reads the next batch of `fresh`: at most [`BATCH`] files and
+/// [`BATCH_BYTES`] bytes (a file above it is a batch alone), with the
+/// paths to mark once it is committed. Empty at the end, or at shutdown.
+async fn read_batch(
+    src: &Source,
+    fresh: &mut std::iter::Peekable<std::vec::IntoIter<Candidate>>,
+    spool: &Spool,
+) -> Result<(Vec<Incoming>, Vec<PathBuf>)> {
     let mut batch = Vec::new();
     let mut paths = Vec::new();
     let mut bytes = 0u64;
-    let mut fresh = fresh.into_iter().peekable();
-    while let Some(c) = fresh.next() {
+    while batch.len() < BATCH && bytes < BATCH_BYTES {
         if src.shutdown.is_cancelled() {
             break;
         }
+        let Some(c) = fresh.next() else {
+            break;
+        };
         let raw = if c.size > spool.above {
             let (sp, from) = (spool.clone(), c.path.clone());
             match tokio::task::spawn_blocking(move || sp.copy(&from))
@@ -128,7 +178,7 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
                 bytes += b.len() as u64;
             }
             batch.push(Incoming {
-                mailbox: name.to_string(),
+                mailbox: src.name.clone(),
                 source_key: c.key.clone(),
                 uidvalidity: None,
                 uid: None,
@@ -137,24 +187,8 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
             });
             paths.push(c.path);
         }
-        let full = batch.len() >= BATCH || bytes >= BATCH_BYTES;
-        if !batch.is_empty() && (full || fresh.peek().is_none()) {
-            outcomes.extend(src.submit(std::mem::take(&mut batch)).await?);
-            bytes = 0;
-            if mark {
-                for p in &paths {
-                    mark_seen(p)?;
-                }
-            }
-            paths.clear();
-        }
     }
-    outcomes.extend((0..skipped).map(|_| Outcome {
-        action: Action::AlreadyDone,
-        ticket: None,
-        queued_ack: false,
-    }));
-    Ok(outcomes)
+    Ok((batch, paths))
 }
 
 fn list(dir: &Path) -> Result<Vec<Candidate>> {

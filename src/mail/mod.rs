@@ -13,7 +13,7 @@ use anyhow::Result;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{Incoming, Intake, Outcome};
+use crate::ingest::{Analysed, Incoming, Intake, Outcome};
 use crate::store::spool::Spool;
 use crate::store::{mailbox, messages};
 
@@ -73,6 +73,18 @@ impl Source {
     /// Ingests a batch; see [`Intake::submit`].
     pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
         self.intake.submit(batch).await
+    }
+
+    /// The first half of [`Source::submit`]: parse and check a batch,
+    /// nothing stored. A source runs it for its next batch while the
+    /// previous one commits.
+    pub async fn analyse(&self, batch: Vec<Incoming>) -> Result<Vec<Analysed>> {
+        self.intake.analyse(batch).await
+    }
+
+    /// The second half: decide and commit an analysed batch.
+    pub async fn commit(&self, batch: Vec<Analysed>) -> Result<Vec<Outcome>> {
+        self.intake.commit(batch).await
     }
 
     /// Where a message above `max_message_bytes` is written as it comes.
