@@ -448,14 +448,18 @@ fn new_ticket(
     let mut customer = cfg.sla.customer_for(&p.sender, inc.received_at);
     // The customer's language only picks the language of a mail too short
     // to tell its own: a forger gains nothing by it, so it needs no claim.
-    let mut verdict = triage::classify_hinted(
-        mail,
-        &cfg.triage,
-        claims_ok,
-        triage::Hints {
-            customer_language: customer.language.as_deref(),
-        },
-    );
+    // Computed with the analysis, from the same inputs (see
+    // `super::pretriage`); here only for a message analysed without it.
+    let mut verdict = p.triage.clone().unwrap_or_else(|| {
+        triage::classify_hinted(
+            mail,
+            &cfg.triage,
+            claims_ok,
+            triage::Hints {
+                customer_language: customer.language.as_deref(),
+            },
+        )
+    });
     if !claims_ok && customer.customer.is_some() {
         let claimed = std::mem::replace(&mut customer, cfg.sla.customer_for("", inc.received_at));
         verdict.reasons.push(format!(

@@ -117,6 +117,11 @@ pub struct Parsed {
     pub oversized: bool,
     /// Who vouches for the From domain (core/auth.rs).
     pub auth: Verdict,
+    /// The triage of a message that may open a ticket, computed with the
+    /// analysis (on all cores, while the previous batch commits) so the
+    /// decision does not: see [`pretriage`]. None for automated mail and
+    /// spam, which never open one.
+    pub triage: Option<triage::Verdict>,
 }
 
 pub struct Analysed {
@@ -209,7 +214,34 @@ pub fn analyse(cfg: &Config, incoming: &Incoming) -> Analysis {
         spam,
         oversized,
         auth,
+        triage: None,
     }))
+}
+
+/// The triage `decide` would compute for a new ticket of this message,
+/// from the same inputs (the mail, whether its claims count, the
+/// customer's language), once its sender's verdict is final.
+pub fn pretriage(cfg: &Config, a: &mut Analysed) {
+    let Analysis::Parsed(p) = &mut a.analysis else {
+        return;
+    };
+    if p.automated.is_some() || p.spam {
+        return;
+    }
+    let claims_ok = cfg.trust.claims.met(&p.auth);
+    let customer = cfg.sla.customer_for(&p.sender, a.incoming.received_at);
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        triage::classify_hinted(
+            &p.mail,
+            &cfg.triage,
+            claims_ok,
+            triage::Hints {
+                customer_language: customer.language.as_deref(),
+            },
+        )
+    }));
+    // A panic is left to the decision, which turns it into poison.
+    p.triage = verdict.ok();
 }
 
 /// `analyse`, with a panic anywhere in it turned into an unparsable
@@ -338,13 +370,20 @@ impl Intake {
             chunks.push(std::mem::replace(&mut rest, tail));
         }
         chunks.push(rest);
+        // Without our own DKIM check, a sender's verdict is final once
+        // parsed, and triage runs in the same pass.
+        let triage_now = self.verifier.is_none();
         let jobs = chunks.into_iter().map(|chunk| {
             let cfg = self.config.clone();
             tokio::task::spawn_blocking(move || {
-                chunk
+                let mut out: Vec<Analysed> = chunk
                     .into_iter()
                     .map(|i| analyse_guarded(&cfg, i))
-                    .collect::<Vec<_>>()
+                    .collect();
+                if triage_now {
+                    out.iter_mut().for_each(|a| pretriage(&cfg, a));
+                }
+                out
             })
         });
         let mut analysed = Vec::new();
@@ -353,6 +392,13 @@ impl Intake {
         }
         if let Some(v) = &self.verifier {
             verify_batch(v, &mut analysed).await;
+            let cfg = self.config.clone();
+            analysed = tokio::task::spawn_blocking(move || {
+                analysed.iter_mut().for_each(|a| pretriage(&cfg, a));
+                analysed
+            })
+            .await
+            .context("Triaging a batch of messages")?;
         }
         Ok(analysed)
     }

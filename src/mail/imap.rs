@@ -1101,7 +1101,7 @@ fn uid_set(uids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+    use std::collections::{BTreeMap, HashMap, HashSet};
 
     use super::{BATCH_BYTES, BUDGET_KIB, CHUNK, FETCH_BATCH, Meta, Plan, Raw};
 

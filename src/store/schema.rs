@@ -303,7 +303,8 @@ mod tests {
     fn the_domain_backfill_takes_the_part_after_the_last_at() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         let m = rusqlite_migration::Migrations::from_slice(super::MIGRATIONS);
-        m.to_version(&mut conn, super::MIGRATIONS.len() - 1).unwrap();
+        m.to_version(&mut conn, super::MIGRATIONS.len() - 1)
+            .unwrap();
         for (i, (kind, to)) in [
             ("ack", "Bob@Example.COM"),
             ("ack", "\"a@b\"@evil.org"),
