@@ -183,7 +183,12 @@ async fn bench_3_outbox_rate() {
         [],
     )
     .unwrap();
-    // ... then deliver them all at once.
+    // ... then deliver them all at once (SUPPORTDESK_BENCH_CONNECTIONS:
+    // another number of SMTP sessions than the default).
+    let good = match std::env::var("SUPPORTDESK_BENCH_CONNECTIONS") {
+        Ok(n) => good.replace("[outbox]\n", &format!("[outbox]\nconnections = {n}\n")),
+        Err(_) => good,
+    };
     std::fs::write(&config, good).unwrap();
     let (secs, _) = timed_run(&config, &["run", "--once"]);
     let sent = count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'");

@@ -292,6 +292,8 @@ pub struct RawOutbox {
     pub max_attempts: Option<u32>,
     pub max_queue_lifetime: Option<String>,
     pub timeout: Option<String>,
+    /// SMTP sessions used at once when there is a queue.
+    pub connections: Option<u32>,
     // directory
     pub path: Option<String>,
 }
@@ -615,6 +617,8 @@ pub struct Outbox {
     pub max_attempts: u32,
     /// How long a message may wait in the queue before it fails.
     pub max_queue_lifetime: Duration,
+    /// SMTP sessions used at once when there is a queue (default 4).
+    pub connections: usize,
 }
 
 // ---------------------------------------------------------------- errors
@@ -1181,6 +1185,10 @@ fn check_outbox(
     if max_attempts == 0 {
         pr.push(&["max_attempts"], "expected at least 1");
     }
+    let connections = o.connections.unwrap_or(4);
+    if !(1..=32).contains(&connections) {
+        pr.push(&["connections"], "expected 1 to 32 SMTP sessions");
+    }
     let max_queue_lifetime = bounded_duration(
         o.max_queue_lifetime.as_deref(),
         5 * 86_400,
@@ -1215,6 +1223,7 @@ fn check_outbox(
         kind: kind?,
         max_attempts,
         max_queue_lifetime,
+        connections: connections.clamp(1, 32) as usize,
     })
 }
 

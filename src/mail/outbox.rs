@@ -52,6 +52,8 @@ use crate::store::Store;
 use crate::store::outbox::{self as queue, Claimed as Row, Failure};
 
 const BATCH: i64 = 100;
+/// Outcomes a lane records in one transaction.
+const FINISH_BATCH: usize = 20;
 
 /// What the outbox task works with: the queue in the store, its own
 /// settings, its wake-up and the shutdown token.
@@ -170,45 +172,87 @@ fn jitter(secs: f64) -> Duration {
     Duration::from_secs_f64(secs * rand::rng().random_range(0.8..1.2))
 }
 
-/// Claims up to BATCH due rows; each is due again after the backoff its
+/// Claims up to BATCH due rows per SMTP session; each is due again after the backoff its
 /// next failure would get, should this process stop mid-send.
 async fn claim(ob: &Outbox) -> Result<Vec<Row>> {
+    // A full share for every session, so none waits idle for the others.
+    let limit = BATCH * ob.settings.connections as i64;
     ob.store
-        .call(|conn| queue::claim(conn, crate::clock::now(), BATCH, |a| backoff(a + 1)))
+        .call(move |conn| queue::claim(conn, crate::clock::now(), limit, |a| backoff(a + 1)))
         .await
 }
 
 /// Records the outcome of one message; true when it was sent.
 async fn finish(ob: &Outbox, r: &Row, outcome: &Outcome) -> Result<bool> {
-    let max = ob.settings.max_attempts;
-    let (id, attempts, queued_at) = (r.id, r.attempts, r.queued_at);
-    let outcome = match outcome {
+    let done = [(Done::of(r), outcome_record(outcome))];
+    Ok(finish_all(ob, done.into()).await? == 1)
+}
+
+/// What is kept of a row until its outcome is recorded.
+struct Done {
+    id: i64,
+    attempts: u32,
+    queued_at: DateTime<Utc>,
+}
+
+impl Done {
+    fn of(r: &Row) -> Done {
+        Done {
+            id: r.id,
+            attempts: r.attempts,
+            queued_at: r.queued_at,
+        }
+    }
+}
+
+/// An outcome as stored: None when sent, else (the server answered,
+/// permanent, error).
+type Record = Option<(bool, bool, String)>;
+
+fn outcome_record(outcome: &Outcome) -> Record {
+    match outcome {
         Outcome::Sent => None,
         Outcome::Refused { permanent, error } => Some((true, *permanent, error.clone())),
         Outcome::NoAnswer(e) | Outcome::LoginRequired(e) => Some((false, false, e.clone())),
         Outcome::Invalid(e) => Some((false, true, e.clone())),
-    };
+    }
+}
+
+/// Records the outcomes of several messages in one transaction; returns
+/// how many were sent. A crash before it only means those messages are
+/// sent again (at least once): their rows are still claimed.
+async fn finish_all(ob: &Outbox, done: Vec<(Done, Record)>) -> Result<usize> {
+    if done.is_empty() {
+        return Ok(0);
+    }
+    let max = ob.settings.max_attempts;
     ob.store
         .call(move |conn| {
             let now = crate::clock::now();
-            let Some((answered, permanent, e)) = outcome else {
-                queue::mark_sent(conn, id, attempts + 1, now)?;
-                return Ok(true);
-            };
-            let attempts = attempts + u32::from(answered);
-            if permanent || attempts >= max {
-                tracing::error!(outbox_id = id, attempts, "delivery failed for good: {e}");
-                queue::mark_failed(conn, id, attempts, &e)?;
-            } else {
-                let wait = if answered {
-                    backoff(attempts)
-                } else {
-                    backoff_by_age(queued_at, now)
+            let tx = crate::store::begin(conn)?;
+            let mut sent = 0;
+            for (d, outcome) in done {
+                let Some((answered, permanent, e)) = outcome else {
+                    queue::mark_sent(&tx, d.id, d.attempts + 1, now)?;
+                    sent += 1;
+                    continue;
                 };
-                let next = now + chrono::Duration::from_std(wait)?;
-                queue::retry_later(conn, id, attempts, &e, next)?;
+                let attempts = d.attempts + u32::from(answered);
+                if permanent || attempts >= max {
+                    tracing::error!(outbox_id = d.id, attempts, "delivery failed for good: {e}");
+                    queue::mark_failed(&tx, d.id, attempts, &e)?;
+                } else {
+                    let wait = if answered {
+                        backoff(attempts)
+                    } else {
+                        backoff_by_age(d.queued_at, now)
+                    };
+                    let next = now + chrono::Duration::from_std(wait)?;
+                    queue::retry_later(&tx, d.id, attempts, &e, next)?;
+                }
             }
-            Ok(false)
+            tx.commit()?;
+            Ok(sent)
         })
         .await
 }
@@ -351,60 +395,130 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
             }
         }
         OutboxKind::Smtp(s) => {
-            let mut queue: VecDeque<Row> = rows.into();
-            // Messages in flight when a session was lost: tried once more
-            // over a new connection, then left to their backoff.
-            let mut retried = HashSet::new();
-            let mut conn: Option<AsyncSmtpConnection> = None;
-            while let Some(r) = queue.pop_front() {
-                crate::faults::fault_point("after_claim");
-                let c = match conn.as_mut() {
-                    Some(c) => c,
-                    None => match smtp_connect(s).await {
-                        Ok(c) => {
-                            session_ok(ob).await?;
-                            conn.insert(c)
-                        }
-                        Err(e) => {
-                            queue.push_front(r);
-                            session_failed(ob, e.failure(), format!("{e:#}"), &queue).await?;
-                            return Ok((sent, total - sent, true));
-                        }
-                    },
-                };
-                let (outcome, usable) = send_one(c, &r, s.timeout).await;
-                match &outcome {
-                    Outcome::Sent => crate::faults::fault_point("after_send"),
-                    Outcome::LoginRequired(e) => {
-                        queue.push_front(r);
-                        session_failed(ob, Failure::Login, e.clone(), &queue).await?;
-                        return Ok((sent, total - sent, true));
-                    }
-                    Outcome::NoAnswer(e) => {
-                        tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "SMTP session lost, the message will be retried: {e}");
-                    }
-                    Outcome::Refused { error: e, .. } | Outcome::Invalid(e) => {
-                        tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
-                    }
-                }
-                if finish(ob, &r, &outcome).await? {
-                    tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
-                    sent += 1;
-                }
-                if !usable {
-                    // Dropped, not QUIT: a stalled server would hold that too.
-                    conn = None;
-                }
-                if matches!(outcome, Outcome::NoAnswer(_)) && retried.insert(r.id) {
-                    queue.push_back(r);
-                }
+            // Several sessions at once, each with its own share of the
+            // rows: a recipient's mail stays in one lane, in order.
+            let n = ob.settings.connections.clamp(1, rows.len().max(1));
+            let mut lanes: Vec<VecDeque<Row>> = (0..n).map(|_| VecDeque::new()).collect();
+            for r in rows {
+                let lane = lane_of(&r.recipients, n);
+                lanes[lane].push_back(r);
             }
-            if let Some(mut c) = conn {
-                quit(&mut c, s.timeout).await;
+            let results =
+                futures::future::join_all(lanes.into_iter().map(|q| lane(ob, s, q))).await;
+            let mut no_session = false;
+            for r in results {
+                let (s, gone) = r?;
+                sent += s;
+                no_session |= gone;
             }
+            return Ok((sent, total - sent, no_session));
         }
     }
     Ok((sent, total - sent, false))
+}
+
+/// Which of `n` lanes a message goes in: by its recipients, so one
+/// recipient's mail is sent in the order it was queued.
+fn lane_of(recipients: &[String], n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    recipients.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+/// One SMTP session's share of the claimed rows, sent one after another
+/// (MAIL, RCPT and DATA in one round trip where the server offers
+/// PIPELINING); returns (sent, no session to be had).
+async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result<(usize, bool)> {
+    let mut sent = 0;
+    // Messages in flight when a session was lost: tried once more
+    // over a new connection, then left to their backoff.
+    let mut retried = HashSet::new();
+    let mut conn: Option<(AsyncSmtpConnection, bool)> = None;
+    // Outcomes not yet recorded (see [`finish_all`]).
+    let mut done = Vec::new();
+    while let Some(r) = queue.pop_front() {
+        crate::faults::fault_point("after_claim");
+        let (c, pipelining) = match conn.as_mut() {
+            Some((c, p)) => (c, *p),
+            None => match smtp_connect(s).await {
+                Ok(mut c) => {
+                    session_ok(ob).await?;
+                    let p = offers_pipelining(&mut c, s.timeout).await;
+                    let (c, p) = conn.insert((c, p));
+                    (c, *p)
+                }
+                Err(e) => {
+                    sent += finish_all(ob, std::mem::take(&mut done)).await?;
+                    queue.push_front(r);
+                    session_failed(ob, e.failure(), format!("{e:#}"), &queue).await?;
+                    return Ok((sent, true));
+                }
+            },
+        };
+        let (outcome, usable) = send_one(c, &r, s.timeout, pipelining).await;
+        match &outcome {
+            Outcome::Sent => crate::faults::fault_point("after_send"),
+            Outcome::LoginRequired(e) => {
+                sent += finish_all(ob, std::mem::take(&mut done)).await?;
+                queue.push_front(r);
+                session_failed(ob, Failure::Login, e.clone(), &queue).await?;
+                return Ok((sent, true));
+            }
+            Outcome::NoAnswer(e) => {
+                tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "SMTP session lost, the message will be retried: {e}");
+            }
+            Outcome::Refused { error: e, .. } | Outcome::Invalid(e) => {
+                tracing::warn!(outbox_id = r.id, message_id = %r.message_id, "send failed: {e}");
+            }
+        }
+        if matches!(outcome, Outcome::Sent) {
+            tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
+        }
+        done.push((Done::of(&r), outcome_record(&outcome)));
+        if done.len() >= FINISH_BATCH || queue.is_empty() {
+            sent += finish_all(ob, std::mem::take(&mut done)).await?;
+        }
+        if !usable {
+            // Dropped, not QUIT: a stalled server would hold that too.
+            conn = None;
+        }
+        if matches!(outcome, Outcome::NoAnswer(_)) && retried.insert(r.id) {
+            queue.push_back(r);
+        }
+    }
+    sent += finish_all(ob, done).await?;
+    if let Some((mut c, _)) = conn {
+        quit(&mut c, s.timeout).await;
+    }
+    Ok((sent, false))
+}
+
+/// Whether the server offers PIPELINING (RFC 2920). lettre keeps only
+/// the extensions it uses from the EHLO answer, so EHLO is asked again
+/// (allowed at any time; it only resets a transaction, and there is none).
+/// No answer means no pipelining; the send that follows finds out
+/// whether the session still works.
+async fn offers_pipelining(conn: &mut AsyncSmtpConnection, timeout: Duration) -> bool {
+    let ehlo = lettre::transport::smtp::commands::Ehlo::new(ClientId::default());
+    match tokio::time::timeout(timeout, conn.command(ehlo)).await {
+        Ok(Ok(r)) => r.message().any(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
+        }),
+        _ => false,
+    }
+}
+
+/// Commands written together in one packet (PIPELINING): each keeps its
+/// own CRLF.
+struct Group(String);
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// QUIT, bounded by `timeout` like every command; its answer does not matter.
@@ -440,10 +554,18 @@ async fn session_failed(
 ) -> Result<()> {
     let wait = {
         let mut s = ob.session.lock().unwrap_or_else(|e| e.into_inner());
-        s.failures += 1;
-        let wait = session_backoff(s.failures);
-        s.retry_at = Some(tokio::time::Instant::now() + wait);
-        wait
+        let now = tokio::time::Instant::now();
+        match s.retry_at.filter(|at| *at > now) {
+            // Another lane of the same delivery failed first: one outage,
+            // one step of the backoff.
+            Some(at) => at - now,
+            None => {
+                s.failures += 1;
+                let wait = session_backoff(s.failures);
+                s.retry_at = Some(now + wait);
+                wait
+            }
+        }
     };
     // Once per state change, not once per retry.
     let changed = {
@@ -504,7 +626,12 @@ async fn step(
 /// each is bounded by `timeout`, and a refusal resets the transaction
 /// (RSET) instead of ending the session. Returns the outcome and whether
 /// the session can carry the next message.
-async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row, timeout: Duration) -> (Outcome, bool) {
+async fn send_one(
+    conn: &mut AsyncSmtpConnection,
+    r: &Row,
+    timeout: Duration,
+    pipelining: bool,
+) -> (Outcome, bool) {
     let from: lettre::Address = match r.sender.parse() {
         Ok(a) => a,
         Err(e) => {
@@ -560,13 +687,35 @@ async fn send_one(conn: &mut AsyncSmtpConnection, r: &Row, timeout: Duration) ->
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
+    let mail = Mail::new(Some(from), options);
     let transaction = async {
-        step(
-            "MAIL FROM",
-            timeout,
-            conn.command(Mail::new(Some(from), options)),
-        )
-        .await?;
+        if pipelining && to.len() == 1 {
+            // RFC 2920: MAIL, RCPT and DATA in one write, then their three
+            // answers in order, all read whatever each says, so the
+            // session stays in step. With one recipient, a refused MAIL or
+            // RCPT means DATA is refused too: no message follows.
+            let mut group = Some(Group(format!(
+                "{mail}{}{Data}",
+                Rcpt::new(to[0].clone(), vec![])
+            )));
+            let mut refused = None;
+            for what in ["MAIL FROM", "RCPT TO", "DATA"] {
+                let answer = match group.take() {
+                    Some(g) => step(what, timeout, conn.command(g)).await,
+                    None => step(what, timeout, conn.read_response()).await,
+                };
+                match answer {
+                    Ok(()) => {}
+                    Err(r @ Outcome::Refused { .. }) => {
+                        refused.get_or_insert(r);
+                    }
+                    // The session is lost or out of step: drop it.
+                    Err(other) => return Err(other),
+                }
+            }
+            return refused.map_or(Ok(()), Err);
+        }
+        step("MAIL FROM", timeout, conn.command(mail)).await?;
         for a in to {
             step("RCPT TO", timeout, conn.command(Rcpt::new(a, vec![]))).await?;
         }
