@@ -2,11 +2,15 @@
 //! narrow handle ([`Intake`]) that the mail sources submit batches to.
 //!
 //! The stages of a batch, and where each runs:
-//! 1. analyse (the source's task, CPU): parse, the automated and spam checks;
+//! 1. analyse (blocking pool, split across the cores): parse, the
+//!    automated and spam checks, our own DKIM check where configured, and
+//!    the triage of every message that may open a ticket. A source runs
+//!    it for its batch N+1 while batch N goes through stages 2 to 4
+//!    ([`Intake::analyse`], then [`Intake::commit`]);
 //! 2. read (store thread, reads only): the [`decide::Facts`] of each message;
 //! 3. decide (blocking pool, pure): [`decide::decide`], then for new
-//!    tickets triage, SLA, the acknowledgement rendered and composed,
-//!    and attachment files written;
+//!    tickets SLA, the acknowledgement rendered and composed, and
+//!    attachment files written;
 //! 4. apply (store thread, SQL only): [`apply::apply`], one transaction,
 //!    one savepoint per message, after checking that the facts still hold.
 //!
