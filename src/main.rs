@@ -976,6 +976,7 @@ fn classify(path: &std::path::Path, files: Vec<String>) -> Result<ExitCode> {
                         claims,
                         triage::Hints {
                             customer_language: customer.language.as_deref(),
+                            ..Default::default()
                         },
                     );
                     serde_json::json!({

@@ -397,3 +397,225 @@ fn bench_7_memory_idle_and_startup_with_10_mailboxes() {
         "BENCH 7 memory: RSS idle with 10 Maildir mailboxes {rss:.1} MB; start-up to the 10th first poll {startup:.0} ms"
     );
 }
+
+/// Fills a migrated, empty database with `n` closed tickets of the past,
+/// each with its customer message and its sent acknowledgement, older
+/// than the acknowledgement window: the history a desk has after years.
+fn fill_history(db_path: &Path, n: i64) {
+    let mut conn = Connection::open(db_path).unwrap();
+    let past = (chrono::Utc::now() - chrono::TimeDelta::days(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let raw = vec![b'x'; 400];
+    let tx = conn.transaction().unwrap();
+    {
+        let mut ticket = tx
+            .prepare(
+                "INSERT INTO tickets (id, reference, status, subject, requester, plan, language, priority,
+                    received_at, created_at)
+                 VALUES (?1, 'OLD-' || ?1, 'closed', 'an old question', ?2, 'premium', 'en', 'P3', ?3, ?3)",
+            )
+            .unwrap();
+        let mut message = tx
+            .prepare(
+                "INSERT INTO messages (ticket_id, direction, kind, mailbox, source_key, marked, message_id,
+                    sender, subject, received_at, body_text, raw, created_at)
+                 VALUES (?1, 'in', 'customer', 'old', ?1, 1, '<' || ?1 || '@old.example>', ?2,
+                    'an old question', ?3, 'the text of an old question', ?4, ?3)",
+            )
+            .unwrap();
+        let mut ack = tx
+            .prepare(
+                "INSERT INTO outbox (ticket_id, kind, message_id, sender, recipients, raw, status,
+                    attempts, next_attempt_at, created_at, sent_at, recipient_domain)
+                 VALUES (?1, 'ack', '<ack-' || ?1 || '@desk.test>', 'support@desk.test', ?2, ?3,
+                    'sent', 1, ?4, ?4, ?4, 'old.example')",
+            )
+            .unwrap();
+        for id in 1..=n {
+            let who = format!("c{}@old.example", id % 50_000);
+            ticket.execute(params![id, who, past]).unwrap();
+            message.execute(params![id, who, past, raw]).unwrap();
+            ack.execute(params![id, who, raw, past]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The corpus into a database that already holds 1,000,000 tickets (with
+/// their messages and acknowledgements), against the same corpus into an
+/// empty one, in the same run.
+#[test]
+#[ignore]
+fn bench_8_ingest_into_a_million_tickets() {
+    let Some(files) = corpus_or_skip() else {
+        return;
+    };
+    let n = files.len() as f64;
+    let mut rates = Vec::new();
+    for history in [0i64, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let md = maildir(dir.path(), "a");
+        for (i, f) in files.iter().enumerate() {
+            std::fs::copy(f, md.join("new").join(format!("{i}.corpus"))).unwrap();
+        }
+        let config = dir.path().join("supportdesk.toml");
+        std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
+        unreachable_outbox(&config);
+        let mut fill = 0.0;
+        if history > 0 {
+            let state = dir.path().join("state");
+            std::fs::create_dir_all(&state).unwrap();
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            let db_path = state.join("supportdesk.db");
+            drop(supportdesk::store::Store::open(&db_path).unwrap());
+            let t = Instant::now();
+            fill_history(&db_path, history);
+            fill = t.elapsed().as_secs_f64();
+        }
+        let (secs, peak) = timed_run(&config, &["run", "--once"]);
+        let conn = db(&config);
+        let tickets = count(&conn, "SELECT count(*) FROM tickets") - history;
+        println!(
+            "  (into {history} tickets: {:.0} msg/s, {secs:.2} s, {tickets} new tickets, peak RSS {peak:.1} MB, fill {fill:.1} s)",
+            n / secs
+        );
+        rates.push(n / secs);
+    }
+    println!(
+        "BENCH 8 ingest from Maildir into a database of 1,000,000 tickets: {:.0} msg/s, into an empty one {:.0} msg/s: {:.0}%",
+        rates[1],
+        rates[0],
+        100.0 * rates[1] / rates[0]
+    );
+}
+
+/// A copy of a message whose Message-ID is made new for `round` (a
+/// message without one is left as it is).
+fn fresh_message_id(raw: &[u8], round: usize) -> Vec<u8> {
+    if round == 0 {
+        return raw.to_vec();
+    }
+    let lower = raw.to_ascii_lowercase();
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let head_end = find(&lower, b"\n\n").unwrap_or(lower.len());
+    let at = if lower.starts_with(b"message-id:") {
+        Some(0)
+    } else {
+        find(&lower[..head_end], b"\nmessage-id:").map(|i| i + 1)
+    };
+    let lt = at.and_then(|at| {
+        raw[at..head_end]
+            .iter()
+            .position(|&b| b == b'<')
+            .map(|p| at + p + 1)
+    });
+    match lt {
+        Some(lt) => {
+            let mut out = raw[..lt].to_vec();
+            out.extend_from_slice(format!("r{round}.").as_bytes());
+            out.extend_from_slice(&raw[lt..]);
+            out
+        }
+        None => raw.to_vec(),
+    }
+}
+
+/// A Maildir ten times the corpus (the corpus replayed with fresh
+/// Message-IDs): the rate of each tenth, from the row counts the bench
+/// reads while the daemon ingests.
+#[test]
+#[ignore]
+fn bench_9_a_mailbox_ten_times_the_corpus() {
+    let Some(files) = corpus_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let md = maildir(dir.path(), "a");
+    let base = std::time::SystemTime::now() - Duration::from_secs(86_400);
+    let mut total = 0usize;
+    for round in 0..10 {
+        for (i, f) in files.iter().enumerate() {
+            let raw = fresh_message_id(&std::fs::read(f).unwrap(), round);
+            let path = md.join("new").join(format!("{round}.{i}.corpus"));
+            std::fs::write(&path, raw).unwrap();
+            // Delivered in order: round 0 first (the Maildir source takes
+            // the oldest delivery first).
+            let when = base + Duration::from_millis(total as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+            total += 1;
+        }
+    }
+    let config = dir.path().join("supportdesk.toml");
+    std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
+    unreachable_outbox(&config);
+    let tenth = total / 10;
+    let started = Instant::now();
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--once"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let db_path = dir.path().join("state/supportdesk.db");
+    // (elapsed, messages committed), sampled every 20 ms.
+    let mut samples: Vec<(f64, i64)> = Vec::new();
+    let mut conn: Option<Connection> = None;
+    loop {
+        if conn.is_none() && db_path.exists() {
+            conn =
+                Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .ok();
+        }
+        if let Some(c) = &conn
+            && let Ok(n) = c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        {
+            samples.push((started.elapsed().as_secs_f64(), n));
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "run --once failed");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let conn = db(&config);
+    let done = count(&conn, "SELECT count(*) FROM messages");
+    samples.push((started.elapsed().as_secs_f64(), done));
+    assert_eq!(
+        done as usize, total,
+        "every message of the mailbox committed"
+    );
+    // When each tenth was reached; the start is the first commit.
+    let at = |n: i64| {
+        samples
+            .iter()
+            .find(|(_, c)| *c >= n)
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let start = at(1);
+    let marks: Vec<f64> = (1..=10).map(|k| at((k * tenth) as i64)).collect();
+    let mut rates = Vec::new();
+    let mut prev = start;
+    for m in &marks {
+        rates.push(tenth as f64 / (m - prev).max(1e-3));
+        prev = *m;
+    }
+    let list: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    println!(
+        "BENCH 9 ingest from a Maildir of {total} messages (the corpus 10 times, fresh Message-IDs): first {tenth} {:.0} msg/s, last {tenth} {:.0} msg/s ({:.0}%); each tenth: {}",
+        rates[0],
+        rates[9],
+        100.0 * rates[9] / rates[0],
+        list.join(" / ")
+    );
+}

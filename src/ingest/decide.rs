@@ -457,6 +457,7 @@ fn new_ticket(
             claims_ok,
             triage::Hints {
                 customer_language: customer.language.as_deref(),
+                ..Default::default()
             },
         )
     });

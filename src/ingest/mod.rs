@@ -241,6 +241,8 @@ pub fn pretriage(cfg: &Config, a: &mut Analysed) {
             claims_ok,
             triage::Hints {
                 customer_language: customer.language.as_deref(),
+                // Checked in `analyse`, which found nothing.
+                not_automated: true,
             },
         )
     }));

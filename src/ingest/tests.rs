@@ -1326,3 +1326,62 @@ async fn acknowledgements_are_capped_for_all_and_per_domain() {
     let held = d.show("SUP-000010").note.unwrap_or_default();
     assert!(held.contains("ack_limit_all_per_hour"), "{held}");
 }
+
+/// The triage computed with the analysis is the decision's own: for every
+/// triage fixture, `pretriage` gives the verdict `classify_hinted` gives
+/// from the mail, its claims and its customer, as `decide` would.
+#[test]
+fn pretriage_is_the_triage_the_decision_would_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_in(dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut compared = 0;
+    for sub in [
+        "triage",
+        "triage-independent",
+        "triage-heldout",
+        "triage-heldout-2",
+    ] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let incoming = Incoming {
+                mailbox: "m".into(),
+                source_key: path.display().to_string(),
+                uidvalidity: None,
+                uid: None,
+                received_at: Utc.with_ymd_and_hms(2026, 3, 4, 10, 0, 0).unwrap(),
+                raw: std::fs::read(&path).unwrap().into(),
+            };
+            let mut a = super::analyse_guarded(&cfg, incoming);
+            super::pretriage(&cfg, &mut a);
+            let super::Analysis::Parsed(p) = &a.analysis else {
+                continue;
+            };
+            let Some(pre) = &p.triage else {
+                assert!(p.automated.is_some() || p.spam, "{}", path.display());
+                continue;
+            };
+            let customer = cfg.sla.customer_for(&p.sender, a.incoming.received_at);
+            let direct = crate::core::triage::classify_hinted(
+                &p.mail,
+                &cfg.triage,
+                cfg.trust.claims.met(&p.auth),
+                crate::core::triage::Hints {
+                    customer_language: customer.language.as_deref(),
+                    ..Default::default()
+                },
+            );
+            assert_eq!(
+                serde_json::to_string(pre).unwrap(),
+                serde_json::to_string(&direct).unwrap(),
+                "{}",
+                path.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 150, "only {compared} fixtures compared");
+}

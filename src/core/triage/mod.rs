@@ -309,6 +309,9 @@ pub struct Hints<'a> {
     /// The customer's configured language (`[sla.customers.NAME] language`),
     /// for a mail too short to tell its own.
     pub customer_language: Option<&'a str>,
+    /// The shell has run [`detect_automated`] on this mail and it found
+    /// nothing: not run again.
+    pub not_automated: bool,
 }
 
 /// `classify_with`, with what the shell knows of the sender.
@@ -319,7 +322,11 @@ pub fn classify_hinted(
     hints: Hints,
 ) -> Verdict {
     let mut reasons = Vec::new();
-    let automated = detect_automated(mail);
+    let automated = if hints.not_automated {
+        None
+    } else {
+        detect_automated(mail)
+    };
     if let Some(a) = &automated {
         reasons.push(format!("automated ({:?}): {}", a.kind, a.reason));
     }
