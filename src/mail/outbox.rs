@@ -52,8 +52,11 @@ use crate::store::Store;
 use crate::store::outbox::{self as queue, Claimed as Row, Failure};
 
 const BATCH: i64 = 100;
-/// Outcomes a lane records in one transaction.
+/// Outcomes a lane records in one transaction, at most...
 const FINISH_BATCH: usize = 20;
+/// ...and at the latest this long after the first of them was sent, so a
+/// stop (whose final flush is bounded) sends few of them twice.
+const FINISH_WITHIN: Duration = Duration::from_millis(100);
 
 /// What the outbox task works with: the queue in the store, its own
 /// settings, its wake-up and the shutdown token.
@@ -396,7 +399,7 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
         }
         OutboxKind::Smtp(s) => {
             // Several sessions at once, each with its own share of the
-            // rows: a recipient's mail stays in one lane, in order.
+            // rows: mail to the same recipients stays in one lane, in order.
             let n = ob.settings.connections.clamp(1, rows.len().max(1));
             let mut lanes: Vec<VecDeque<Row>> = (0..n).map(|_| VecDeque::new()).collect();
             for r in rows {
@@ -417,8 +420,9 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
     Ok((sent, total - sent, false))
 }
 
-/// Which of `n` lanes a message goes in: by its recipients, so one
-/// recipient's mail is sent in the order it was queued.
+/// Which of `n` lanes a message goes in: by its recipient list, so mail
+/// to the same recipients (every acknowledgement and notice has one) is
+/// sent in the order it was queued.
 fn lane_of(recipients: &[String], n: usize) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -435,20 +439,24 @@ async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result
     // over a new connection, then left to their backoff.
     let mut retried = HashSet::new();
     let mut conn: Option<(AsyncSmtpConnection, bool)> = None;
-    // Outcomes not yet recorded (see [`finish_all`]).
+    // Outcomes not yet recorded (see [`finish_all`]), and since when.
     let mut done = Vec::new();
+    let mut oldest = tokio::time::Instant::now();
     while let Some(r) = queue.pop_front() {
         crate::faults::fault_point("after_claim");
         let (c, pipelining) = match conn.as_mut() {
             Some((c, p)) => (c, *p),
-            None => match smtp_connect(s).await {
-                Ok(mut c) => {
-                    session_ok(ob).await?;
-                    let p = offers_pipelining(&mut c, s.timeout).await;
+            None => match connect_lane(ob, s).await {
+                Ok((c, p)) => {
                     let (c, p) = conn.insert((c, p));
                     (c, *p)
                 }
-                Err(e) => {
+                Err(LaneError::Store(e)) => {
+                    // Already sent: recorded if the store lets us.
+                    let _ = finish_all(ob, std::mem::take(&mut done)).await;
+                    return Err(e);
+                }
+                Err(LaneError::Connect(e)) => {
                     sent += finish_all(ob, std::mem::take(&mut done)).await?;
                     queue.push_front(r);
                     session_failed(ob, e.failure(), format!("{e:#}"), &queue).await?;
@@ -475,8 +483,11 @@ async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result
         if matches!(outcome, Outcome::Sent) {
             tracing::info!(outbox_id = r.id, message_id = %r.message_id, to = %r.recipients.join(","), "sent");
         }
+        if done.is_empty() {
+            oldest = tokio::time::Instant::now();
+        }
         done.push((Done::of(&r), outcome_record(&outcome)));
-        if done.len() >= FINISH_BATCH || queue.is_empty() {
+        if done.len() >= FINISH_BATCH || queue.is_empty() || oldest.elapsed() >= FINISH_WITHIN {
             sent += finish_all(ob, std::mem::take(&mut done)).await?;
         }
         if !usable {
@@ -494,20 +505,47 @@ async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result
     Ok((sent, false))
 }
 
+/// Why a lane has no session.
+enum LaneError {
+    /// No session to be had: the rows go back to the queue.
+    Connect(ConnectError),
+    /// The store failed while recording the session's health.
+    Store(anyhow::Error),
+}
+
+/// A new session for a lane, and whether it pipelines.
+async fn connect_lane(
+    ob: &Outbox,
+    s: &SmtpSettings,
+) -> Result<(AsyncSmtpConnection, bool), LaneError> {
+    let mut c = smtp_connect(s).await.map_err(LaneError::Connect)?;
+    let pipelining = offers_pipelining(&mut c, s.timeout)
+        .await
+        .map_err(|e| LaneError::Connect(ConnectError::Unreachable(e)))?;
+    session_ok(ob).await.map_err(LaneError::Store)?;
+    Ok((c, pipelining))
+}
+
 /// Whether the server offers PIPELINING (RFC 2920). lettre keeps only
 /// the extensions it uses from the EHLO answer, so EHLO is asked again
 /// (allowed at any time; it only resets a transaction, and there is none).
-/// No answer means no pipelining; the send that follows finds out
-/// whether the session still works.
-async fn offers_pipelining(conn: &mut AsyncSmtpConnection, timeout: Duration) -> bool {
+/// A refusal means no pipelining; no answer at all (a timeout, a lost
+/// connection) is an error: a late answer would be read as the next
+/// command's, so the session must be dropped.
+async fn offers_pipelining(conn: &mut AsyncSmtpConnection, timeout: Duration) -> Result<bool> {
     let ehlo = lettre::transport::smtp::commands::Ehlo::new(ClientId::default());
     match tokio::time::timeout(timeout, conn.command(ehlo)).await {
-        Ok(Ok(r)) => r.message().any(|l| {
+        Ok(Ok(r)) => Ok(r.message().any(|l| {
             l.split_whitespace()
                 .next()
                 .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-        }),
-        _ => false,
+        })),
+        Ok(Err(e)) if e.status().is_some() => Ok(false),
+        Ok(Err(e)) => Err(anyhow!("EHLO after login: {e}")),
+        Err(_) => Err(anyhow!(
+            "no answer to EHLO after login within {}",
+            short_duration(timeout)
+        )),
     }
 }
 
@@ -699,37 +737,49 @@ async fn send_one(
                 Rcpt::new(to[0].clone(), vec![])
             )));
             let mut refused = None;
+            let mut in_data = false;
             for what in ["MAIL FROM", "RCPT TO", "DATA"] {
                 let answer = match group.take() {
                     Some(g) => step(what, timeout, conn.command(g)).await,
                     None => step(what, timeout, conn.read_response()).await,
                 };
                 match answer {
-                    Ok(()) => {}
+                    Ok(()) => in_data = what == "DATA",
                     Err(r @ Outcome::Refused { .. }) => {
                         refused.get_or_insert(r);
                     }
                     // The session is lost or out of step: drop it.
-                    Err(other) => return Err(other),
+                    Err(other) => return Err((other, false)),
                 }
             }
-            return refused.map_or(Ok(()), Err);
+            // A server that refused MAIL or RCPT yet answered DATA with
+            // 354 waits for a body we will not send: the refusal stands,
+            // the session is dropped rather than reset (RSET would be
+            // read as the body).
+            return refused.map_or(Ok(()), |r| Err((r, !in_data)));
         }
-        step("MAIL FROM", timeout, conn.command(mail)).await?;
+        let resettable = |o: Outcome| (o, true);
+        step("MAIL FROM", timeout, conn.command(mail))
+            .await
+            .map_err(resettable)?;
         for a in to {
-            step("RCPT TO", timeout, conn.command(Rcpt::new(a, vec![]))).await?;
+            step("RCPT TO", timeout, conn.command(Rcpt::new(a, vec![])))
+                .await
+                .map_err(resettable)?;
         }
-        step("DATA", timeout, conn.command(Data)).await?;
-        Ok::<(), Outcome>(())
+        step("DATA", timeout, conn.command(Data))
+            .await
+            .map_err(resettable)?;
+        Ok::<(), (Outcome, bool)>(())
     };
     match transaction.await {
         Ok(()) => {}
-        Err(refused @ Outcome::Refused { .. }) => {
+        Err((refused @ Outcome::Refused { .. }, true)) => {
             // The transaction is refused, the session is not.
             let reset = step("RSET", timeout, conn.command(Rset)).await.is_ok();
             return (refused, reset);
         }
-        Err(other) => return (other, false),
+        Err((other, _)) => return (other, false),
     }
     match step("the end of DATA", timeout, conn.message(&r.raw)).await {
         Ok(()) => (Outcome::Sent, true),
