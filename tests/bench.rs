@@ -61,6 +61,23 @@ fn unreachable_outbox(config: &Path) {
     std::fs::write(config, format!("{}{outbox}", &text[..at])).unwrap();
 }
 
+/// A desk in `dir` with one Maildir mailbox "a" and an outbox out of
+/// reach (acknowledgements stay queued): the Maildir and the config.
+fn maildir_desk(dir: &Path) -> (PathBuf, PathBuf) {
+    let md = maildir(dir, "a");
+    let config = dir.join("supportdesk.toml");
+    std::fs::write(&config, maildir_config(dir, &["a"])).unwrap();
+    unreachable_outbox(&config);
+    (md, config)
+}
+
+/// The corpus delivered into the Maildir's new/.
+fn copy_corpus(md: &Path, files: &[PathBuf]) {
+    for (i, f) in files.iter().enumerate() {
+        std::fs::copy(f, md.join("new").join(format!("{i}.corpus"))).unwrap();
+    }
+}
+
 fn corpus_or_skip() -> Option<Vec<PathBuf>> {
     let (files, _) = corpus_files();
     if files.is_empty() {
@@ -126,13 +143,8 @@ fn bench_2_ingest_from_maildir() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let md = maildir(dir.path(), "a");
-    for (i, f) in files.iter().enumerate() {
-        std::fs::copy(f, md.join("new").join(format!("{i}.corpus"))).unwrap();
-    }
-    let config = dir.path().join("supportdesk.toml");
-    std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
-    unreachable_outbox(&config);
+    let (md, config) = maildir_desk(dir.path());
+    copy_corpus(&md, &files);
     let (secs, peak) = timed_run(&config, &["run", "--once"]);
     let n = files.len() as f64;
     println!(
@@ -454,21 +466,13 @@ fn bench_8_ingest_into_a_million_tickets() {
     let mut rates = Vec::new();
     for history in [0i64, 1_000_000] {
         let dir = tempfile::tempdir().unwrap();
-        let md = maildir(dir.path(), "a");
-        for (i, f) in files.iter().enumerate() {
-            std::fs::copy(f, md.join("new").join(format!("{i}.corpus"))).unwrap();
-        }
-        let config = dir.path().join("supportdesk.toml");
-        std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
-        unreachable_outbox(&config);
+        let (md, config) = maildir_desk(dir.path());
+        copy_corpus(&md, &files);
         let mut fill = 0.0;
         if history > 0 {
             let state = dir.path().join("state");
             std::fs::create_dir_all(&state).unwrap();
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-            }
+            supportdesk::store::private(&state, 0o700).unwrap();
             let db_path = state.join("supportdesk.db");
             drop(supportdesk::store::Store::open(&db_path).unwrap());
             let t = Instant::now();
@@ -533,7 +537,7 @@ fn bench_9_a_mailbox_ten_times_the_corpus() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let md = maildir(dir.path(), "a");
+    let (md, config) = maildir_desk(dir.path());
     let base = std::time::SystemTime::now() - Duration::from_secs(86_400);
     let mut total = 0usize;
     for round in 0..10 {
@@ -553,9 +557,6 @@ fn bench_9_a_mailbox_ten_times_the_corpus() {
             total += 1;
         }
     }
-    let config = dir.path().join("supportdesk.toml");
-    std::fs::write(&config, maildir_config(dir.path(), &["a"])).unwrap();
-    unreachable_outbox(&config);
     let tenth = total / 10;
     let started = Instant::now();
     let mut child = Command::new(bin())

@@ -26,7 +26,7 @@ use crate::core::commands;
 use crate::core::escalation::Clocks;
 use crate::core::sla::{CustomerMatch, DueQuery};
 use crate::core::threading;
-use crate::core::triage::{self, Verdict};
+use crate::core::triage::Verdict;
 use crate::lifecycle::{self, Followup};
 use crate::render::AckContext;
 use crate::store::tickets::Thread;
@@ -441,7 +441,6 @@ fn new_ticket(
     ack_to: Option<&str>,
 ) -> NewTicket {
     let inc = &a.incoming;
-    let mail = &p.mail;
     // A plan (by the sender's domain) and a priority asked for in the
     // subject are claims: they count only for a sender the policy trusts.
     let claims_ok = cfg.trust.claims.met(&p.auth);
@@ -450,17 +449,10 @@ fn new_ticket(
     // to tell its own: a forger gains nothing by it, so it needs no claim.
     // Computed with the analysis, from the same inputs (see
     // `super::pretriage`); here only for a message analysed without it.
-    let mut verdict = p.triage.clone().unwrap_or_else(|| {
-        triage::classify_hinted(
-            mail,
-            &cfg.triage,
-            claims_ok,
-            triage::Hints {
-                customer_language: customer.language.as_deref(),
-                ..Default::default()
-            },
-        )
-    });
+    let mut verdict = p
+        .triage
+        .clone()
+        .unwrap_or_else(|| super::triage_of(cfg, p, inc.received_at));
     if !claims_ok && customer.customer.is_some() {
         let claimed = std::mem::replace(&mut customer, cfg.sla.customer_for("", inc.received_at));
         verdict.reasons.push(format!(

@@ -232,22 +232,28 @@ pub fn pretriage(cfg: &Config, a: &mut Analysed) {
     if p.automated.is_some() || p.spam {
         return;
     }
-    let claims_ok = cfg.trust.claims.met(&p.auth);
-    let customer = cfg.sla.customer_for(&p.sender, a.incoming.received_at);
-    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        triage::classify_hinted(
-            &p.mail,
-            &cfg.triage,
-            claims_ok,
-            triage::Hints {
-                customer_language: customer.language.as_deref(),
-                // Checked in `analyse`, which found nothing.
-                not_automated: true,
-            },
-        )
-    }));
+    let received = a.incoming.received_at;
+    let verdict =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| triage_of(cfg, p, received)));
     // A panic is left to the decision, which turns it into poison.
     p.triage = verdict.ok();
+}
+
+/// The triage of a parsed message that is not automated: whether its
+/// claims count comes from its sender's verdict, the language hint from
+/// its customer. The one place both `pretriage` and the decision get it.
+pub fn triage_of(cfg: &Config, p: &Parsed, received: DateTime<Utc>) -> triage::Verdict {
+    let customer = cfg.sla.customer_for(&p.sender, received);
+    triage::classify_hinted(
+        &p.mail,
+        &cfg.triage,
+        cfg.trust.claims.met(&p.auth),
+        triage::Hints {
+            customer_language: customer.language.as_deref(),
+            // `analyse` ran the check; it found nothing.
+            not_automated: p.automated.is_none(),
+        },
+    )
 }
 
 /// `analyse`, with a panic anywhere in it turned into an unparsable
@@ -368,7 +374,7 @@ impl Intake {
     /// own DKIM checks. Nothing is read from or written to the store.
     pub async fn analyse(&self, batch: Vec<Incoming>) -> Result<Vec<Analysed>> {
         let parts = if batch.len() >= 8 { analysers() } else { 1 };
-        let per = batch.len().div_ceil(parts.max(1)).max(1);
+        let per = batch.len().div_ceil(parts).max(1);
         let mut rest = batch;
         let mut chunks = Vec::new();
         while rest.len() > per {

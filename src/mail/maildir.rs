@@ -98,7 +98,7 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
     // the spool instead of read: it costs disk, not memory. Batch N+1 is
     // read and analysed while batch N commits.
     let spool = src.spool();
-    let mut fresh = fresh.into_iter().peekable();
+    let mut fresh = fresh.into_iter();
     let mut committing: Option<(Vec<Analysed>, Vec<PathBuf>)> = None;
     loop {
         let prev = committing.take();
@@ -142,7 +142,7 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
 /// paths to mark once it is committed. Empty at the end, or at shutdown.
 async fn read_batch(
     src: &Source,
-    fresh: &mut std::iter::Peekable<std::vec::IntoIter<Candidate>>,
+    fresh: &mut std::vec::IntoIter<Candidate>,
     spool: &Spool,
 ) -> Result<(Vec<Incoming>, Vec<PathBuf>)> {
     let mut batch = Vec::new();

@@ -70,13 +70,8 @@ impl Source {
         }
     }
 
-    /// Ingests a batch; see [`Intake::submit`].
-    pub async fn submit(&self, batch: Vec<Incoming>) -> Result<Vec<Outcome>> {
-        self.intake.submit(batch).await
-    }
-
-    /// The first half of [`Source::submit`]: parse and check a batch,
-    /// nothing stored. A source runs it for its next batch while the
+    /// The first half of ingesting a batch ([`Intake::submit`]): parse
+    /// and check it, nothing stored. A source runs it for its next batch while the
     /// previous one commits.
     pub async fn analyse(&self, batch: Vec<Incoming>) -> Result<Vec<Analysed>> {
         self.intake.analyse(batch).await
