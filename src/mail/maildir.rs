@@ -82,39 +82,37 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
     let mut outcomes = Vec::new();
     let mut skipped = 0usize;
     let mut fresh = Vec::new();
+    let mut unmarked = Vec::new();
     for c in candidates {
         if known.contains(&c.key) {
             skipped += 1;
-            if mark {
-                mark_seen(&c.path)?;
-            }
+            unmarked.push(c.path);
         } else {
             fresh.push(c);
         }
     }
+    // Committed before a stop that came before their mark.
+    mark_all(mark, unmarked).await?;
     // Batches of at most BATCH files and BATCH_BYTES bytes held in memory,
     // one transaction each; files are marked only once their batch is
     // committed. A file above the desk's max_message_bytes is copied to
     // the spool instead of read: it costs disk, not memory. Batch N+1 is
-    // read and analysed while batch N commits.
+    // read and analysed, and batch N-1 marked, while batch N commits.
     let spool = src.spool();
     let mut fresh = fresh.into_iter();
     let mut committing: Option<(Vec<Analysed>, Vec<PathBuf>)> = None;
+    let mut committed: Vec<PathBuf> = Vec::new();
     loop {
         let prev = committing.take();
         let out = &mut outcomes;
         let commit = async move {
             let Some((batch, paths)) = prev else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             out.extend(src.commit(batch).await?);
-            if mark {
-                for p in &paths {
-                    mark_seen(p)?;
-                }
-            }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(paths)
         };
+        let marks = mark_all(mark, std::mem::take(&mut committed));
         let read = async {
             let (batch, paths) = read_batch(src, &mut fresh, &spool).await?;
             if batch.is_empty() {
@@ -122,13 +120,21 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
             }
             Ok::<_, anyhow::Error>(Some((src.analyse(batch).await?, paths)))
         };
-        let (committed, next) = tokio::join!(commit, read);
-        committed?;
-        match next? {
-            Some(n) => committing = Some(n),
-            None => break,
+        let (done, marked, next) = tokio::join!(commit, marks, read);
+        marked?;
+        committed = done?;
+        match next {
+            Ok(Some(n)) => committing = Some(n),
+            Ok(None) => break,
+            Err(e) => {
+                // What committed is marked all the same (else the next
+                // pass marks it, as for a stop between commit and mark).
+                let _ = mark_all(mark, committed).await;
+                return Err(e);
+            }
         }
     }
+    mark_all(mark, committed).await?;
     outcomes.extend((0..skipped).map(|_| Outcome {
         action: Action::AlreadyDone,
         ticket: None,
@@ -137,56 +143,89 @@ pub async fn pass(src: &Source, path: &Path, mark: bool) -> Result<Vec<Outcome>>
     Ok(outcomes)
 }
 
+/// Marks committed files seen, off the worker thread (which also drives
+/// the next read).
+async fn mark_all(mark: bool, paths: Vec<PathBuf>) -> Result<()> {
+    if !mark || paths.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || paths.iter().try_for_each(|p| mark_seen(p)))
+        .await
+        .context("Marking Maildir files seen")?
+}
+
 /// Reads the next batch of `fresh`: at most [`BATCH`] files and
-/// [`BATCH_BYTES`] bytes (a file above it is a batch alone), with the
-/// paths to mark once it is committed. Empty at the end, or at shutdown.
+/// [`BATCH_BYTES`] bytes by their listed size (a file above it is a batch
+/// alone), with the paths to mark once it is committed. Empty at the end,
+/// or at shutdown. The files are read in one blocking task: a hop to the
+/// blocking pool per file cost more than the read.
 async fn read_batch(
     src: &Source,
     fresh: &mut std::vec::IntoIter<Candidate>,
     spool: &Spool,
 ) -> Result<(Vec<Incoming>, Vec<PathBuf>)> {
-    let mut batch = Vec::new();
-    let mut paths = Vec::new();
-    let mut bytes = 0u64;
-    while batch.len() < BATCH && bytes < BATCH_BYTES {
-        if src.shutdown.is_cancelled() {
-            break;
+    loop {
+        let mut picked = Vec::new();
+        let mut bytes = 0u64;
+        while picked.len() < BATCH && bytes < BATCH_BYTES {
+            if src.shutdown.is_cancelled() {
+                break;
+            }
+            let Some(c) = fresh.next() else {
+                break;
+            };
+            if c.size <= spool.above {
+                bytes += c.size;
+            }
+            picked.push(c);
         }
-        let Some(c) = fresh.next() else {
-            break;
-        };
+        if picked.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (spool, mailbox) = (spool.clone(), src.name.clone());
+        let read = tokio::task::spawn_blocking(move || read_files(picked, &spool, &mailbox))
+            .await
+            .context("Reading Maildir files")??;
+        // All of them moved away meanwhile: not the end of the pass.
+        if !read.0.is_empty() {
+            return Ok(read);
+        }
+    }
+}
+
+/// The files of one batch, read (or, above the spool's threshold, copied
+/// to the spool); a file moved away by someone else between listing and
+/// reading is left out.
+fn read_files(
+    picked: Vec<Candidate>,
+    spool: &Spool,
+    mailbox: &str,
+) -> Result<(Vec<Incoming>, Vec<PathBuf>)> {
+    let mut batch = Vec::with_capacity(picked.len());
+    let mut paths = Vec::with_capacity(picked.len());
+    for c in picked {
         let raw = if c.size > spool.above {
-            let (sp, from) = (spool.clone(), c.path.clone());
-            match tokio::task::spawn_blocking(move || sp.copy(&from))
-                .await
-                .context("Spooling a Maildir file")?
-            {
-                Ok(f) => Some(Raw::File(f)),
-                Err(e) if is_not_found(&e) => None,
-                Err(e) => return Err(e),
+            match spool.copy(&c.path) {
+                Ok(f) => Raw::File(f),
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e).context("Spooling a Maildir file"),
             }
         } else {
-            match tokio::fs::read(&c.path).await {
-                Ok(raw) => Some(Raw::Bytes(raw)),
-                // Moved away by someone else between listing and reading.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            match std::fs::read(&c.path) {
+                Ok(raw) => Raw::Bytes(raw),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("Reading {}", c.path.display())),
             }
         };
-        if let Some(raw) = raw {
-            if let Raw::Bytes(b) = &raw {
-                bytes += b.len() as u64;
-            }
-            batch.push(Incoming {
-                mailbox: src.name.clone(),
-                source_key: c.key.clone(),
-                uidvalidity: None,
-                uid: None,
-                received_at: c.delivered,
-                raw,
-            });
-            paths.push(c.path);
-        }
+        batch.push(Incoming {
+            mailbox: mailbox.to_string(),
+            source_key: c.key,
+            uidvalidity: None,
+            uid: None,
+            received_at: c.delivered,
+            raw,
+        });
+        paths.push(c.path);
     }
     Ok((batch, paths))
 }
