@@ -306,8 +306,27 @@ fn short_duration(d: Duration) -> String {
     }
 }
 
+/// SMTP sessions kept from one claim round to the next, a slot per lane
+/// (with whether the session pipelines), closed once the queue is empty.
+type Sessions = Vec<Option<(AsyncSmtpConnection, bool)>>;
+
 /// Delivers everything due now; returns (sent, not sent).
 pub async fn drain(ob: &Outbox) -> Result<(usize, usize)> {
+    let mut sessions = Sessions::new();
+    let result = drain_rounds(ob, &mut sessions).await;
+    if let OutboxKind::Smtp(s) = &ob.settings.kind {
+        futures::future::join_all(
+            sessions
+                .iter_mut()
+                .flatten()
+                .map(|(c, _)| quit(c, s.timeout)),
+        )
+        .await;
+    }
+    result
+}
+
+async fn drain_rounds(ob: &Outbox, sessions: &mut Sessions) -> Result<(usize, usize)> {
     expire(ob).await?;
     let (mut sent, mut failed) = (0, 0);
     loop {
@@ -320,7 +339,7 @@ pub async fn drain(ob: &Outbox) -> Result<(usize, usize)> {
         if rows.is_empty() {
             return Ok((sent, failed));
         }
-        let (s, f, no_session) = deliver(ob, rows).await?;
+        let (s, f, no_session) = deliver(ob, rows, sessions).await?;
         sent += s;
         failed += f;
         if no_session || ob.shutdown.is_cancelled() {
@@ -381,7 +400,11 @@ async fn next_due_in(ob: &Outbox) -> Result<Duration> {
 }
 
 /// Sends claimed rows; returns (sent, not sent, no session to be had).
-async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
+async fn deliver(
+    ob: &Outbox,
+    rows: Vec<Row>,
+    sessions: &mut Sessions,
+) -> Result<(usize, usize, bool)> {
     let total = rows.len();
     let mut sent = 0;
     match &ob.settings.kind {
@@ -406,8 +429,16 @@ async fn deliver(ob: &Outbox, rows: Vec<Row>) -> Result<(usize, usize, bool)> {
                 let lane = lane_of(&r.recipients, n);
                 lanes[lane].push_back(r);
             }
-            let results =
-                futures::future::join_all(lanes.into_iter().map(|q| lane(ob, s, q))).await;
+            if sessions.len() < n {
+                sessions.resize_with(n, || None);
+            }
+            let results = futures::future::join_all(
+                lanes
+                    .into_iter()
+                    .zip(sessions.iter_mut())
+                    .map(|(q, slot)| lane(ob, s, q, slot)),
+            )
+            .await;
             let mut no_session = false;
             for r in results {
                 let (s, gone) = r?;
@@ -432,13 +463,18 @@ fn lane_of(recipients: &[String], n: usize) -> usize {
 
 /// One SMTP session's share of the claimed rows, sent one after another
 /// (MAIL, RCPT and DATA in one round trip where the server offers
-/// PIPELINING); returns (sent, no session to be had).
-async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result<(usize, bool)> {
+/// PIPELINING) over the lane's session, opened when it has none (and
+/// left open for the next round); returns (sent, no session to be had).
+async fn lane(
+    ob: &Outbox,
+    s: &SmtpSettings,
+    mut queue: VecDeque<Row>,
+    conn: &mut Option<(AsyncSmtpConnection, bool)>,
+) -> Result<(usize, bool)> {
     let mut sent = 0;
     // Messages in flight when a session was lost: tried once more
     // over a new connection, then left to their backoff.
     let mut retried = HashSet::new();
-    let mut conn: Option<(AsyncSmtpConnection, bool)> = None;
     // Outcomes not yet recorded (see [`finish_all`]), and since when.
     let mut done = Vec::new();
     let mut oldest = tokio::time::Instant::now();
@@ -468,6 +504,7 @@ async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result
         match &outcome {
             Outcome::Sent => crate::faults::fault_point("after_send"),
             Outcome::LoginRequired(e) => {
+                *conn = None;
                 sent += finish_all(ob, std::mem::take(&mut done)).await?;
                 queue.push_front(r);
                 session_failed(ob, Failure::Login, e.clone(), &queue).await?;
@@ -492,16 +529,13 @@ async fn lane(ob: &Outbox, s: &SmtpSettings, mut queue: VecDeque<Row>) -> Result
         }
         if !usable {
             // Dropped, not QUIT: a stalled server would hold that too.
-            conn = None;
+            *conn = None;
         }
         if matches!(outcome, Outcome::NoAnswer(_)) && retried.insert(r.id) {
             queue.push_back(r);
         }
     }
     sent += finish_all(ob, done).await?;
-    if let Some((mut c, _)) = conn {
-        quit(&mut c, s.timeout).await;
-    }
     Ok((sent, false))
 }
 

@@ -23,6 +23,8 @@ pub struct Stack {
     pub imaps: u16,
     pub submission: u16,
     pub smtps: u16,
+    /// Plain SMTP, no AUTH, relay from loopback.
+    pub smtp: u16,
     pub ca: PathBuf,
 }
 
@@ -88,6 +90,7 @@ pub fn start_stack() -> Stack {
             imaps: get("IMAPS_PORT").parse().unwrap(),
             submission: get("SUBMISSION_PORT").parse().unwrap(),
             smtps: get("SMTPS_PORT").parse().unwrap(),
+            smtp: get("SMTP_PORT").parse().unwrap(),
             ca: PathBuf::from(get("CA_FILE")),
             dir,
         };
