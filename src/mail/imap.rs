@@ -56,6 +56,9 @@ const BATCH_BYTES: u64 = 32 << 20;
 /// A message above this is fetched in chunks of this size.
 const CHUNK: u32 = 4 << 20;
 /// UIDs whose sizes are asked in one UID FETCH.
+/// UIDs marked at the server per STORE in a pass's pipeline (a batch's
+/// worth or more).
+const MARK_BATCH: usize = 400;
 const SIZE_WINDOW: usize = 1000;
 /// The budget of [`BUDGET`], in KiB.
 const BUDGET_KIB: usize = (BATCH_BYTES / 1024) as usize;
@@ -361,7 +364,9 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
 
     // A pipeline of two steps: batch N is committed while batch N+1 is
     // fetched and analysed; batch N is marked at the server once it is
-    // committed, while batch N+2 is fetched. The watermark is what is
+    // committed, while batch N+2 is fetched, and that mark is recorded in
+    // the store during the commit after (the store's own thread would
+    // otherwise hold the fetch behind a commit). The watermark is what is
     // committed, so it never passes a batch that was only fetched.
     let spool = src.spool();
     let mut feed = Feed {
@@ -373,13 +378,21 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
     let mut outcomes = Vec::with_capacity(uids.len());
     let mut committing: Option<Fetched> = None;
     let mut to_mark: Vec<u32> = Vec::new();
+    let mut to_record: Vec<u32> = Vec::new();
     let mut finished = false;
     loop {
         let prev = committing.take();
         if prev.is_none() && finished {
             break;
         }
-        let marks = std::mem::take(&mut to_mark);
+        // Marked a few batches at a time: a STORE costs the server about
+        // as much for 100 messages as for 500.
+        let marks = if to_mark.len() >= MARK_BATCH || finished {
+            std::mem::take(&mut to_mark)
+        } else {
+            Vec::new()
+        };
+        let flagged = std::mem::take(&mut to_record);
         let stop = finished || src.shutdown.is_cancelled();
         let commit = async move {
             let Some(f) = prev else {
@@ -391,16 +404,20 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             drop(f.budget);
             r.map(|o| Some((o, f.done, f.trouble)))
         };
+        let record = record_marked(src, uidvalidity, &flagged);
         let fetch = async {
             if !marks.is_empty() {
-                mark(src, s, session, uidvalidity, &marks).await?;
+                flag(s, session, &marks).await?;
             }
-            if stop {
-                return Ok(None);
-            }
-            next_batch(src, s, session, uidvalidity, &mut feed, &spool).await
+            let next = if stop {
+                None
+            } else {
+                next_batch(src, s, session, uidvalidity, &mut feed, &spool).await?
+            };
+            Ok::<_, anyhow::Error>((marks, next))
         };
-        let (committed, fetched) = tokio::join!(commit, fetch);
+        let (committed, recorded, fetched) = tokio::join!(commit, record, fetch);
+        recorded?;
         if let Some((done, marks, trouble)) = committed? {
             outcomes.extend(done);
             if let Some(e) = trouble {
@@ -408,9 +425,11 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
                 // connection may be gone).
                 return Err(e);
             }
-            to_mark = marks;
+            to_mark.extend(marks);
         }
-        match fetched? {
+        let (flagged, next) = fetched?;
+        to_record = flagged;
+        match next {
             Some(f) => {
                 // A batch cut short is the last of the pass.
                 finished = f.trouble.is_some();
@@ -419,6 +438,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             None => finished = true,
         }
     }
+    record_marked(src, uidvalidity, &to_record).await?;
     if !to_mark.is_empty() {
         mark(src, s, session, uidvalidity, &to_mark).await?;
     }
@@ -1032,6 +1052,15 @@ async fn mark(
     uids: &[u32],
 ) -> Result<()> {
     for chunk in uids.chunks(500) {
+        flag(s, session, chunk).await?;
+        record_marked(src, uidvalidity, chunk).await?;
+    }
+    Ok(())
+}
+
+/// The server's half of [`mark`]: Seen set (or the messages moved).
+async fn flag(s: &ImapSettings, session: &mut ImapSession, uids: &[u32]) -> Result<()> {
+    for chunk in uids.chunks(500) {
         let set = uid_set(chunk);
         match &s.move_to {
             Some(folder) => {
@@ -1058,15 +1087,23 @@ async fn mark(
             }
         }
         drain_unsolicited(session);
-        src.set_marked(
-            chunk
-                .iter()
-                .map(|uid| format!("{uidvalidity}:{uid}"))
-                .collect(),
-        )
-        .await?;
     }
     Ok(())
+}
+
+/// The store's half of [`mark`]: the messages need no marking at the next
+/// pass. Left undone (a stop between the two halves), they are marked
+/// again, which changes nothing at the server.
+async fn record_marked(src: &Source, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    src.set_marked(
+        uids.iter()
+            .map(|uid| format!("{uidvalidity}:{uid}"))
+            .collect(),
+    )
+    .await
 }
 
 /// Untagged responses we do not use go to a bounded channel; keep it empty
