@@ -55,10 +55,10 @@ const FETCH_BATCH: usize = 100;
 const BATCH_BYTES: u64 = 32 << 20;
 /// A message above this is fetched in chunks of this size.
 const CHUNK: u32 = 4 << 20;
-/// UIDs whose sizes are asked in one UID FETCH.
 /// UIDs marked at the server per STORE in a pass's pipeline (a batch's
 /// worth or more).
 const MARK_BATCH: usize = 400;
+/// UIDs whose sizes are asked in one UID FETCH.
 const SIZE_WINDOW: usize = 1000;
 /// The budget of [`BUDGET`], in KiB.
 const BUDGET_KIB: usize = (BATCH_BYTES / 1024) as usize;
