@@ -362,9 +362,9 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         .collect();
     drain_unsolicited(session);
 
-    // A pipeline of two steps: batch N is committed while batch N+1 is
-    // fetched and analysed; batch N is marked at the server once it is
-    // committed, while batch N+2 is fetched, and that mark is recorded in
+    // A pipeline of three steps: batch N is committed while batch N+1 is
+    // analysed and batch N+2 fetched; batch N is marked at the server once
+    // it is committed, with a later fetch, and that mark is recorded in
     // the store during the commit after (the store's own thread would
     // otherwise hold the fetch behind a commit). The watermark is what is
     // committed, so it never passes a batch that was only fetched.
@@ -376,13 +376,15 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         too_big: None,
     };
     let mut outcomes = Vec::with_capacity(uids.len());
-    let mut committing: Option<Fetched> = None;
+    let mut analysing: Option<Fetched<Vec<Incoming>>> = None;
+    let mut committing: Option<Fetched<Vec<Analysed>>> = None;
     let mut to_mark: Vec<u32> = Vec::new();
     let mut to_record: Vec<u32> = Vec::new();
     let mut finished = false;
     loop {
         let prev = committing.take();
-        if prev.is_none() && finished {
+        let raw = analysing.take();
+        if prev.is_none() && raw.is_none() && finished {
             break;
         }
         // Marked a few batches at a time: a STORE costs the server about
@@ -394,29 +396,46 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         };
         let flagged = std::mem::take(&mut to_record);
         let stop = finished || src.shutdown.is_cancelled();
+        // The fetch may wait for its share of the budget only when no
+        // batch of this pass holds one past this step (the batch being
+        // analysed does): otherwise it would wait on itself.
+        let may_wait = raw.is_none();
         let commit = async move {
             let Some(f) = prev else {
                 return Ok(None);
             };
             // One transaction per fetched batch; marked only once committed.
-            let r = src.commit(f.analysed).await;
+            let r = src.commit(f.messages).await;
             // Released once committed: the next fetch may need it.
             drop(f.budget);
             r.map(|o| Some((o, f.done, f.trouble)))
         };
         let record = record_marked(src, uidvalidity, &flagged);
+        let analyse = async move {
+            let Some(f) = raw else {
+                return Ok(None);
+            };
+            let analysed = src.analyse(f.messages).await?;
+            Ok::<_, anyhow::Error>(Some(Fetched {
+                messages: analysed,
+                done: f.done,
+                trouble: f.trouble,
+                budget: f.budget,
+            }))
+        };
         let fetch = async {
             if !marks.is_empty() {
                 flag(s, session, &marks).await?;
             }
             let next = if stop {
-                None
+                Next::None
             } else {
-                next_batch(src, s, session, uidvalidity, &mut feed, &spool).await?
+                next_batch(src, s, session, uidvalidity, &mut feed, &spool, may_wait).await?
             };
             Ok::<_, anyhow::Error>((marks, next))
         };
-        let (committed, recorded, fetched) = tokio::join!(commit, record, fetch);
+        let (committed, recorded, analysed, fetched) =
+            tokio::join!(commit, record, analyse, fetch);
         recorded?;
         if let Some((done, marks, trouble)) = committed? {
             outcomes.extend(done);
@@ -427,15 +446,17 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             }
             to_mark.extend(marks);
         }
+        committing = analysed?;
         let (flagged, next) = fetched?;
         to_record = flagged;
         match next {
-            Some(f) => {
+            Next::Batch(f) => {
                 // A batch cut short is the last of the pass.
                 finished = f.trouble.is_some();
-                committing = Some(f);
+                analysing = Some(f);
             }
-            None => finished = true,
+            Next::Later => {}
+            Next::None => finished = true,
         }
     }
     record_marked(src, uidvalidity, &to_record).await?;
@@ -460,9 +481,10 @@ struct Feed<'a> {
     too_big: Option<(u32, u64)>,
 }
 
-/// A batch fetched and analysed, waiting for its commit.
-struct Fetched {
-    analysed: Vec<Analysed>,
+/// A batch fetched (`Vec<Incoming>`), or fetched and analysed
+/// (`Vec<Analysed>`), waiting for its next step.
+struct Fetched<M> {
+    messages: M,
     /// The UIDs it holds, to mark once committed.
     done: Vec<u32>,
     /// Why the batch was cut short (its prefix is still good).
@@ -471,8 +493,18 @@ struct Fetched {
     budget: tokio::sync::SemaphorePermit<'static>,
 }
 
-/// Fetches and analyses the next batch of the pass; None when there is
-/// none left.
+/// What [`next_batch`] gives.
+enum Next {
+    Batch(Fetched<Vec<Incoming>>),
+    /// Its share of the budget was not free and it could not wait: the
+    /// batch is fetched at the next step.
+    Later,
+    /// The pass has nothing left to fetch.
+    None,
+}
+
+/// Fetches the next batch of the pass. Without `may_wait`, a batch whose
+/// share of the budget is not free at once is left for later.
 async fn next_batch(
     src: &Source,
     s: &ImapSettings,
@@ -480,7 +512,8 @@ async fn next_batch(
     uidvalidity: u32,
     feed: &mut Feed<'_>,
     spool: &Spool,
-) -> Result<Option<Fetched>> {
+    may_wait: bool,
+) -> Result<Next> {
     while feed.batches.is_empty() {
         if let Some((uid, size)) = feed.too_big.take() {
             bail!(
@@ -492,7 +525,7 @@ async fn next_batch(
             );
         }
         let Some(window) = feed.windows.next() else {
-            return Ok(None);
+            return Ok(Next::None);
         };
         feed.meta = sizes(s, session, window).await?;
         let plan = plan(window, &feed.meta, s.max_fetch_bytes);
@@ -500,14 +533,26 @@ async fn next_batch(
         feed.too_big = plan.too_big;
     }
     let Some(batch) = feed.batches.pop_front() else {
-        return Ok(None);
+        return Ok(Next::None);
     };
     // Held until the batch is committed: what this batch keeps in memory,
     // counted against the budget every IMAP mailbox of the process shares.
-    let budget = BUDGET
-        .acquire_many(budget_permits(&batch, &feed.meta, spool.above))
-        .await
-        .context("The fetch budget is closed")?;
+    let permits = budget_permits(&batch, &feed.meta, spool.above);
+    let budget = if may_wait {
+        BUDGET
+            .acquire_many(permits)
+            .await
+            .context("The fetch budget is closed")?
+    } else {
+        match BUDGET.try_acquire_many(permits) {
+            Ok(b) => b,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                feed.batches.push_front(batch);
+                return Ok(Next::Later);
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => bail!("The fetch budget is closed"),
+        }
+    };
     let (ready, trouble) = fetch_batch(s, session, &batch, &feed.meta, spool).await;
     let done: Vec<u32> = ready.iter().map(|(uid, _)| *uid).collect();
     let incoming = ready
@@ -525,9 +570,8 @@ async fn next_batch(
             raw,
         })
         .collect();
-    let analysed = src.analyse(incoming).await?;
-    Ok(Some(Fetched {
-        analysed,
+    Ok(Next::Batch(Fetched {
+        messages: incoming,
         done,
         trouble,
         budget,
