@@ -434,8 +434,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             };
             Ok::<_, anyhow::Error>((marks, next))
         };
-        let (committed, recorded, analysed, fetched) =
-            tokio::join!(commit, record, analyse, fetch);
+        let (committed, recorded, analysed, fetched) = tokio::join!(commit, record, analyse, fetch);
         recorded?;
         if let Some((done, marks, trouble)) = committed? {
             outcomes.extend(done);

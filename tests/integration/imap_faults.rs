@@ -335,6 +335,58 @@ async fn a_message_over_max_fetch_bytes_waits_and_large_ones_come_whole_in_chunk
     assert_eq!(watermark(&config), 4);
 }
 
+/// Six mails of 12 MB (under the spool threshold): the planner puts two in
+/// a batch (24 MiB of the process's 32 MiB fetch budget), so while one
+/// batch is analysed the next cannot have its share and is left for the
+/// step after, when the analysed batch has moved on to its commit. Every
+/// mail is still ticketed once, byte for byte, in UID order, and the pass
+/// ends (a fetch that waited on the budget its own pass holds would hang).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_too_big_for_two_at_once_in_the_budget_are_fetched_in_turn() {
+    const MAILS: usize = 6;
+    let stack = start_stack();
+    let config = write_config(&stack, true);
+    let pool = pool();
+    let mails: Vec<Vec<u8>> = (1..=MAILS)
+        .map(|n| big_mail(&pool, n, 12_000_000))
+        .collect();
+    for (i, m) in mails.iter().enumerate() {
+        assert!(m.len() > 11_000_000 && m.len() < 13_000_000);
+        deliver_raw_to_dovecot(&stack, "support", i + 1, m);
+    }
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(&config, &["run", "--once"], &[("RUST_LOG", "info")])
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), out)
+        .await
+        .expect("the pass did not end: a fetch waited on its own pass's budget")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(incoming(&config), (MAILS as i64, MAILS as i64, 0));
+    for (i, m) in mails.iter().enumerate() {
+        let (raw, spooled) = stored_raw(&config, i as i64 + 1);
+        assert!(!spooled, "UID {} spooled", i + 1);
+        assert!(raw == *m, "UID {} stored differently", i + 1);
+    }
+    let conn = db(&config);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tickets"), MAILS as i64);
+    // One ticket per mail, opened in UID order.
+    let order: Vec<i64> = conn
+        .prepare("SELECT uid FROM messages WHERE direction = 'in' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(order, (1..=MAILS as i64).collect::<Vec<_>>());
+    assert_eq!(watermark(&config), MAILS as i64);
+}
+
 /// The raw bytes kept of every incoming message: in the rows, and in the
 /// spool files the rows name.
 fn stored_bytes(config: &Path) -> u64 {
