@@ -381,6 +381,10 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
     let mut to_mark: Vec<u32> = Vec::new();
     let mut to_record: Vec<u32> = Vec::new();
     let mut finished = false;
+    // A fetch that failed (a message over max_fetch_bytes, a lost
+    // connection): the batches already fetched are still analysed and
+    // committed, with no more commands to the server, then the pass fails.
+    let mut failed: Option<anyhow::Error> = None;
     loop {
         let prev = committing.take();
         let raw = analysing.take();
@@ -389,7 +393,7 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
         }
         // Marked a few batches at a time: a STORE costs the server about
         // as much for 100 messages as for 500.
-        let marks = if to_mark.len() >= MARK_BATCH || finished {
+        let marks = if failed.is_none() && (to_mark.len() >= MARK_BATCH || finished) {
             std::mem::take(&mut to_mark)
         } else {
             Vec::new()
@@ -446,19 +450,30 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
             to_mark.extend(marks);
         }
         committing = analysed?;
-        let (flagged, next) = fetched?;
-        to_record = flagged;
-        match next {
-            Next::Batch(f) => {
-                // A batch cut short is the last of the pass.
-                finished = f.trouble.is_some();
-                analysing = Some(f);
+        match fetched {
+            Ok((flagged, next)) => {
+                to_record = flagged;
+                match next {
+                    Next::Batch(f) => {
+                        // A batch cut short is the last of the pass.
+                        finished = f.trouble.is_some();
+                        analysing = Some(f);
+                    }
+                    Next::Later => {}
+                    Next::None => finished = true,
+                }
             }
-            Next::Later => {}
-            Next::None => finished = true,
+            Err(e) => {
+                failed = Some(e);
+                finished = true;
+            }
         }
     }
     record_marked(src, uidvalidity, &to_record).await?;
+    if let Some(e) = failed {
+        // What was committed is marked at the next pass.
+        return Err(e);
+    }
     if !to_mark.is_empty() {
         mark(src, s, session, uidvalidity, &to_mark).await?;
     }

@@ -312,6 +312,50 @@ pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Like [`run`], but the process is killed, and the test fails naming
+/// `what`, if it has not ended within `limit` (a pass that hangs). Its
+/// output goes through files beside the config, read back once it ends.
+pub fn run_bounded(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+    what: &str,
+) -> Output {
+    let dir = config.parent().unwrap();
+    let (out_path, err_path) = (dir.join("run.stdout"), dir.join("run.stderr"));
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: still running after {limit:?}, killed; its log:\n{}",
+                String::from_utf8_lossy(&std::fs::read(&err_path).unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
+}
+
 /// `run --once`, which must succeed.
 pub fn run_once_ok(config: &Path) -> Output {
     let out = run(config, &["run", "--once"], &[]);

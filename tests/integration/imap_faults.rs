@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 
@@ -341,8 +341,8 @@ async fn a_message_over_max_fetch_bytes_waits_and_large_ones_come_whole_in_chunk
 /// step after, when the analysed batch has moved on to its commit. Every
 /// mail is still ticketed once, byte for byte, in UID order, and the pass
 /// ends (a fetch that waited on the budget its own pass holds would hang).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_too_big_for_two_at_once_in_the_budget_are_fetched_in_turn() {
+#[test]
+fn batches_too_big_for_two_at_once_in_the_budget_are_fetched_in_turn() {
     const MAILS: usize = 6;
     let stack = start_stack();
     let config = write_config(&stack, true);
@@ -354,14 +354,13 @@ async fn batches_too_big_for_two_at_once_in_the_budget_are_fetched_in_turn() {
         assert!(m.len() > 11_000_000 && m.len() < 13_000_000);
         deliver_raw_to_dovecot(&stack, "support", i + 1, m);
     }
-    let out = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || run(&config, &["run", "--once"], &[("RUST_LOG", "info")])
-    });
-    let out = tokio::time::timeout(std::time::Duration::from_secs(300), out)
-        .await
-        .expect("the pass did not end: a fetch waited on its own pass's budget")
-        .unwrap();
+    let out = run_bounded(
+        &config,
+        &["run", "--once"],
+        &[("RUST_LOG", "info")],
+        Duration::from_secs(120),
+        "the pass (a fetch waiting on its own pass's budget would hang it)",
+    );
     assert!(
         out.status.success(),
         "{}",
