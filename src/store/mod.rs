@@ -104,7 +104,37 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Job>,
+    owner: std::sync::Arc<Owner>,
+}
+
+/// The owner thread, shared by every clone of a [`Store`]: dropping the
+/// last clone closes the channel and waits for the thread to close the
+/// connection (SQLite checkpoints and removes the -wal and -shm), so a
+/// process that exits after it never stops midway through that close,
+/// where a -wal with no -shm next to it is left for the next reader.
+struct Owner {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Owner {
+    fn tx(&self) -> &mpsc::Sender<Job> {
+        self.tx
+            .as_ref()
+            .expect("the sender lives as long as the owner")
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take()
+            // A job holding the last clone ends on the store thread itself.
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Store {
@@ -114,7 +144,7 @@ impl Store {
         schema::migrate(&mut conn)
             .with_context(|| format!("Migrating the database {}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
@@ -122,7 +152,12 @@ impl Store {
                 }
             })
             .context("Starting the store thread")?;
-        Ok(Store { tx })
+        Ok(Store {
+            owner: std::sync::Arc::new(Owner {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+        })
     }
 
     /// Runs `f` on the owner thread and awaits its result.
@@ -132,7 +167,8 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.tx
+        self.owner
+            .tx()
             .send(Box::new(move |conn| {
                 let _ = done.send(f(conn));
             }))
@@ -148,7 +184,8 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (done, wait) = mpsc::channel();
-        self.tx
+        self.owner
+            .tx()
             .send(Box::new(move |conn| {
                 let _ = done.send(f(conn));
             }))
