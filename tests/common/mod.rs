@@ -216,6 +216,33 @@ pub fn postfix_accepted(stack: &Stack, message_id: &str) -> usize {
     log.lines().filter(|l| l.ends_with(&needle)).count()
 }
 
+/// Postfix retries its deferred mail now (`postqueue -f`), for a test that
+/// restarted the Dovecot it delivers to and then waits for the mail.
+pub fn postfix_flush(stack: &Stack) {
+    let _ = Command::new("postqueue")
+        .arg("-c")
+        .arg(stack.dir.path().join("stack/postfix"))
+        .arg("-f")
+        .status();
+}
+
+/// Postfix's log lines about a message (its queue ID's lines, found by the
+/// Message-ID), for a failure message when a mail did not arrive.
+pub fn postfix_trail(stack: &Stack, message_id: &str) -> String {
+    let log =
+        std::fs::read_to_string(stack.dir.path().join("stack/postfix/maillog")).unwrap_or_default();
+    let needle = format!(": message-id=<{}>", message_id.trim_matches(['<', '>']));
+    let queue_ids: Vec<&str> = log
+        .lines()
+        .filter(|l| l.ends_with(&needle))
+        .filter_map(|l| l.split(": ").nth(1))
+        .collect();
+    log.lines()
+        .filter(|l| queue_ids.iter().any(|q| l.contains(&format!(" {q}: "))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 // ------------------------------------------------------------ config and binary
 
 /// An example config's policy (priorities, categories, [sla], [triage]),

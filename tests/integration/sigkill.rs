@@ -20,19 +20,16 @@ use rusqlite::Connection;
 async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     use rand::Rng;
     // Enough work that 50 kills find most of it still to do (with 500,
-    // the faster pipeline finished by the 17th kill and too few landed
-    // mid-stream); two domains, each under the per-domain ack limit.
-    const MESSAGES: usize = 1000;
+    // the faster pipeline finished by the 17th kill; with 1000, by the
+    // 16th, 8 mid-stream in CI); four domains, each under the per-domain
+    // ack limit.
+    const MESSAGES: usize = 2000;
     const KILLS: usize = 50;
     let stack = start_stack();
     let config = write_config_with(&stack, false, "");
     let mut s = imap_login(&stack, "support", "supportpw").await;
     for n in 0..MESSAGES {
-        let domain = if n % 2 == 0 {
-            "example.com"
-        } else {
-            "example.net"
-        };
+        let domain = ["example.com", "example.net", "example.org", "example.edu"][n % 4];
         append(
             &mut s,
             &format!(
@@ -466,6 +463,8 @@ async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
         count(&conn, "SELECT count(*) FROM outbox WHERE status = 'sent'"),
         2
     );
+    // Postfix may hold one deferred from while Dovecot was down: now.
+    postfix_flush(&stack);
     let ids = sink_message_ids_within(&stack, 2, Duration::from_secs(60)).await;
     let queued: std::collections::BTreeSet<_> = conn
         .prepare("SELECT message_id FROM outbox WHERE kind = 'ack'")
@@ -474,7 +473,17 @@ async fn imap_down_at_start_and_restarted_mid_session_catches_up() {
         .unwrap()
         .map(|m| Some(m.unwrap().trim_matches(['<', '>']).to_string()))
         .collect();
-    assert_eq!(ids, queued);
+    let trails: Vec<String> = queued
+        .difference(&ids)
+        .flatten()
+        .map(|id| format!("{id}:\n{}", postfix_trail(&stack, id)))
+        .collect();
+    assert_eq!(
+        ids,
+        queued,
+        "Postfix on the missing ones:\n{}",
+        trails.join("\n")
+    );
     // Each handed to Postfix once. The sink itself may hold a copy more:
     // the test kills the Dovecot that Postfix delivers to over LMTP, and
     // Postfix delivers again a message whose LMTP answer it never got

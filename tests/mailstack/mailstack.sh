@@ -226,6 +226,9 @@ message_size_limit = 52428800
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 5s
+# An LMTP agent that failed (Dovecot killed under it) throttles the whole
+# transport for transport_retry_time, 60s by default: as long as a test waits.
+transport_retry_time = 1s
 EOF
     cat >"$pf/master.cf" <<EOF
 127.0.0.1:$smtp inet n - n - - smtpd
