@@ -117,6 +117,9 @@ pub struct Parsed {
     /// The From address, lowercased; "" when there is none.
     pub sender: String,
     pub automated: Option<Automated>,
+    /// The own body the automated check cut (None when a header settled
+    /// it), for the triage not to cut it again.
+    pub own_body: Option<triage::OwnBody>,
     pub spam: bool,
     pub oversized: bool,
     /// Who vouches for the From domain (core/auth.rs).
@@ -189,7 +192,7 @@ pub fn analyse(cfg: &Config, incoming: &Incoming) -> Analysis {
         Ok(m) => m,
         Err(e) => return Analysis::Unparsable(e.to_string()),
     };
-    let automated = triage::detect_automated(&mail);
+    let (automated, own_body) = triage::detect_automated_keeping(&mail);
     let spam = mail
         .header("X-Spam-Flag")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
@@ -215,6 +218,7 @@ pub fn analyse(cfg: &Config, incoming: &Incoming) -> Analysis {
         mail,
         sender,
         automated,
+        own_body,
         spam,
         oversized,
         auth,
@@ -252,6 +256,7 @@ pub fn triage_of(cfg: &Config, p: &Parsed, received: DateTime<Utc>) -> triage::V
             customer_language: customer.language.as_deref(),
             // `analyse` ran the check; it found nothing.
             not_automated: p.automated.is_none(),
+            own_body: p.own_body.as_ref(),
         },
     )
 }

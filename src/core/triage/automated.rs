@@ -16,6 +16,7 @@
 use serde::Serialize;
 
 use super::normalize::{fold, words};
+use super::own_text::OwnBody;
 use crate::core::inbound::ParsedMail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,6 +66,33 @@ const AUTO_REPLY_SUBJECTS: &[&str] = &[
 
 /// Is this message from a machine rather than a person? See the module comment.
 pub fn detect_automated(mail: &ParsedMail) -> Option<Automated> {
+    detect_automated_keeping(mail).0
+}
+
+/// `detect_automated`, also giving the own body it cut when it read the
+/// text (for the triage that follows, see [`OwnBody`]).
+pub fn detect_automated_keeping(mail: &ParsedMail) -> (Option<Automated>, Option<OwnBody>) {
+    if let Some(a) = by_headers(mail) {
+        return (Some(a), None);
+    }
+    let body = OwnBody::cut(&mail.subject, &mail.text);
+    let own = super::own_text::own_text_reusing(&mail.subject, &mail.text, Some(&body));
+    // A reply's subject echoes the ticket ("Re: [#77120] Backup failed"):
+    // its problem words are ours, not the writer's.
+    // A forward's subject is the writer's own words, and stays.
+    let (cleaned, forward) = super::own_text::clean_subject(&mail.subject);
+    let problem_scope = if !forward && cleaned.len() < mail.subject.trim().len() {
+        own.get(cleaned.len()..).unwrap_or(&own)
+    } else {
+        own.as_str()
+    };
+    let automated =
+        out_of_office(&own, problem_scope).and_then(|why| found(AutomatedKind::AutoReply, why));
+    (automated, Some(body))
+}
+
+/// Headers, sender and subject: the signs that need no reading of the text.
+fn by_headers(mail: &ParsedMail) -> Option<Automated> {
     let ct = mail.content_type.as_deref().unwrap_or("");
     let report = mail.report_type.as_deref().unwrap_or("");
     if ct == "multipart/report" && report == "delivery-status" {
@@ -133,17 +161,7 @@ pub fn detect_automated(mail: &ParsedMail) -> Option<Automated> {
         // RFC 3834 asks auto-responders to use it.
         return found(AutomatedKind::AutoReply, "Return-Path: <>".into());
     }
-    let own = super::own_text::own_text(&mail.subject, &mail.text);
-    // A reply's subject echoes the ticket ("Re: [#77120] Backup failed"):
-    // its problem words are ours, not the writer's.
-    // A forward's subject is the writer's own words, and stays.
-    let (cleaned, forward) = super::own_text::clean_subject(&mail.subject);
-    let problem_scope = if !forward && cleaned.len() < mail.subject.trim().len() {
-        own.get(cleaned.len()..).unwrap_or(&own)
-    } else {
-        own.as_str()
-    };
-    out_of_office(&own, problem_scope).and_then(|why| found(AutomatedKind::AutoReply, why))
+    None
 }
 
 /// The writer saying they are away, in the first person, folded: "I am"

@@ -38,9 +38,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::inbound::ParsedMail;
 
-pub use automated::{Automated, AutomatedKind, detect_automated};
+pub use automated::{Automated, AutomatedKind, detect_automated, detect_automated_keeping};
 pub use language::detection_text;
 pub use normalize::fold;
+pub use own_text::OwnBody;
 
 use language::LanguageDetector;
 use phrases::Matcher;
@@ -312,6 +313,8 @@ pub struct Hints<'a> {
     /// The shell has run [`detect_automated`] on this mail and it found
     /// nothing: not run again.
     pub not_automated: bool,
+    /// The own body that check cut, reused rather than cut again.
+    pub own_body: Option<&'a OwnBody>,
 }
 
 /// `classify_with`, with what the shell knows of the sender.
@@ -322,18 +325,20 @@ pub fn classify_hinted(
     hints: Hints,
 ) -> Verdict {
     let mut reasons = Vec::new();
-    let automated = if hints.not_automated {
-        None
+    let (automated, cut) = if hints.not_automated {
+        (None, None)
     } else {
-        detect_automated(mail)
+        detect_automated_keeping(mail)
     };
+    let known = hints.own_body.or(cut.as_ref());
     if let Some(a) = &automated {
         reasons.push(format!("automated ({:?}): {}", a.kind, a.reason));
     }
 
-    let own = own_text::own_text(
+    let own = own_text::own_text_reusing(
         &subject_without_priority_tags(&mail.subject, model),
         &mail.text,
+        known,
     );
     let detected = model.detector.detect_with(
         &own,

@@ -333,10 +333,43 @@ pub fn quoted_text(body: &str) -> String {
     out
 }
 
+/// A message's own body as one reading of its subject left it (whether
+/// the subject marked a forward), kept so the automated check and the
+/// triage after it cut the quotes once, not twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnBody {
+    forward: bool,
+    text: String,
+}
+
+impl OwnBody {
+    /// The own body of `body` under this subject.
+    pub fn cut(subject: &str, body: &str) -> OwnBody {
+        let forward = clean_subject(subject).1;
+        OwnBody {
+            forward,
+            text: own_body(body, forward),
+        }
+    }
+}
+
 /// The customer's own words: cleaned subject, a blank line, own body.
 pub fn own_text(subject: &str, body: &str) -> String {
+    own_text_reusing(subject, body, None)
+}
+
+/// `own_text`, with the own body taken from `known` when it was cut for
+/// the same reading of the subject (a `[P1]` tag removed before a "Fwd:"
+/// changes it).
+pub fn own_text_reusing(subject: &str, body: &str, known: Option<&OwnBody>) -> String {
     let (subject, forward) = clean_subject(subject);
-    let body = own_body(body, forward);
+    match known {
+        Some(k) if k.forward == forward => join(subject, &k.text),
+        _ => join(subject, &own_body(body, forward)),
+    }
+}
+
+fn join(subject: &str, body: &str) -> String {
     let mut s = String::with_capacity(subject.len() + body.len() + 2);
     s.push_str(subject);
     s.push_str("\n\n");
@@ -372,6 +405,29 @@ mod tests {
         let own = own_body(body, false);
         assert!(own.contains("Backup job failed"), "{own}");
         assert!(!own.contains("ops <o@x>"), "{own}");
+    }
+
+    #[test]
+    fn a_reused_own_body_is_the_one_its_subject_would_cut() {
+        // An Outlook header block: cut in a reply, skipped in a forward.
+        let body = "See below.\n\nFrom: ops <o@x>\nSent: Monday\nTo: me\nSubject: alert\n\nBackup job failed";
+        // Cut under a forward's subject, asked for under one that is not
+        // (a tag stripped before "Fwd:" changes the reading): cut again.
+        let under_forward = OwnBody::cut("Fwd: alert", body);
+        for subject in ["Fwd: alert", "alert", "Re: alert", "[P1] Fwd: alert"] {
+            assert_eq!(
+                own_text_reusing(subject, body, Some(&under_forward)),
+                own_text(subject, body),
+                "{subject}"
+            );
+            let under_reply = OwnBody::cut("Re: alert", body);
+            assert_eq!(
+                own_text_reusing(subject, body, Some(&under_reply)),
+                own_text(subject, body),
+                "{subject}"
+            );
+        }
+        assert_ne!(own_text("Fwd: alert", body), own_text("alert", body));
     }
 
     #[test]
