@@ -986,6 +986,58 @@ async fn a_message_that_cannot_be_stored_is_poison_and_the_rest_go_on() {
 }
 
 #[tokio::test]
+async fn a_message_the_store_refuses_is_set_aside_alone_and_the_round_before_it_kept() {
+    let d = desk();
+    // The store refuses one message when it is written (a failure of the
+    // commit itself, after the decision): the round is applied without
+    // savepoints first, so that attempt is rolled back whole and applied
+    // again with one savepoint per message.
+    d.store
+        .call_blocking(|conn| {
+            conn.execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.subject = 'Boom'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let out = d
+        .batch(vec![
+            ("1", mail(ALICE, "First", "r1@c", &[], "Hello")),
+            ("2", mail(ALICE, "Boom", "r2@c", &[], "Hello")),
+            ("3", mail(ALICE, "Third", "r3@c", &[], "Hello")),
+        ])
+        .await;
+    assert_outcome(&out[0], Action::NewTicket, Some("SUP-000001"), true);
+    assert_outcome(&out[1], Action::Unparsable, None, false);
+    assert_outcome(&out[2], Action::NewTicket, Some("SUP-000002"), true);
+    assert_eq!(d.tickets(), 2);
+    let orphans = d.orphan_kinds();
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert_eq!(orphans[0].0, "poison");
+    assert!(
+        orphans[0]
+            .1
+            .as_deref()
+            .unwrap_or("")
+            .contains("refused by the test"),
+        "{orphans:?}"
+    );
+    // One acknowledgement per ticket: the rolled-back attempt left none.
+    let acks: i64 = d
+        .store
+        .call_blocking(|conn| {
+            Ok(
+                conn.query_row("SELECT count(*) FROM outbox WHERE kind = 'ack'", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    assert_eq!(acks, 2);
+}
+
+#[tokio::test]
 async fn a_write_between_reading_and_applying_is_caught() {
     let d = desk();
     d.one("1", mail(ALICE, "Help", "m1@c", &[], "Hello")).await;

@@ -115,6 +115,7 @@ pub struct Store {
 struct Owner {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Owner {
@@ -133,6 +134,10 @@ impl Drop for Owner {
             && thread.thread().id() != std::thread::current().id()
         {
             let _ = thread.join();
+            // The store thread's end drops the checkpointer's wake.
+            if let Some(checkpointer) = self.checkpointer.take() {
+                let _ = checkpointer.join();
+            }
         }
     }
 }
@@ -143,12 +148,28 @@ impl Store {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)
             .with_context(|| format!("Migrating the database {}", path.display()))?;
+        // Checkpoints (copying the WAL into the database file, with its
+        // fsync) run on a thread of their own, off the store thread that
+        // every commit waits on: after each job that wrote, the store
+        // thread wakes the checkpointer, which copies what it can without
+        // blocking anyone (PASSIVE). SQLite's own automatic checkpoint is
+        // off on this connection only; other writers keep theirs.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .context("Turning the store thread's own checkpoints off")?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let checkpointer = checkpointer(path, woken)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
+                let mut changes = conn.total_changes();
                 while let Ok(job) = rx.recv() {
                     job(&mut conn);
+                    if conn.total_changes() != changes {
+                        changes = conn.total_changes();
+                        // Full: a wake is pending already.
+                        let _ = wake.try_send(());
+                    }
                 }
             })
             .context("Starting the store thread")?;
@@ -156,6 +177,7 @@ impl Store {
             owner: std::sync::Arc::new(Owner {
                 tx: Some(tx),
                 thread: Some(thread),
+                checkpointer: Some(checkpointer),
             }),
         })
     }
@@ -193,6 +215,28 @@ impl Store {
         wait.recv()
             .map_err(|_| anyhow!("The store thread dropped a request"))?
     }
+}
+
+/// The checkpointer: its own connection, one PASSIVE checkpoint per
+/// wake. A failed checkpoint is logged and the next wake tries again
+/// (the WAL only grows meanwhile); the thread ends with the store thread.
+fn checkpointer(path: &Path, woken: mpsc::Receiver<()>) -> Result<std::thread::JoinHandle<()>> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("Opening the database {} to checkpoint", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .context("Setting the busy timeout")?;
+    std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                let done =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+                if let Err(e) = done {
+                    tracing::warn!("Checkpointing the database failed: {e}");
+                }
+            }
+        })
+        .context("Starting the checkpoint thread")
 }
 
 /// The daemon's connection: creates the database when missing and sets
