@@ -134,6 +134,9 @@ pub struct Parsed {
 pub struct Analysed {
     pub incoming: Incoming,
     pub analysis: Analysis,
+    /// Its attachments, already on disk when the analysis wrote them
+    /// (see [`prewrite_attachments`]); None leaves them to the round.
+    pub files: Option<Vec<StoredFile>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +273,46 @@ pub fn analyse_guarded(cfg: &Config, incoming: Incoming) -> Analysed {
             .unwrap_or_else(|_| {
                 Analysis::Unparsable("internal error while analysing the message (panic)".into())
             });
-    Analysed { incoming, analysis }
+    Analysed {
+        incoming,
+        analysis,
+        files: None,
+    }
+}
+
+/// Writes a message's attachments during its analysis, where both cores
+/// share the work, instead of in the round every batch waits its turn
+/// for. Only for mail that keeps its attachments whatever the store
+/// knows: parsed, not spam, from a sender that is neither empty nor the
+/// desk's own (the decisions that keep none). The files are
+/// content-addressed, so one the store then finds already committed
+/// leaves no file that was not written before. Any failure leaves them
+/// to the round, which writes them again and tells a full disk from a
+/// message that cannot be stored.
+pub fn prewrite_attachments(cfg: &Config, a: &mut Analysed) {
+    let Analysis::Parsed(p) = &a.analysis else {
+        return;
+    };
+    if p.mail.attachments.is_empty()
+        || p.spam
+        || p.sender.is_empty()
+        || decide::is_own_address(cfg, &p.sender)
+    {
+        return;
+    }
+    let mut files = Vec::with_capacity(p.mail.attachments.len());
+    for att in &p.mail.attachments {
+        match crate::store::messages::write_attachment(
+            &cfg.desk.state_dir,
+            att.filename.as_deref(),
+            &att.content_type,
+            &att.content,
+        ) {
+            Ok(f) => files.push(f),
+            Err(_) => return,
+        }
+    }
+    a.files = Some(files);
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {
@@ -397,6 +439,7 @@ impl Intake {
                     .into_iter()
                     .map(|i| analyse_guarded(&cfg, i))
                     .collect();
+                out.iter_mut().for_each(|a| prewrite_attachments(&cfg, a));
                 if triage_now {
                     out.iter_mut().for_each(|a| pretriage(&cfg, a));
                 }
@@ -549,6 +592,10 @@ fn prepare_round(
             (r.ack, r.held, r.hold) = new_ticket_ack(cfg, renderer, a, t);
         }
         if r.decision.attachments
+            && let Some(files) = &a.files
+        {
+            r.files = files.clone();
+        } else if r.decision.attachments
             && let Analysis::Parsed(p) = &a.analysis
         {
             for att in &p.mail.attachments {

@@ -952,6 +952,51 @@ async fn held_automated_duplicate_already_done_unparsable() {
     assert_eq!(d.tickets(), 2);
 }
 
+fn with_attachment(from: &str, mid: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@demo.example\r\nSubject: Logs\r\nMessage-ID: <{mid}>\r\n{extra}\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nSee attached\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=log.bin\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn attachments_are_written_in_the_analysis_only_for_mail_that_keeps_them() {
+    let d = desk();
+    let files = |raw: Vec<u8>| {
+        let mut a = super::analyse_guarded(&d.config, incoming("inbox", "x", raw));
+        super::prewrite_attachments(&d.config, &mut a);
+        a.files
+    };
+    let kept = files(with_attachment(ALICE, "a1@c", "")).expect("written in the analysis");
+    assert_eq!(kept.len(), 1);
+    let on_disk = d.config.desk.state_dir.join(&kept[0].path);
+    assert_eq!(std::fs::read(&on_disk).unwrap(), [0u8, 1, 2, 3]);
+    std::fs::remove_file(&on_disk).unwrap();
+    // Spam keeps none: nothing written for it.
+    assert!(files(with_attachment(ALICE, "a2@c", "X-Spam-Flag: YES\r\n")).is_none());
+    assert!(!on_disk.exists());
+
+    // Ingested, the message's row names the file the analysis wrote.
+    let o = d.one("1", with_attachment(ALICE, "a3@c", "")).await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
+    let rows: Vec<(String, i64)> = d
+        .store
+        .call_blocking(|conn| {
+            let mut st = conn.prepare("SELECT path, size FROM attachments")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(rows, [(kept[0].path.to_string_lossy().into_owned(), 4)]);
+    assert!(on_disk.exists());
+}
+
 #[tokio::test]
 async fn a_message_that_cannot_be_stored_is_poison_and_the_rest_go_on() {
     let d = desk();
