@@ -10,9 +10,12 @@
 //! 2. read (store thread, reads only): the [`decide::Facts`] of each message;
 //! 3. decide (blocking pool, pure): [`decide::decide`], then for new
 //!    tickets SLA, the acknowledgement rendered and composed, and
-//!    attachment files written;
+//!    attachment files written where the analysis did not;
 //! 4. apply (store thread, SQL only): [`apply::apply`], one transaction,
-//!    one savepoint per message, after checking that the facts still hold.
+//!    after checking that the facts still hold.
+//!
+//! Stages 2 to 4 of a batch are driven from one blocking thread, which
+//! hands the store thread its reads and its commit.
 //!
 //! Batches are decided one at a time (a turn lock), so two mailboxes never
 //! decide on the same facts; a write by anyone else in between (the CLI
@@ -464,66 +467,29 @@ impl Intake {
     }
 
     /// Stages 2 to 4 of an analysed batch: one outcome per message, in
-    /// order (see [`Intake::submit`]).
+    /// order (see [`Intake::submit`]). The rounds run on one thread of the
+    /// blocking pool, which hands the store thread its reads and its
+    /// commit and decides in between: a round waits only on the store
+    /// thread, never on a runtime worker that a fetch keeps busy (in
+    /// bench 1 the returns to the runtime cost twice the store's reads).
+    /// The turn is held until that thread is done, even when the caller
+    /// stops waiting.
     pub async fn commit(&self, analysed: Vec<Analysed>) -> Result<Vec<Outcome>> {
         if analysed.is_empty() {
             return Ok(Vec::new());
         }
-        let cfg = self.config.clone();
-        let analysed = Arc::new(analysed);
-        let queries: Arc<Vec<decide::Query>> =
-            Arc::new(analysed.iter().map(|a| decide::query(&cfg, a)).collect());
-        let _turn = self.turn.lock().await;
-        let now = crate::clock::now();
-        let mut outcomes = Vec::with_capacity(analysed.len());
-        let mut stale = 0;
-        while outcomes.len() < analysed.len() {
-            let start = outcomes.len();
-            let q = queries.clone();
-            let (version, facts) = self
-                .store
-                .call(move |conn| apply::read_facts(conn, &q[start..], now))
-                .await
-                .context("Reading what the store knows of a batch")?;
-            let (a, q, c, r) = (
-                analysed.clone(),
-                queries.clone(),
-                cfg.clone(),
-                self.renderer.clone(),
-            );
-            let round = tokio::task::spawn_blocking(move || {
-                prepare_round(&c, &r, &a[start..], &q[start..], version, facts)
-            })
-            .await
-            .context("The ingest decision panicked")??;
-            let (a, q, c) = (analysed.clone(), queries.clone(), cfg.clone());
-            let applied = self
-                .store
-                .call(move |conn| apply::apply(conn, &c, &a[start..], &q[start..], round, now))
-                .await
-                .context("Committing a batch of messages")?;
-            let Some(done) = applied else {
-                stale += 1;
-                if stale > 20 {
-                    bail!("The store kept changing under a batch; it is fetched again later");
-                }
-                continue;
-            };
-            for (i, o) in done.iter().enumerate() {
-                let inc = &analysed[start + i].incoming;
-                if o.action != Action::AlreadyDone {
-                    tracing::info!(
-                        mailbox = %inc.mailbox,
-                        key = %inc.source_key,
-                        ticket = o.ticket.as_deref().unwrap_or("-"),
-                        action = o.action.as_str(),
-                        ack = o.queued_ack,
-                        "ingested"
-                    );
-                }
-            }
-            outcomes.extend(done);
-        }
+        let turn = self.turn.clone().lock_owned().await;
+        let (store, cfg, renderer) = (
+            self.store.clone(),
+            self.config.clone(),
+            self.renderer.clone(),
+        );
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            commit_rounds(&store, &cfg, &renderer, analysed)
+        })
+        .await
+        .context("The ingest decision panicked")??;
         if outcomes.iter().any(|o| o.queued_ack) {
             self.outbox_wake.notify_one();
         }
@@ -533,6 +499,67 @@ impl Intake {
         crate::faults::fault_point("after_commit");
         Ok(outcomes)
     }
+}
+
+/// The rounds of [`Intake::commit`], on a blocking thread: read the facts,
+/// decide and prepare, apply; again from the first message not yet
+/// decided (one that waits for the next round) or when the facts changed.
+fn commit_rounds(
+    store: &Store,
+    cfg: &Arc<Config>,
+    renderer: &Renderer,
+    analysed: Vec<Analysed>,
+) -> Result<Vec<Outcome>> {
+    let analysed = Arc::new(analysed);
+    let queries: Arc<Vec<decide::Query>> =
+        Arc::new(analysed.iter().map(|a| decide::query(cfg, a)).collect());
+    let now = crate::clock::now();
+    let mut outcomes = Vec::with_capacity(analysed.len());
+    let mut stale = 0;
+    while outcomes.len() < analysed.len() {
+        let start = outcomes.len();
+        let q = queries.clone();
+        let (version, facts) = store
+            .call_blocking(move |conn| apply::read_facts(conn, &q[start..], now))
+            .context("Reading what the store knows of a batch")?;
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            prepare_round(
+                cfg,
+                renderer,
+                &analysed[start..],
+                &queries[start..],
+                version,
+                facts,
+            )
+        }))
+        .map_err(|_| anyhow::anyhow!("The ingest decision panicked"))??;
+        let (a, q, c) = (analysed.clone(), queries.clone(), cfg.clone());
+        let applied = store
+            .call_blocking(move |conn| apply::apply(conn, &c, &a[start..], &q[start..], round, now))
+            .context("Committing a batch of messages")?;
+        let Some(done) = applied else {
+            stale += 1;
+            if stale > 20 {
+                bail!("The store kept changing under a batch; it is fetched again later");
+            }
+            continue;
+        };
+        for (i, o) in done.iter().enumerate() {
+            let inc = &analysed[start + i].incoming;
+            if o.action != Action::AlreadyDone {
+                tracing::info!(
+                    mailbox = %inc.mailbox,
+                    key = %inc.source_key,
+                    ticket = o.ticket.as_deref().unwrap_or("-"),
+                    action = o.action.as_str(),
+                    ack = o.queued_ack,
+                    "ingested"
+                );
+            }
+        }
+        outcomes.extend(done);
+    }
+    Ok(outcomes)
 }
 
 /// How many pieces a batch is analysed in: one per core, at most four.
