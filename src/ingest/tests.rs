@@ -952,48 +952,92 @@ async fn held_automated_duplicate_already_done_unparsable() {
     assert_eq!(d.tickets(), 2);
 }
 
-fn with_attachment(from: &str, mid: &str, extra: &str) -> Vec<u8> {
+/// Base64 of `n` zero bytes (a multiple of 3), in lines of 76.
+fn zeros_base64(n: usize) -> String {
+    assert_eq!(n % 3, 0);
+    let b64 = "AAAA".repeat(n / 3);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    lines.join("\r\n")
+}
+
+/// A customer mail with one attachment (base64 `content`).
+fn with_attachment_of(from: &str, mid: &str, extra: &str, content: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: support@demo.example\r\nSubject: Logs\r\nMessage-ID: <{mid}>\r\n{extra}\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
          --b\r\nContent-Type: text/plain\r\n\r\nSee attached\r\n\
          --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=log.bin\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b--\r\n"
+         Content-Transfer-Encoding: base64\r\n\r\n{content}\r\n--b--\r\n"
     )
     .into_bytes()
 }
 
+fn with_attachment(from: &str, mid: &str, extra: &str) -> Vec<u8> {
+    with_attachment_of(from, mid, extra, "AAECAw==")
+}
+
 #[tokio::test]
 async fn attachments_are_written_in_the_analysis_only_for_mail_that_keeps_them() {
+    use crate::store::messages::{INLINE_ATTACHMENT_MAX, Kept};
     let d = desk();
+    const BIG: usize = 66_000;
+    const { assert!(BIG > INLINE_ATTACHMENT_MAX) };
+    let big = zeros_base64(BIG);
     let files = |raw: Vec<u8>| {
         let mut a = super::analyse_guarded(&d.config, incoming("inbox", "x", raw));
         super::prewrite_attachments(&d.config, &mut a);
         a.files
     };
-    let kept = files(with_attachment(ALICE, "a1@c", "")).expect("written in the analysis");
+    let kept = files(with_attachment_of(ALICE, "a1@c", "", &big)).expect("written in the analysis");
     assert_eq!(kept.len(), 1);
-    let on_disk = d.config.desk.state_dir.join(&kept[0].path);
-    assert_eq!(std::fs::read(&on_disk).unwrap(), [0u8, 1, 2, 3]);
+    let Kept::File(rel) = &kept[0].kept else {
+        panic!("a large attachment is a file: {:?}", kept[0].kept);
+    };
+    let on_disk = d.config.desk.state_dir.join(rel);
+    let bytes = std::fs::read(&on_disk).unwrap();
+    assert!(
+        bytes.len() == BIG && bytes.iter().all(|b| *b == 0),
+        "{} bytes",
+        bytes.len()
+    );
     std::fs::remove_file(&on_disk).unwrap();
     // Spam keeps none: nothing written for it.
-    assert!(files(with_attachment(ALICE, "a2@c", "X-Spam-Flag: YES\r\n")).is_none());
+    let spam = with_attachment_of(ALICE, "a2@c", "X-Spam-Flag: YES\r\n", &big);
+    assert!(files(spam).is_none());
     assert!(!on_disk.exists());
+    // A small one is kept in its row: no file.
+    let small = files(with_attachment(ALICE, "a4@c", "")).expect("kept in the analysis");
+    assert_eq!(small[0].kept, Kept::Inline(vec![0, 1, 2, 3]));
 
-    // Ingested, the message's row names the file the analysis wrote.
-    let o = d.one("1", with_attachment(ALICE, "a3@c", "")).await;
+    // Ingested, the rows name the file the analysis wrote, or hold the bytes.
+    let o = d
+        .one("1", with_attachment_of(ALICE, "a3@c", "", &big))
+        .await;
     assert_outcome(&o, Action::NewTicket, Some("SUP-000001"), true);
-    let rows: Vec<(String, i64)> = d
+    let o = d.one("2", with_attachment(ALICE, "a5@c", "")).await;
+    assert_outcome(&o, Action::NewTicket, Some("SUP-000002"), true);
+    let rows: Vec<(Option<String>, Option<Vec<u8>>, i64)> = d
         .store
         .call_blocking(|conn| {
-            let mut st = conn.prepare("SELECT path, size FROM attachments")?;
+            let mut st = conn.prepare("SELECT path, content, size FROM attachments ORDER BY id")?;
             let rows = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .unwrap();
-    assert_eq!(rows, [(kept[0].path.to_string_lossy().into_owned(), 4)]);
+    let big_len = BIG as i64;
+    assert_eq!(
+        rows,
+        [
+            (Some(rel.to_string_lossy().into_owned()), None, big_len),
+            (None, Some(vec![0, 1, 2, 3]), 4),
+        ]
+    );
     assert!(on_disk.exists());
 }
 
@@ -1002,16 +1046,11 @@ async fn a_message_that_cannot_be_stored_is_poison_and_the_rest_go_on() {
     let d = desk();
     // Attachments cannot be written: a file where their directory goes.
     std::fs::write(d.config.desk.state_dir.join("attachments"), b"in the way").unwrap();
-    let with_attachment = format!(
-        "From: {ALICE}\r\nTo: support@demo.example\r\nSubject: Logs\r\nMessage-ID: <p1@c>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\nSee attached\r\n\
-         --b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=log.bin\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--b--\r\n"
-    );
+    // (A large one: small ones are kept in their row.)
+    let big = zeros_base64(66_000);
     let out = d
         .batch(vec![
-            ("1", with_attachment.into_bytes()),
+            ("1", with_attachment_of(ALICE, "p1@c", "", &big)),
             ("2", mail(ALICE, "Other", "p2@c", &[], "Hello")),
         ])
         .await;

@@ -1,5 +1,5 @@
-//! The `messages` and `attachments` tables, and the attachment files under
-//! the state directory: every incoming message kept with its raw bytes,
+//! The `messages` and `attachments` tables, and the files under the
+//! state directory of attachments too large for a row: every incoming message kept with its raw bytes,
 //! what dedupe and threading look up, and the sources' \Seen bookkeeping.
 
 use std::collections::HashSet;
@@ -174,21 +174,37 @@ pub fn last_body(conn: &Connection, ticket: i64) -> Result<Option<String>> {
         .flatten())
 }
 
-/// An attachment written to disk, ready for its metadata row.
+/// Attachments up to this size are kept in the database, beside their
+/// message; larger ones in a file of their own. SQLite reads and writes
+/// blobs of this size faster than the file system creates files (a file
+/// per attachment was half of a Maildir ingest's time, most of it in
+/// ext4 allocating inodes), and the database's backup then holds them.
+pub const INLINE_ATTACHMENT_MAX: usize = 64 * 1024;
+
+/// An attachment ready for its metadata row.
 #[derive(Debug, Clone)]
 pub struct StoredFile {
     pub filename: Option<String>,
     pub content_type: String,
     pub size: i64,
     pub sha256: String,
-    /// Relative to the state directory.
-    pub path: PathBuf,
+    pub kept: Kept,
 }
 
-/// Writes one attachment under `state_dir/attachments`, content-addressed
-/// (a repeated ingest rewrites nothing), owner-only. Plain file I/O: call
-/// it off the store thread, before the commit that records it; a crash in
-/// between leaves a file no row names, never a row without its file.
+/// Where an attachment's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// In a file, relative to the state directory.
+    File(PathBuf),
+    /// In the row itself (`content`).
+    Inline(Vec<u8>),
+}
+
+/// Keeps one attachment: in its row when small, otherwise written under
+/// `state_dir/attachments`, content-addressed (a repeated ingest rewrites
+/// nothing), owner-only. Plain file I/O: call it off the store thread,
+/// before the commit that records it; a crash in between leaves a file no
+/// row names, never a row without its file.
 pub fn write_attachment(
     state_dir: &Path,
     filename: Option<&str>,
@@ -196,7 +212,22 @@ pub fn write_attachment(
     content: &[u8],
 ) -> Result<StoredFile> {
     let hash = format!("{:x}", Sha256::digest(content));
-    let rel = Path::new("attachments").join(&hash[..2]).join(&hash);
+    let kept = if content.len() <= INLINE_ATTACHMENT_MAX {
+        Kept::Inline(content.to_vec())
+    } else {
+        Kept::File(write_file(state_dir, &hash, content)?)
+    };
+    Ok(StoredFile {
+        filename: filename.map(str::to_string),
+        content_type: content_type.to_string(),
+        size: content.len() as i64,
+        sha256: hash,
+        kept,
+    })
+}
+
+fn write_file(state_dir: &Path, hash: &str, content: &[u8]) -> Result<PathBuf> {
+    let rel = Path::new("attachments").join(&hash[..2]).join(hash);
     let path = state_dir.join(&rel);
     if !path.exists() {
         let dir = path.parent().context("Attachment path has no parent")?;
@@ -213,18 +244,13 @@ pub fn write_attachment(
         super::private(&tmp, 0o600)?;
         std::fs::rename(&tmp, &path).with_context(|| format!("Renaming {}", tmp.display()))?;
     }
-    Ok(StoredFile {
-        filename: filename.map(str::to_string),
-        content_type: content_type.to_string(),
-        size: content.len() as i64,
-        sha256: hash,
-        path: rel,
-    })
+    Ok(rel)
 }
 
 pub fn insert_attachment(conn: &Connection, message: i64, f: &StoredFile) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO attachments (message_id, filename, content_type, size, sha256, path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO attachments (message_id, filename, content_type, size, sha256, path, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         message,
@@ -232,7 +258,14 @@ pub fn insert_attachment(conn: &Connection, message: i64, f: &StoredFile) -> Res
         f.content_type,
         f.size,
         f.sha256,
-        f.path.to_string_lossy()
+        match &f.kept {
+            Kept::File(p) => Some(p.to_string_lossy()),
+            Kept::Inline(_) => None,
+        },
+        match &f.kept {
+            Kept::File(_) => None,
+            Kept::Inline(b) => Some(b.as_slice()),
+        },
     ])
     .context("Inserting attachment metadata")?;
     Ok(())

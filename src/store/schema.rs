@@ -265,7 +265,33 @@ UPDATE outbox SET recipient_domain = lower(substr(recipients, length(rtrim(recip
 CREATE INDEX outbox_ack_domain ON outbox(recipient_domain, created_at) WHERE kind = 'ack';
 "#,
     ),
+    M::up(
+        r#"
+-- Small attachments are kept in their row (content), large ones in a
+-- file (path): exactly one of the two.
+CREATE TABLE attachments_v2 (
+    id            INTEGER PRIMARY KEY,
+    message_id    INTEGER NOT NULL REFERENCES messages(id),
+    filename      TEXT,
+    content_type  TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    path          TEXT,
+    content       BLOB,
+    CHECK ((path IS NULL) <> (content IS NULL))
+) STRICT;
+INSERT INTO attachments_v2 (id, message_id, filename, content_type, size, sha256, path)
+    SELECT id, message_id, filename, content_type, size, sha256, path FROM attachments;
+DROP TABLE attachments;
+ALTER TABLE attachments_v2 RENAME TO attachments;
+"#,
+    ),
 ];
+
+/// The migration that added `outbox.recipient_domain` (its backfill is
+/// tested from the version before it).
+#[cfg(test)]
+const RECIPIENT_DOMAIN: usize = 12;
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     Migrations::from_slice(MIGRATIONS)
@@ -303,7 +329,7 @@ mod tests {
     fn the_domain_backfill_takes_the_part_after_the_last_at() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         let m = rusqlite_migration::Migrations::from_slice(super::MIGRATIONS);
-        m.to_version(&mut conn, super::MIGRATIONS.len() - 1)
+        m.to_version(&mut conn, super::RECIPIENT_DOMAIN - 1)
             .unwrap();
         for (i, (kind, to)) in [
             ("ack", "Bob@Example.COM"),
@@ -336,6 +362,37 @@ mod tests {
             crate::core::auth::domain_of("\"a@b\"@Evil.org").as_deref(),
             Some("evil.org")
         );
+    }
+
+    #[test]
+    fn attachments_in_files_keep_their_path_when_rows_may_hold_content() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let m = rusqlite_migration::Migrations::from_slice(super::MIGRATIONS);
+        m.to_version(&mut conn, super::MIGRATIONS.len() - 1)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, direction, kind, received_at, raw, created_at)
+             VALUES (1, 'in', 'customer', 't', x'', 't');
+             INSERT INTO attachments (message_id, filename, content_type, size, sha256, path)
+             VALUES (1, 'a.log', 'text/plain', 3, 'abc', 'attachments/ab/abc');",
+        )
+        .unwrap();
+        m.to_latest(&mut conn).unwrap();
+        let row: (String, Option<Vec<u8>>) = conn
+            .query_row("SELECT path, content FROM attachments", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("attachments/ab/abc".to_string(), None));
+        // Exactly one of the two.
+        for (path, content) in [(None, None), (Some("p"), Some(&b"x"[..]))] {
+            let r = conn.execute(
+                "INSERT INTO attachments (message_id, content_type, size, sha256, path, content)
+                 VALUES (1, 'text/plain', 1, 'h', ?1, ?2)",
+                rusqlite::params![path, content],
+            );
+            assert!(r.is_err(), "{path:?} {content:?}");
+        }
     }
 
     #[test]

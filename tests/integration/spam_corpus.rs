@@ -366,8 +366,14 @@ fn check_config_warns_about_plaintext_smtp() {
 fn poison_message_is_set_aside_and_the_mailbox_keeps_flowing() {
     let dir = tempfile::tempdir().unwrap();
     let a = maildir(dir.path(), "a");
-    let poison = "From: Pat <pat@example.com>\nTo: support@desk.test\nSubject: Logs attached\nMessage-ID: <poison@example.com>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee the log.\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"job.log\"\nContent-Transfer-Encoding: base64\n\naGVsbG8gd29ybGQ=\n--b--\n";
-    std::fs::write(a.join("new/1.poison"), poison).unwrap();
+    // 74 KB decoded: an attachment large enough for a file of its own (small
+    // ones are kept in their row).
+    let log: Vec<String> = (0..1300).map(|_| "A".repeat(76)).collect();
+    let poison = format!(
+        "From: Pat <pat@example.com>\nTo: support@desk.test\nSubject: Logs attached\nMessage-ID: <poison@example.com>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee the log.\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"job.log\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+        log.join("\n")
+    );
+    std::fs::write(a.join("new/1.poison"), &poison).unwrap();
     deliver(&a, 2, "Ann <ann@example.com>");
     let cfg = dir.path().join("supportdesk.toml");
     std::fs::write(&cfg, maildir_config(dir.path(), &["a"])).unwrap();
