@@ -152,10 +152,14 @@ impl Store {
         // fsync) run on a thread of their own, off the store thread that
         // every commit waits on: after each job that wrote, the store
         // thread wakes the checkpointer, which copies what it can without
-        // blocking anyone (PASSIVE). SQLite's own automatic checkpoint is
-        // off on this connection only; other writers keep theirs.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .context("Turning the store thread's own checkpoints off")?;
+        // blocking anyone (PASSIVE). SQLite's own automatic checkpoint
+        // stays on this connection only as a backstop, at a larger log
+        // ([`BACKSTOP_FRAMES`]); other writers keep theirs.
+        conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_FRAMES)
+            .context("Setting the store thread's own checkpoints")?;
+        // A log that grew during a burst is cut back when it starts over.
+        conn.pragma_update(None, "journal_size_limit", BACKSTOP_FRAMES * 4096)
+            .context("Limiting the WAL's size")?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         let checkpointer = checkpointer(path, woken)?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -217,9 +221,18 @@ impl Store {
     }
 }
 
+/// WAL frames (of a 4 KiB page each, 32 MiB) past which the store
+/// thread checkpoints itself after a commit. The checkpointer's PASSIVE
+/// checkpoints never stop the writer, so under commits back to back they
+/// may never catch up with the last one, and SQLite starts the log over
+/// only once it is all copied; the writer's own checkpoint copies what
+/// is left, and its next transaction starts the log over.
+const BACKSTOP_FRAMES: i64 = 8192;
+
 /// The checkpointer: its own connection, one PASSIVE checkpoint per
 /// wake. A failed checkpoint is logged and the next wake tries again
-/// (the WAL only grows meanwhile); the thread ends with the store thread.
+/// (the WAL only grows meanwhile, up to the store thread's backstop);
+/// the thread ends with the store thread.
 fn checkpointer(path: &Path, woken: mpsc::Receiver<()>) -> Result<std::thread::JoinHandle<()>> {
     let conn = Connection::open(path)
         .with_context(|| format!("Opening the database {} to checkpoint", path.display()))?;
@@ -406,4 +419,36 @@ pub fn open_existing_rw(path: &Path) -> Result<Connection> {
     writer_settings(&conn)?;
     schema::check_version(&conn, path)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits back to back, with no pause for the checkpointer to catch
+    /// up: the log still starts over, so the WAL stays near
+    /// [`BACKSTOP_FRAMES`] instead of holding everything written.
+    #[test]
+    fn the_wal_starts_over_under_commits_back_to_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .call_blocking(|c| Ok(c.execute_batch("CREATE TABLE blobs (b BLOB NOT NULL)")?))
+            .unwrap();
+        let wal = dir.path().join("s.db-wal");
+        let limit = BACKSTOP_FRAMES as u64 * 4096;
+        let mut largest = 0;
+        // 400 commits of 256 KiB: 100 MiB through the log.
+        for _ in 0..400 {
+            store
+                .call_blocking(|c| {
+                    c.execute("INSERT INTO blobs (b) VALUES (zeroblob(262144))", [])?;
+                    Ok(())
+                })
+                .unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        assert!(largest < 2 * limit, "the WAL grew to {largest} bytes");
+    }
 }
