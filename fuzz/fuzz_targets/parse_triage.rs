@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
     let analysed = Analysed {
         incoming,
         analysis,
+        files: None,
     };
     if let Analysis::Parsed(p) = &analysed.analysis {
         assert!(!p.mail.subject.chars().any(char::is_control));
