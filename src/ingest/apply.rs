@@ -102,14 +102,14 @@ pub fn apply(
     round: Round,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<Outcome>>> {
-    match apply_round(conn, cfg, batch, queries, &round, now, false)? {
+    let applied = match apply_round(conn, cfg, batch, queries, &round, now, false)? {
+        Applied::Failed => apply_round(conn, cfg, batch, queries, &round, now, true)?,
+        applied => applied,
+    };
+    match applied {
         Applied::Stale => Ok(None),
         Applied::Done(out) => Ok(Some(out)),
-        Applied::Failed => match apply_round(conn, cfg, batch, queries, &round, now, true)? {
-            Applied::Stale => Ok(None),
-            Applied::Done(out) => Ok(Some(out)),
-            Applied::Failed => unreachable!("a round with savepoints sets a failure aside"),
-        },
+        Applied::Failed => unreachable!("a round with savepoints sets a failure aside"),
     }
 }
 

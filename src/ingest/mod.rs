@@ -303,19 +303,24 @@ pub fn prewrite_attachments(cfg: &Config, a: &mut Analysed) {
     {
         return;
     }
-    let mut files = Vec::with_capacity(p.mail.attachments.len());
-    for att in &p.mail.attachments {
-        match crate::store::messages::write_attachment(
-            &cfg.desk.state_dir,
-            att.filename.as_deref(),
-            &att.content_type,
-            &att.content,
-        ) {
-            Ok(f) => files.push(f),
-            Err(_) => return,
-        }
-    }
-    a.files = Some(files);
+    a.files = write_attachments(cfg, p).ok();
+}
+
+/// Keeps every attachment of a message (see
+/// [`crate::store::messages::write_attachment`]); the first failure ends it.
+fn write_attachments(cfg: &Config, p: &Parsed) -> Result<Vec<StoredFile>> {
+    p.mail
+        .attachments
+        .iter()
+        .map(|att| {
+            crate::store::messages::write_attachment(
+                &cfg.desk.state_dir,
+                att.filename.as_deref(),
+                &att.content_type,
+                &att.content,
+            )
+        })
+        .collect()
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {
@@ -619,26 +624,16 @@ fn prepare_round(
             (r.ack, r.held, r.hold) = new_ticket_ack(cfg, renderer, a, t);
         }
         if r.decision.attachments
-            && let Some(files) = &a.files
-        {
-            r.files = files.clone();
-        } else if r.decision.attachments
             && let Analysis::Parsed(p) = &a.analysis
         {
-            for att in &p.mail.attachments {
-                match crate::store::messages::write_attachment(
-                    &cfg.desk.state_dir,
-                    att.filename.as_deref(),
-                    &att.content_type,
-                    &att.content,
-                ) {
-                    Ok(f) => r.files.push(f),
-                    Err(e) if crate::store::is_transient(&e) => return Err(e),
-                    Err(e) => {
-                        r.poison = Some(format!("{e:#}"));
-                        break;
-                    }
-                }
+            let written = match &a.files {
+                Some(files) => Ok(files.clone()),
+                None => write_attachments(cfg, p),
+            };
+            match written {
+                Ok(files) => r.files = files,
+                Err(e) if crate::store::is_transient(&e) => return Err(e),
+                Err(e) => r.poison = Some(format!("{e:#}")),
             }
         }
         let poisoned = r.poison.is_some();

@@ -1,6 +1,7 @@
 //! The `messages` and `attachments` tables, and the files under the
-//! state directory of attachments too large for a row: every incoming message kept with its raw bytes,
-//! what dedupe and threading look up, and the sources' \Seen bookkeeping.
+//! state directory of attachments too large for a row: every incoming
+//! message kept with its raw bytes, what dedupe and threading look up,
+//! and the sources' \Seen bookkeeping.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -248,6 +249,10 @@ fn write_file(state_dir: &Path, hash: &str, content: &[u8]) -> Result<PathBuf> {
 }
 
 pub fn insert_attachment(conn: &Connection, message: i64, f: &StoredFile) -> Result<()> {
+    let (path, content) = match &f.kept {
+        Kept::File(p) => (Some(p.to_string_lossy()), None),
+        Kept::Inline(b) => (None, Some(b.as_slice())),
+    };
     conn.prepare_cached(
         "INSERT INTO attachments (message_id, filename, content_type, size, sha256, path, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -258,14 +263,8 @@ pub fn insert_attachment(conn: &Connection, message: i64, f: &StoredFile) -> Res
         f.content_type,
         f.size,
         f.sha256,
-        match &f.kept {
-            Kept::File(p) => Some(p.to_string_lossy()),
-            Kept::Inline(_) => None,
-        },
-        match &f.kept {
-            Kept::File(_) => None,
-            Kept::Inline(b) => Some(b.as_slice()),
-        },
+        path,
+        content,
     ])
     .context("Inserting attachment metadata")?;
     Ok(())

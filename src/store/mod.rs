@@ -169,8 +169,9 @@ impl Store {
                 let mut changes = conn.total_changes();
                 while let Ok(job) = rx.recv() {
                     job(&mut conn);
-                    if conn.total_changes() != changes {
-                        changes = conn.total_changes();
+                    let now = conn.total_changes();
+                    if now != changes {
+                        changes = now;
                         // Full: a wake is pending already.
                         let _ = wake.try_send(());
                     }
