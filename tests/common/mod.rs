@@ -750,6 +750,19 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Like `wait_until`, and a timeout shows the daemon's log: a wait that
+/// fails under a loaded CI then says what the daemon was doing.
+pub fn wait_until_logged(what: &str, log: &Path, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        if Instant::now() >= deadline {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("timed out waiting for {what}; daemon log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A count from a database the daemon may be writing (0 while it does not exist yet).
 pub fn count_at(config: &Path, sql: &str) -> i64 {
     Connection::open(config.parent().unwrap().join("state/supportdesk.db"))

@@ -69,10 +69,10 @@ async fn disk_full_pauses_ingestion_and_resumes_when_space_is_freed() {
         )
         .await;
     }
-    wait_until("the first two tickets", || {
+    wait_until_logged("the first two tickets", &log, || {
         count_at(&config, "SELECT count(*) FROM tickets") == 2
     });
-    wait_until("their acks sent", || {
+    wait_until_logged("their acks sent", &log, || {
         count_at(&config, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 2
     });
 
