@@ -169,9 +169,9 @@ impl Store {
                 let mut changes = conn.total_changes();
                 while let Ok(job) = rx.recv() {
                     job(&mut conn);
-                    let now = conn.total_changes();
-                    if now != changes {
-                        changes = now;
+                    let total = conn.total_changes();
+                    if total != changes {
+                        changes = total;
                         // Full: a wake is pending already.
                         let _ = wake.try_send(());
                     }

@@ -65,18 +65,6 @@ fn outbox_port(config: &Path, from: u16, to: u16) {
     std::fs::write(config, format!("{head}[outbox]{outbox}")).unwrap();
 }
 
-/// `wait_until`, showing the daemon's log when it times out.
-fn wait_logged(what: &str, log: &Path, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        if Instant::now() > deadline {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("timed out waiting for {what}; daemon log:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Whether `pid` is stopped (state T in /proc).
 fn is_stopped(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -327,14 +315,14 @@ async fn a_refused_smtp_login_keeps_the_mail_queued_until_fixed_and_reloaded() {
     let q = |sql: &str| count_at(&config, sql);
     // Running (a SIGHUP before its handler is installed would end it),
     // and its own drain refused too.
-    wait_logged("the daemon's refused login", &log, || {
+    wait_until_logged("the daemon's refused login", &log, || {
         std::fs::read_to_string(&log)
             .is_ok_and(|t| t.contains("supportdesk running") && t.contains("SMTP login failing"))
             && q("SELECT count(*) FROM outbox WHERE kind = 'alert'") == 1
     });
     std::fs::write(&password, "supportpw").unwrap();
     signal(child.id(), "HUP");
-    wait_logged("everything delivered after the reload", &log, || {
+    wait_until_logged("everything delivered after the reload", &log, || {
         q("SELECT count(*) FROM outbox WHERE status = 'sent'") == 5
     });
     assert_eq!(q("SELECT count(*) FROM outbox WHERE status != 'sent'"), 0);
