@@ -3,7 +3,8 @@
 //! Owns one mailbox's connection: TLS (implicit or STARTTLS), login, the
 //! UIDVALIDITY/UID watermark kept in SQLite, fetching, and marking after
 //! commit. New mail is awaited with IDLE when the server offers it, or by
-//! polling. Connection failures back off exponentially with jitter and are
+//! polling; before IDLE, a fresh SELECT tells whether mail came during the
+//! pass (its announcement may have been in a reply the pass did not read). Connection failures back off exponentially with jitter and are
 //! logged once per state change, not once per retry. Every wait on the
 //! server is bounded (`timeout`), so a server that stops answering (hung,
 //! SIGSTOPped, a dead link without a RST) is treated as down and retried,
@@ -220,9 +221,9 @@ where
 /// `run --once`: connect, one pass, log out.
 pub async fn pass_once(src: &Source, s: &ImapSettings) -> Result<Vec<Outcome>> {
     let mut session = connect(s).await?;
-    let outcomes = poll(src, s, &mut session).await?;
+    let pass = poll(src, s, &mut session).await?;
     logout(s, session).await;
-    Ok(outcomes)
+    Ok(pass.outcomes)
 }
 
 /// The daemon loop for one mailbox.
@@ -274,7 +275,7 @@ async fn session_loop(
             .has_str("IDLE");
     let name = src.name.as_str();
     loop {
-        poll(src, s, &mut session).await?;
+        let pass = poll(src, s, &mut session).await?;
         src.first_pass_done();
         if *failures > 0 || last_error.is_some() {
             tracing::info!(
@@ -289,6 +290,18 @@ async fn session_loop(
             return Ok(());
         }
         if idle {
+            // A message that came during the pass may have been announced
+            // in a reply the pass does not read (EXISTS in a FETCH or
+            // STORE reply, after its UID SEARCH): the server does not
+            // announce it again, so IDLE would not wake for it. A fresh
+            // SELECT is the server's whole view: if UIDNEXT moved since the
+            // pass's own, pass again; what comes after it is announced
+            // during IDLE.
+            let now = select(s, &mut session).await?;
+            if (now.uid_validity, now.uid_next) != (Some(pass.uidvalidity), pass.uid_next) {
+                tracing::debug!(mailbox = name, "new mail during the pass, passing again");
+                continue;
+            }
             let mut handle = session.idle();
             net(s, "IDLE", handle.init()).await?;
             // Re-issued after `idle_timeout` (RFC 2177: servers may drop an
@@ -333,15 +346,26 @@ async fn session_loop(
     }
 }
 
-/// One pass: everything above the watermark, in UID order, in batches
-/// bounded by count and by bytes (see the module comment).
-async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Result<Vec<Outcome>> {
-    let mb = net(
+/// What a pass did, and the mailbox as its SELECT found it.
+struct Pass {
+    outcomes: Vec<Outcome>,
+    uidvalidity: u32,
+    uid_next: Option<u32>,
+}
+
+async fn select(s: &ImapSettings, session: &mut ImapSession) -> Result<async_imap::types::Mailbox> {
+    net(
         s,
         &format!("SELECT {}", s.folder),
         session.select(&s.folder),
     )
-    .await?;
+    .await
+}
+
+/// One pass: everything above the watermark, in UID order, in batches
+/// bounded by count and by bytes (see the module comment).
+async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Result<Pass> {
+    let mb = select(s, session).await?;
     let uidvalidity = mb
         .uid_validity
         .ok_or_else(|| anyhow!("The server gave no UIDVALIDITY for {}", s.folder))?;
@@ -481,7 +505,11 @@ async fn poll(src: &Source, s: &ImapSettings, session: &mut ImapSession) -> Resu
     // A good pass, for `status`, metrics and the fetch alert (daemon and
     // `run --once` alike).
     src.record_health(None).await;
-    Ok(outcomes)
+    Ok(Pass {
+        outcomes,
+        uidvalidity,
+        uid_next: mb.uid_next,
+    })
 }
 
 /// The batches of a pass still to fetch: the windows of UIDs whose sizes
