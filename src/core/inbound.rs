@@ -16,6 +16,68 @@ const MAX_TEXT_BYTES: usize = 1_000_000;
 const MAX_HEADER_VALUE_CHARS: usize = 4_000;
 const MAX_REFERENCES: usize = 100;
 
+/// mail-parser's own choice of parser per header, except `Received`,
+/// which it would tokenize into hops: nothing here reads them that way
+/// (the header list is taken raw), and in mail that crossed a few relays
+/// that tokenizing was a third of the parse (perf, BENCHMARKS.md issue
+/// 17 seventh pass). A map that is not empty applies to every header, so
+/// it names every one the default parses.
+static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
+    use mail_parser::HeaderName as H;
+    let mut p = MessageParser::new();
+    for h in [
+        H::Subject,
+        H::Comments,
+        H::ContentDescription,
+        H::ContentLocation,
+        H::ContentTransferEncoding,
+    ] {
+        p = p.header_text(h);
+    }
+    for h in [
+        H::From,
+        H::To,
+        H::Cc,
+        H::Bcc,
+        H::ReplyTo,
+        H::Sender,
+        H::ResentTo,
+        H::ResentFrom,
+        H::ResentBcc,
+        H::ResentCc,
+        H::ResentSender,
+        H::ListArchive,
+        H::ListHelp,
+        H::ListId,
+        H::ListOwner,
+        H::ListPost,
+        H::ListSubscribe,
+        H::ListUnsubscribe,
+    ] {
+        p = p.header_address(h);
+    }
+    for h in [H::Date, H::ResentDate] {
+        p = p.header_date(h);
+    }
+    for h in [
+        H::MessageId,
+        H::References,
+        H::InReplyTo,
+        H::ReturnPath,
+        H::ContentId,
+        H::ResentMessageId,
+    ] {
+        p = p.header_id(h);
+    }
+    for h in [H::Keywords, H::ContentLanguage] {
+        p = p.header_comma_separated(h);
+    }
+    for h in [H::ContentType, H::ContentDisposition] {
+        p = p.header_content_type(h);
+    }
+    p.header_raw(H::Received)
+});
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
     pub name: Option<String>,
@@ -87,12 +149,14 @@ pub enum ParseError {
 }
 
 pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    parse_with(&PARSER, raw)
+}
+
+fn parse_with(parser: &MessageParser, raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or(ParseError::Unparsable)?;
+    let msg = parser.parse(raw).ok_or(ParseError::Unparsable)?;
     if msg.headers().is_empty() {
         return Err(ParseError::Unparsable);
     }
@@ -266,6 +330,65 @@ fn truncate_bytes(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`PARSER`] reads every message as mail-parser's default does, but
+    /// for the Received hops nothing here uses: the same `ParsedMail` for
+    /// every fixture and for mail with relays and a forwarded message.
+    #[test]
+    fn the_parser_without_received_hops_reads_mail_as_the_default_does() {
+        let relayed = b"Received: from mx.example.com (mx.example.com [192.0.2.1])\r\n\
+\tby mail.desk.test (Postfix) with ESMTPS id 4F3;\r\n\
+\tMon, 16 Nov 2026 10:00:01 +0100 (CET)\r\n\
+Received: from [10.0.0.5] (unknown [198.51.100.7]) by mx.example.com; Mon, 16 Nov 2026 10:00:00 +0100\r\n\
+Return-Path: <bounce@example.com>\r\n\
+From: =?utf-8?q?Ren=C3=A9?= <rene@example.com>\r\n\
+To: support@desk.test\r\n\
+List-Id: <users.example.com>\r\n\
+Subject: Fwd: =?iso-8859-1?q?Probl=E8me?=\r\n\
+Message-ID: <fwd@example.com>\r\n\
+Date: Mon, 16 Nov 2026 10:00:00 +0100\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Voir ci-dessous, la sauvegarde =C3=A9choue.\r\n\
+--b\r\n\
+Content-Type: message/rfc822\r\n\
+Content-Disposition: attachment; filename=\"original.eml\"\r\n\
+\r\n\
+Received: from a by b; Mon, 16 Nov 2026 09:00:00 +0100\r\n\
+From: Client <client@example.org>\r\n\
+Subject: Backup failed\r\n\
+\r\n\
+It failed again.\r\n\
+--b--\r\n";
+        let mut mails: Vec<Vec<u8>> = vec![relayed.to_vec()];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "eml") {
+                    mails.push(std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        assert!(mails.len() > 100, "{} fixtures", mails.len());
+        let default = MessageParser::default();
+        for raw in &mails {
+            let ours = format!("{:?}", parse_with(&PARSER, raw));
+            let theirs = format!("{:?}", parse_with(&default, raw));
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(raw));
+        }
+        let got = parse(relayed).unwrap();
+        assert_eq!(got.subject, "Fwd: Problème");
+        assert!(got.header("Received").unwrap().contains("mx.example.com"));
+    }
 
     #[test]
     fn parses_the_fields_we_use() {

@@ -177,9 +177,15 @@ fn match_parts(parts: &[Part], tokens: &[Token], at: usize, clause: u32) -> Opti
 }
 
 /// The first three characters of a word (all of a shorter one).
-fn head3(w: &str) -> String {
-    w.chars().take(3).collect()
+fn head3(w: &str) -> &str {
+    let end = w.char_indices().nth(3).map_or(w.len(), |(i, _)| i);
+    &w[..end]
 }
+
+/// The index's maps: looked up once or twice per word of every text, so
+/// hashed with foldhash rather than SipHash (the keys are the config's
+/// phrases; a text's words only look them up).
+type Index = HashMap<String, Vec<usize>, foldhash::fast::RandomState>;
 
 /// One phrase of one rule, in one language ("any" for every language).
 #[derive(Debug, Clone)]
@@ -196,11 +202,11 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     entries: Vec<Entry>,
-    by_word: HashMap<String, Vec<usize>>,
+    by_word: Index,
     /// Phrases opening with a prefix (`word*`, at least three letters),
     /// by the prefix's first three letters: a token is tried only against
     /// those sharing its first three.
-    by_prefix: HashMap<String, Vec<usize>>,
+    by_prefix: Index,
     /// Negation words per language; "any" phrases use the union.
     negations: HashMap<String, Vec<String>>,
     all_negations: Vec<String>,
@@ -217,12 +223,12 @@ pub struct Match {
 
 impl Matcher {
     pub fn new(entries: Vec<Entry>, negations: HashMap<String, Vec<String>>) -> Matcher {
-        let mut by_word: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_word = Index::default();
+        let mut by_prefix = Index::default();
         for (i, e) in entries.iter().enumerate() {
             match e.phrase.parts.first() {
                 Some(Part::Word(w)) => by_word.entry(w.clone()).or_default().push(i),
-                Some(Part::Prefix(p)) => by_prefix.entry(head3(p)).or_default().push(i),
+                Some(Part::Prefix(p)) => by_prefix.entry(head3(p).to_string()).or_default().push(i),
                 // Compile refuses a phrase opening with `..`; nothing else opens one.
                 _ => {}
             }
@@ -253,7 +259,7 @@ impl Matcher {
                 .get(&t.word)
                 .into_iter()
                 .flatten()
-                .chain(self.by_prefix.get(&head3(&t.word)).into_iter().flatten());
+                .chain(self.by_prefix.get(head3(&t.word)).into_iter().flatten());
             for &i in candidates {
                 let Some(e) = self.entries.get(i) else {
                     continue;
