@@ -292,11 +292,18 @@ fn clean_id(s: &str) -> String {
 }
 
 fn unfold(v: &str) -> String {
-    v.split(['\r', '\n'])
+    let mut out = String::with_capacity(v.len());
+    for line in v
+        .split(['\r', '\n'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Decoded text that ends up in a header or a single line (subject,

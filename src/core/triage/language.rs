@@ -301,11 +301,18 @@ fn count_words(text: &str) -> usize {
 /// What the detector sees: no quoted strings, addresses, URLs, or words
 /// with digits (error codes, versions, dates); at most MAX_DETECT_BYTES.
 pub fn detection_text(own_text: &str) -> String {
-    let mut out = String::with_capacity(own_text.len().min(MAX_DETECT_BYTES) + 16);
-    let chars: Vec<char> = own_text.chars().take(MAX_DETECT_BYTES * 2).collect();
-    let mut i = 0;
-    while i < chars.len() && out.len() < MAX_DETECT_BYTES {
-        let c = chars[i];
+    // The text's first MAX_DETECT_BYTES * 2 characters are looked at.
+    let end = own_text
+        .char_indices()
+        .nth(MAX_DETECT_BYTES * 2)
+        .map_or(own_text.len(), |(i, _)| i);
+    let seen = &own_text[..end];
+    let mut kept = String::with_capacity(seen.len().min(MAX_DETECT_BYTES) + 16);
+    let mut chars = seen.char_indices();
+    while kept.len() < MAX_DETECT_BYTES {
+        let Some((at, c)) = chars.next() else {
+            break;
+        };
         let close = match c {
             '"' => Some('"'),
             '“' => Some('”'),
@@ -315,28 +322,34 @@ pub fn detection_text(own_text: &str) -> String {
         };
         if let Some(close) = close {
             // Skip a quoted span when it closes within a few lines.
-            if let Some(len) = chars[i + 1..]
-                .iter()
+            if let Some(len) = seen[at + c.len_utf8()..]
+                .chars()
                 .take(400)
-                .position(|&d| d == close || (close == '“' && d == '”'))
+                .position(|d| d == close || (close == '“' && d == '”'))
             {
-                i += len + 2;
-                out.push(' ');
+                // The span and its closing mark.
+                for _ in 0..=len {
+                    chars.next();
+                }
+                kept.push(' ');
                 continue;
             }
         }
-        out.push(c);
-        i += 1;
+        kept.push(c);
     }
-    out.split_whitespace()
-        .filter(|w| {
-            !w.contains('@')
-                && !w.contains("://")
-                && !w.starts_with("www.")
-                && !w.chars().any(|c| c.is_ascii_digit())
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(kept.len());
+    for w in kept.split_whitespace().filter(|w| {
+        !w.contains('@')
+            && !w.contains("://")
+            && !w.starts_with("www.")
+            && !w.chars().any(|c| c.is_ascii_digit())
+    }) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -177,7 +177,11 @@ fn folded_line(line: &str) -> String {
             space = true;
         }
     }
-    out.trim().to_string()
+    // No space opens it; one may close it.
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
 }
 
 fn is_attribution(folded: &str) -> bool {
@@ -189,13 +193,10 @@ fn header_name(folded: &str) -> Option<&str> {
     HEADER_NAMES.iter().find(|h| **h == name.trim()).copied()
 }
 
-/// Is this line the start of an Outlook header block (From: then Sent:/To:)?
-fn opens_header_block(lines: &[&str], i: usize) -> bool {
-    let Some(first) = lines.get(i) else {
-        return false;
-    };
-    let f = folded_line(first);
-    let Some(name) = header_name(&f) else {
+/// Is line `i` (`folded`, as [`folded_line`] gives it) the start of an
+/// Outlook header block (From: then Sent:/To:)?
+fn opens_header_block(lines: &[&str], i: usize, folded: &str) -> bool {
+    let Some(name) = header_name(folded) else {
         return false;
     };
     if !FROM_NAMES.contains(&name) {
@@ -269,7 +270,7 @@ pub fn own_body(body: &str, forward: bool) -> String {
                 break;
             }
         }
-        if opens_header_block(&lines, i) {
+        if opens_header_block(&lines, i, &f) {
             if in_forward {
                 in_forward_headers = true;
                 i += 1;
