@@ -4,7 +4,8 @@
 //! UIDVALIDITY/UID watermark kept in SQLite, fetching, and marking after
 //! commit. New mail is awaited with IDLE when the server offers it, or by
 //! polling; before IDLE, a fresh SELECT tells whether mail came during the
-//! pass (its announcement may have been in a reply the pass did not read). Connection failures back off exponentially with jitter and are
+//! pass (its announcement may have been in a reply the pass did not
+//! read). Connection failures back off exponentially with jitter and are
 //! logged once per state change, not once per retry. Every wait on the
 //! server is bounded (`timeout`), so a server that stops answering (hung,
 //! SIGSTOPped, a dead link without a RST) is treated as down and retried,

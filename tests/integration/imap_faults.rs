@@ -252,8 +252,11 @@ async fn a_message_that_arrives_during_a_pass_is_fetched_without_waiting_for_mor
         )
     };
     let mail = |n: usize, subject: &str| {
-        format!(
-            "From: Customer {n} <noreply.early{n}@example.com>\r\nTo: support@desk.test\r\nSubject: {subject}\r\nMessage-ID: <during-{n}@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0100\r\n\r\nOur nightly job stops with an error.\r\n"
+        customer_mail(
+            n,
+            &format!("noreply.during{n}@example.com"),
+            subject,
+            "Our nightly job stops with an error.",
         )
     };
 
